@@ -1,0 +1,3 @@
+from chatreid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""The ``chatreid`` command line: ``python -m chatreid <command> ...`` or ``chatreid <command>``.
+
+Each command lives beside the code it drives: a module listed in COMMANDS exposes
+``register(subparsers)``, which adds its sub-parser and sets ``func`` (called with the parsed
+arguments, returning an exit code). Modules are imported only when listed, so ``--help`` stays fast
+enough and one module's heavy imports do not slow another command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Modules that contribute sub-commands, in the order --help lists them.
+COMMANDS: list[str] = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatreid",
+        description="ChatReID: interactive, VLM-driven person re-identification.",
+    )
+    from chatreid import __version__
+
+    parser.add_argument("--version", action="version", version=f"chatreid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        # User errors (bad paths, bad fields) get one clear line, not a traceback.
+        print(f"chatreid {args.command}: error: {err}", file=sys.stderr)
+        return 1
