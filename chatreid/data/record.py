@@ -15,8 +15,9 @@ class Record:
     ``path`` is absolute on disk. ``pid`` and ``camid`` are numbered as the benchmark's standard
     loaders number them (Market-1501 junk images keep pid -1 and distractors pid 0, if the reader
     is asked to keep them; SYSU-MM01 cameras are 1..6). ``clothes_id`` is a string unique within
-    the dataset (None where the benchmark has no clothes labels). For text-to-image benchmarks a
-    query record is an image whose ``captions`` are the text queries.
+    the dataset (None where the benchmark has no clothes labels). For text-to-image benchmarks the
+    test images are ``gallery`` records carrying their ``captions``; each caption is a text query
+    whose identity is the record's pid (so no image is ever stored twice).
     """
 
     path: str
