@@ -11,3 +11,17 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HF_HOME"] = os.environ.get("CHATREID_TEST_HF_HOME") or tempfile.mkdtemp(prefix="chatreid-hf-")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Qwen2-VL checkpoint (chatreid.model.tiny), built once per test session.
+
+    Load it with ``chatreid.model.load_model_and_processor(str(tiny_model_dir))``. Treat it as
+    read-only: tests that modify a checkpoint should copy it first.
+    """
+    from chatreid.model.tiny import build_tiny_qwen2vl
+
+    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny-qwen2vl"), seed=0)

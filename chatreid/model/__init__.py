@@ -1,0 +1,27 @@
+"""The model layer: loading Qwen2-VL without torchvision, the tiny test model, stage surgery.
+
+Importing this package registers :class:`ChatReIDQwen2VLProcessor` with ``AutoProcessor`` (when
+torchvision is unavailable), so checkpoints saved by ChatReID load with plain transformers calls.
+"""
+
+from chatreid.model.loading import (
+    DEFAULT_MODEL,
+    SUPPORTED_MODEL_TYPES,
+    ChatReIDQwen2VLProcessor,
+    has_torchvision,
+    load_model,
+    load_model_and_processor,
+    load_processor,
+)
+from chatreid.model.tiny import build_tiny_qwen2vl
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "SUPPORTED_MODEL_TYPES",
+    "ChatReIDQwen2VLProcessor",
+    "build_tiny_qwen2vl",
+    "has_torchvision",
+    "load_model",
+    "load_model_and_processor",
+    "load_processor",
+]
