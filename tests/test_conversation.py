@@ -1,0 +1,236 @@
+"""The chat's request understanding and multi-turn state, driven with a recording fake engine.
+
+The fake engine ranks the gallery by a fixed key and records every call, so these tests check what
+the conversation asks the engine (task, images, text, attributes) and how it answers the person.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from chatreid.data.attributes import VOCAB
+from chatreid.retrieval import SearchResult
+from chatreid.retrieval.conversation import (Conversation, GalleryItem, infer_task, interpret,
+                                             parse_attributes)
+
+
+class FakeEngine:
+    """Ranks by the red channel of the gallery image (highest first); records calls."""
+
+    def __init__(self):
+        self.searches, self.compares, self.describes = [], [], []
+
+    def search(self, query, gallery, strategy="pairwise", top_k=None, tau=None, batch_size=16,
+               progress=None):
+        query.validate()
+        self.searches.append(query)
+        reds = [img.getpixel((0, 0))[0] for img in gallery]
+        ranking = sorted(range(len(gallery)), key=lambda i: -reds[i])
+        if progress:
+            for k in range(len(gallery)):
+                progress(k + 1, len(gallery))
+        return SearchResult(ranking=ranking, scores=[reds[i] / 255 for i in ranking],
+                            num_scored=len(gallery), answer="The best match is image 1.",
+                            prefilter_scores=[0.0] * len(gallery))
+
+    def compare(self, a, b):
+        self.compares.append((a.getpixel((0, 0)), b.getpixel((0, 0))))
+        return "Both wear a red top."
+
+    def describe(self, image):
+        self.describes.append(image.getpixel((0, 0)))
+        return "A woman with a red top."
+
+
+def _img(red):
+    return Image.new("RGB", (16, 32), (red, 10, 10))
+
+
+@pytest.fixture
+def conv():
+    c = Conversation()
+    c.set_gallery([GalleryItem(f"g{r}.png", _img(r)) for r in (40, 200, 120, 250)])
+    return c
+
+
+# -- attribute phrases ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("a woman in a red top with a black backpack",
+     {"gender": "female", "upper_color": "red", "backpack": True}),
+    ("man in a grey hoodie and blue jeans, no hat",
+     {"gender": "male", "upper_color": "gray", "lower_color": "blue", "lower_type": "pants",
+      "lower_length": "long", "hat": False}),
+    ("a girl with long hair in a short pink skirt",
+     {"gender": "female", "age": "young", "hair": "long", "lower_color": "pink",
+      "lower_type": "dress", "lower_length": "short"}),
+    ("an elderly man in shorts carrying a handbag",
+     {"gender": "male", "age": "old", "lower_type": "pants", "lower_length": "short",
+      "handbag": True}),
+    ("she is not carrying a bag", {"gender": "female", "bag": False}),
+    ("long-sleeved white shirt", {"sleeve": "long", "upper_color": "white"}),
+])
+def test_parse_attributes_maps_phrases_into_vocab(text, expected):
+    attrs, notes = parse_attributes(text)
+    assert attrs == expected
+    assert notes == []
+    for key, value in attrs.items():  # every value the parser produces is in the vocabulary
+        assert value in VOCAB[key]
+
+
+def test_parse_attributes_notes_what_the_vocabulary_lacks():
+    attrs, notes = parse_attributes("a man in an orange jacket and a red skirt")
+    assert "upper_color" not in attrs and "lower_color" not in attrs  # neither colour is in VOCAB
+    assert any("orange" in n for n in notes) and any("red" in n for n in notes)
+
+
+def test_pronoun_alone_is_not_an_attribute_query():
+    assert parse_attributes("find him")[0] == {}
+    assert parse_attributes("he carries a backpack")[0] == {"gender": "male", "backpack": True}
+
+
+# -- task inference ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,has_images,task", [
+    ("which of these show the person in the first photo?", True, "standard"),
+    ("find him", True, "standard"),
+    ("same person, but he may have changed clothes", True, "cloth_changing"),
+    ("she could be wearing different clothes", True, "cloth_changing"),
+    ("this is an infrared shot; find him in the daylight cameras", True, "visible_infrared"),
+    ("IR camera at night", True, "visible_infrared"),
+    ("find this person, he carries a black backpack", True, "adaptive"),
+    ("find a woman in a red top with a black backpack", False, "attribute"),
+    ("person with attributes: male, blue pants", False, "attribute"),
+    ("The woman has long black hair and wears a red shirt, blue jeans and white sneakers. "
+     "She is holding a phone.", False, "text_to_image"),
+])
+def test_infer_task(text, has_images, task):
+    assert infer_task(text, has_images)[0] == task
+
+
+@pytest.mark.parametrize("text,action,indices", [
+    ("use #2 as the query", "pick", [2]),
+    ("number 3 is him", "pick", [3]),
+    ("more like the second one", "pick", [2]),
+    ("why do the query and #1 match?", "compare", [0, 1]),
+    ("compare #1 and #3", "compare", [1, 3]),
+    ("why is result 2 different from result 4?", "compare", [2, 4]),
+    ("describe #2", "describe", [2]),
+    ("start over", "reset", []),
+    ("she has a backpack", "search", []),
+    ("", "help", []),
+])
+def test_interpret_actions(text, action, indices):
+    intent = interpret(text, has_query=True, has_results=True)
+    assert intent.action == action
+    assert intent.indices == indices
+
+
+def test_result_references_without_results_are_still_references():
+    # Recognised as a pick (answered "no results yet"), not searched for as a description.
+    assert interpret("use #2 as the query", has_query=True, has_results=False).action == "pick"
+    # With new photos attached, the message describes them.
+    assert interpret("use #2 as the query", has_new_images=True).action == "search"
+
+
+# -- the conversation ----------------------------------------------------------------------------
+
+def test_image_query_then_refinements(conv):
+    eng = FakeEngine()
+    r = conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    assert r.ok and r.task == "standard"
+    assert [gi for gi, _ in r.ranked] == [3, 1, 2, 0]  # the fake's order, passed through
+    assert eng.searches[-1].task == "standard" and eng.searches[-1].text is None
+    assert "g250.png" in r.text and "#1" in r.text
+
+    # add a sentence: same photo, now with words -> adaptive, attributes merged
+    r = conv.respond("he carries a black backpack", eng)
+    q = eng.searches[-1]
+    assert r.task == "adaptive" and len(q.images) == 1
+    assert q.attributes == {"gender": "male", "backpack": True}
+    assert "backpack" in q.text
+
+    # pick result #2 (gallery index 1) as the new query
+    r = conv.respond("use #2 as the query", eng)
+    assert r.ok
+    assert eng.searches[-1].images[0].getpixel((0, 0))[0] == 200
+    assert "g200.png" in r.text
+
+    # why do the query and #1 match -> engine.compare(query photo, gallery[ranking[0]])
+    r = conv.respond("why do the query and #1 match?", eng)
+    assert r.ok and "Both wear a red top." in r.text
+    assert eng.compares[-1] == ((200, 10, 10), (250, 10, 10))
+    assert r.ranked is None  # the shown ranking stays
+
+    r = conv.respond("describe #3", eng)
+    assert eng.describes[-1] == (120, 10, 10) and "g120.png" in r.text
+
+    r = conv.respond("start over", eng)
+    assert not conv.has_query and conv.last is None and conv.gallery and r.ranked == []
+
+
+def test_text_query_and_fresh_text_search(conv):
+    eng = FakeEngine()
+    r = conv.respond("find a woman in a red top with a black backpack", eng)
+    assert r.task == "attribute" and eng.searches[-1].images == []
+    assert eng.searches[-1].attributes == {"gender": "female", "upper_color": "red", "backpack": True}
+    conv.respond("find a man in blue jeans", eng)  # a new text search replaces the old one
+    assert eng.searches[-1].attributes == {"gender": "male", "lower_color": "blue",
+                                           "lower_type": "pants", "lower_length": "long"}
+
+
+def test_setting_named_earlier_survives_refinement(conv):
+    eng = FakeEngine()
+    conv.respond("same person, he changed clothes", eng, images=[_img(1)])
+    assert eng.searches[-1].task == "cloth_changing"
+    conv.respond("he has short hair", eng)
+    assert eng.searches[-1].task == "cloth_changing"
+    assert conv.attributes["hair"] == "short"
+
+
+def test_preset_overrides_words(conv):
+    eng = FakeEngine()
+    r = conv.respond("find him", eng, images=[_img(1)], task="visible_infrared")
+    assert r.task == "visible_infrared" and "you chose it" in r.text
+
+
+@pytest.mark.parametrize("setup,message,needle", [
+    ([], "why do the query and #1 match?", "no results yet"),
+    (["find a man"], "use #9 as the query", "no result #9"),
+    ([], "", "Upload a gallery"),
+])
+def test_mistakes_are_answered_not_raised(conv, setup, message, needle):
+    eng = FakeEngine()
+    for m in setup:
+        conv.respond(m, eng)
+    r = conv.respond(message, eng)
+    assert needle.lower() in r.text.lower()
+    # and the session keeps working
+    assert conv.respond("find him", eng, images=[_img(3)]).ok
+
+
+def test_no_gallery_and_bad_preset(conv):
+    eng = FakeEngine()
+    empty = Conversation()
+    r = empty.respond("find him", eng, images=[_img(3)])
+    assert not r.ok and "no gallery" in r.text.lower() and not eng.searches
+    r = conv.respond("find him", eng, images=[_img(3)], task="telepathy")
+    assert not r.ok and "unknown task" in r.text.lower()
+    r = conv.respond("find someone", eng, task="attribute")
+    assert not r.ok and "attribute" in r.text.lower() and not eng.searches
+
+
+def test_compare_needs_a_query_photo_for_text_queries(conv):
+    eng = FakeEngine()
+    conv.respond("a woman in a red top", eng)
+    r = conv.respond("why does #1 match?", eng)
+    assert not r.ok and "compare #1 and #2" in r.text
+    r = conv.respond("compare #1 and #2", eng)
+    assert r.ok and eng.compares[-1] == ((250, 10, 10), (200, 10, 10))
+
+
+def test_progress_is_forwarded(conv):
+    seen = []
+    conv.respond("find him", FakeEngine(), images=[_img(3)], progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (4, 4)
