@@ -15,6 +15,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order --help lists them.
 COMMANDS: list[str] = [
+    "chatreid.data.store",
 ]
 
 
