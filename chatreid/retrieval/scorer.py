@@ -1,0 +1,342 @@
+"""Reading answers from one forward pass: the Yes-probability of "same person?", and the logits of
+any answer token at the end of a prompt, for many prompts at once.
+
+The naive way to score a query against N candidates is N full forward passes of the VLM, each
+re-encoding the query image and re-reading the same instruction. Here, per query:
+
+1. every distinct image goes through the vision tower once (``encode_images``), and its merged
+   patch embeddings are spliced into the token embeddings wherever that image appears;
+2. the longest prefix that all prompts share (system turn, instruction words, the query image) is
+   run through the language model once, and its key/value cache is repeated across the batch;
+3. only the differing suffixes (candidate image, the rest of the question, the assistant header)
+   run per candidate, right-padded into batches;
+4. only the few vocabulary rows needed ("Yes", "No", or answer labels) are multiplied with the
+   final hidden state, instead of the whole LM head.
+
+The result equals the naive loop (``naive_yes_probability``) up to float rounding: the same
+tokens, the same M-RoPE positions (computed on the full sequence by the model's own
+``get_rope_index``), the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
+
+P(Yes) is the two-way softmax over the "Yes" and "No" logits at the answer position (the model
+is trained to answer exactly one of them; renormalising drops the mass on other tokens, which
+would otherwise shrink every score by a query-dependent factor).
+
+Supported: Qwen2-VL and Qwen2.5-VL (``model.model.visual``, ``model.model.language_model``,
+``model.model.get_rope_index``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from chatreid import prompts
+
+
+@dataclass
+class EncodedImage:
+    """One image after the vision tower: merged patch embeddings and its (t, h, w) patch grid."""
+
+    embeds: torch.Tensor  # (n_tokens, hidden)
+    grid_thw: torch.Tensor  # (3,) long
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.embeds.shape[0])
+
+
+def single_token(tokenizer, word: str) -> int:
+    """The id of ``word`` as the first token of an answer, or ValueError if it is not one token."""
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(
+            f"the model's tokenizer splits {word!r} into {len(ids)} tokens {ids}; reading its "
+            f"probability from one forward pass needs a single token"
+        )
+    return ids[0]
+
+
+def check_model(model, processor) -> dict:
+    """Check the model has what scoring needs; return the token ids. Raises ValueError at once.
+
+    Needs: an image placeholder token known to both tokenizer and model config; single tokens for
+    the answers "Yes" and "No"; the Qwen2-VL module layout used by the fast path.
+    """
+    tok = processor.tokenizer
+    image_token = getattr(processor, "image_token", None) or "<|image_pad|>"
+    image_id = tok.convert_tokens_to_ids(image_token)
+    if image_id is None or image_id == tok.unk_token_id or image_token not in tok.get_vocab():
+        raise ValueError(f"the tokenizer has no image token {image_token!r}; is this a vision-language model?")
+    config_id = getattr(model.config, "image_token_id", None)
+    if config_id is not None and config_id != image_id:
+        raise ValueError(f"image token mismatch: tokenizer says {image_id}, model config says {config_id}")
+    inner = getattr(model, "model", None)
+    for attr in ("visual", "language_model", "get_rope_index"):
+        if not hasattr(inner, attr):
+            raise ValueError(f"model {type(model).__name__} lacks model.{attr}; the scorer supports Qwen2-VL / Qwen2.5-VL")
+    return {
+        "image": image_id,
+        "yes": single_token(tok, prompts.YES),
+        "no": single_token(tok, prompts.NO),
+    }
+
+
+@torch.no_grad()
+def encode_images(model, processor, images: Sequence, batch_size: int = 16) -> list[torch.Tensor]:
+    """Merged patch embeddings of each image (list of (n_tokens_i, hidden)); see ``encode``."""
+    return [e.embeds for e in encode(model, processor, images, batch_size)]
+
+
+@torch.no_grad()
+def encode(model, processor, images: Sequence, batch_size: int = 16) -> list[EncodedImage]:
+    """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call."""
+    out: list[EncodedImage] = []
+    device = model.device
+    for start in range(0, len(images), batch_size):
+        chunk = [im.convert("RGB") for im in images[start:start + batch_size]]
+        feats = processor.image_processor(images=chunk, return_tensors="pt")
+        grid = feats["image_grid_thw"].to(device)
+        pooled = model.model.get_image_features(feats["pixel_values"].to(device), grid, return_dict=True).pooler_output
+        out += [EncodedImage(e, g) for e, g in zip(pooled, grid)]
+    return out
+
+
+def chat_prompt(processor, text: str, answer_prefix: str = "", history: Sequence[tuple[str, str]] = ()) -> str:
+    """The chat-templated prompt for a user ``text`` (with ``<image>`` markers).
+
+    ``history``: earlier (user text, assistant answer) turns, for multi-turn best-choice.
+    ``answer_prefix``: text already put in the assistant's mouth (e.g. "Image ").
+    """
+    messages = []
+    for user, assistant in history:
+        messages.append({"role": "user", "content": prompts.to_content(user)})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": assistant}]})
+    messages.append({"role": "user", "content": prompts.to_content(text)})
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + answer_prefix
+
+
+class SequenceBuilder:
+    """Token ids of chat prompts with each image expanded to its number of embedding tokens.
+
+    Equal to the processor's own expansion: the chat text is split at the image placeholder (a
+    special token, so tokenisation never crosses it), the pieces are tokenised once and cached,
+    and each placeholder becomes ``num_tokens`` copies of the image token.
+    """
+
+    def __init__(self, processor, image_token_id: int):
+        self.tok = processor.tokenizer
+        self.image_token = getattr(processor, "image_token", None) or "<|image_pad|>"
+        self.image_token_id = image_token_id
+        self._pieces: dict[str, list[list[int]]] = {}
+
+    def pieces(self, chat_text: str) -> list[list[int]]:
+        if chat_text not in self._pieces:
+            self._pieces[chat_text] = [self.tok.encode(p, add_special_tokens=False) for p in chat_text.split(self.image_token)]
+        return self._pieces[chat_text]
+
+    def build(self, chat_text: str, images: Sequence[EncodedImage]) -> list[int]:
+        parts = self.pieces(chat_text)
+        if len(parts) - 1 != len(images):
+            raise ValueError(f"prompt has {len(parts) - 1} image slots but {len(images)} images were given")
+        ids = list(parts[0])
+        for image, piece in zip(images, parts[1:]):
+            ids += [self.image_token_id] * image.num_tokens
+            ids += piece
+        return ids
+
+
+@dataclass
+class Item:
+    """One prompt to score: its token ids and its images (in order), by object identity."""
+
+    ids: list[int]
+    images: list[EncodedImage]
+
+
+def _common_prefix(items: Sequence[Item], image_token_id: int) -> int:
+    """Length of the token prefix shared by every item, counting images as equal only if they are
+    the same encoded image (the same object): equal ids are not equal embeddings."""
+    first = items[0]
+    limit = min(len(it.ids) for it in items) - 1  # leave at least the last token to every suffix
+    n_img = 0
+    for pos in range(max(limit, 0)):
+        tid = first.ids[pos]
+        for it in items[1:]:
+            if it.ids[pos] != tid:
+                return pos
+        if tid == image_token_id:
+            # at the start of an image span, every item must show that same image here
+            if pos == 0 or first.ids[pos - 1] != image_token_id:
+                img = first.images[n_img]
+                if any(len(it.images) <= n_img or it.images[n_img] is not img for it in items[1:]):
+                    return pos
+                n_img += 1
+    return max(limit, 0)
+
+
+class Reader:
+    """Logits of chosen tokens at chosen positions of many prompts, one batched pass each.
+
+    ``read(items, reads)`` with ``reads`` = list of (offset from the end of each sequence, token
+    ids) returns, per read, an array (n_items, len(token ids)) of logits. Offset 1 is the last
+    token (the next-token distribution after the whole prompt).
+    """
+
+    def __init__(self, model, processor, image_token_id: int):
+        self.model = model
+        self.inner = model.model
+        self.lm = model.model.language_model
+        self.head = model.get_output_embeddings()
+        self.image_token_id = image_token_id
+        self.pad_id = processor.tokenizer.pad_token_id or 0
+
+    def _embed(self, ids: torch.Tensor, images: list[EncodedImage]) -> torch.Tensor:
+        emb = self.lm.get_input_embeddings()(ids)
+        if images:
+            feats = torch.cat([im.embeds for im in images]).to(emb.device, emb.dtype)
+            mask = (ids == self.image_token_id).unsqueeze(-1)
+            if int(mask.sum()) != feats.shape[0]:
+                raise RuntimeError(f"{int(mask.sum())} image tokens for {feats.shape[0]} image embeddings")
+            emb = emb.masked_scatter(mask, feats)
+        return emb
+
+    def _positions(self, ids: torch.Tensor, mask: torch.Tensor, images: list[EncodedImage]) -> torch.Tensor:
+        """M-RoPE positions (3, B, L) of full sequences, from the model's own code."""
+        if not images:
+            pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            return pos.unsqueeze(0).expand(3, -1, -1)
+        grid = torch.stack([im.grid_thw for im in images]).to(ids.device)
+        types = (ids == self.image_token_id).int()
+        pos, _ = self.inner.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=grid, attention_mask=mask)
+        return pos
+
+    @torch.no_grad()
+    def read(self, items: Sequence[Item], reads: Sequence[tuple[int, Sequence[int]]], batch_size: int = 16,
+             progress: Callable[[int, int], None] | None = None, share_prefix: bool = True) -> list[np.ndarray]:
+        if not items:
+            return [np.zeros((0, len(t)), dtype=np.float32) for _, t in reads]
+        device = self.model.device
+        min_len = min(len(it.ids) for it in items)
+        for offset, _ in reads:
+            if not 1 <= offset <= min_len:
+                raise ValueError(f"read offset {offset} outside 1..{min_len}")
+        prefix_len = _common_prefix(items, self.image_token_id) if share_prefix else 0
+        # the prefix must end before the earliest read position of every item
+        prefix_len = min(prefix_len, min_len - max(o for o, _ in reads))
+        prefix_len = max(prefix_len, 0)
+        first = items[0]
+        # never split an image's span between prefix and suffix: back off to the span's start
+        while 0 < prefix_len < len(first.ids) and first.ids[prefix_len] == self.image_token_id \
+                and first.ids[prefix_len - 1] == self.image_token_id:
+            prefix_len -= 1
+        prefix_images = first.images[:_count_spans(first.ids[:prefix_len], self.image_token_id)]
+        cache = None
+        if prefix_len:
+            ids = torch.tensor([first.ids[:prefix_len]], device=device)
+            full = torch.tensor([first.ids], device=device)
+            pos = self._positions(full, torch.ones_like(full), first.images)[:, :, :prefix_len]
+            out = self.lm(inputs_embeds=self._embed(ids, prefix_images), position_ids=pos,
+                          attention_mask=torch.ones_like(ids), use_cache=True)
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        rows = {i: np.zeros((len(items), len(t)), dtype=np.float32) for i, (_, t) in enumerate(reads)}
+        weights = [self.head.weight[list(t)] for _, t in reads]
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            lens = [len(it.ids) for it in batch]
+            width = max(lens)
+            full = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=device)
+            mask = torch.zeros_like(full)
+            for r, it in enumerate(batch):
+                full[r, :lens[r]] = torch.tensor(it.ids, device=device)
+                mask[r, :lens[r]] = 1
+            suffix_images = [im for it in batch for im in it.images[len(prefix_images):]]
+            all_images = [im for it in batch for im in it.images]
+            pos = self._positions(full, mask, all_images)[:, :, prefix_len:]
+            emb = self._embed(full[:, prefix_len:], suffix_images)
+            step_cache = None
+            if cache is not None:
+                step_cache = copy.deepcopy(cache)
+                step_cache.batch_repeat_interleave(len(batch))
+            hidden = self.lm(inputs_embeds=emb, position_ids=pos, attention_mask=mask, cache=step_cache,
+                             use_cache=cache is not None).last_hidden_state
+            for i, (offset, _) in enumerate(reads):
+                at = torch.tensor([n - offset - prefix_len for n in lens], device=device)
+                h = hidden[torch.arange(len(batch), device=device), at]
+                logits = h @ weights[i].T.to(h.dtype)
+                if getattr(self.head, "bias", None) is not None:
+                    logits = logits + self.head.bias[list(reads[i][1])]
+                rows[i][start:start + len(batch)] = logits.float().cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, len(items)), len(items))
+        return [rows[i] for i in range(len(reads))]
+
+
+def _count_spans(ids: list[int], token: int) -> int:
+    """Number of maximal runs of ``token`` in ``ids`` (= images in a token prefix)."""
+    return sum(1 for i, t in enumerate(ids) if t == token and (i == 0 or ids[i - 1] != token))
+
+
+def yes_no_prompt(task: str, text: str | None = None) -> tuple[str, int]:
+    """The Yes/No question for a task and the number of query images it shows before the candidate.
+
+    Image queries (standard, cloth-changing, visible-infrared, and the image part of adaptive):
+    the stage-2 one-to-one question "Do these two images <query><candidate> contain the same
+    pedestrian identity?" -- the paper prints one image-to-image Yes/No question, used for all
+    three settings. Text and attribute queries: the stage-2 text-to-image one-to-one question
+    "Does the image <candidate> of the pedestrian match the following caption: "...""; an
+    attribute query's caption is its attribute phrases (``prompts.attribute_query``).
+    """
+    if text is None:
+        return prompts.render("i2i_one_to_one"), 1
+    return prompts.render("t2i_one_to_one", caption=text), 0
+
+
+def yes_probability(logits: np.ndarray) -> np.ndarray:
+    """Two-way softmax of (Yes, No) logit columns -> P(Yes)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e[:, 0] / e.sum(1)).astype(np.float64)
+
+
+class PairScorer:
+    """P(Yes) to "same person?" for one query against many candidates, batched (module docstring)."""
+
+    def __init__(self, model, processor):
+        self.model, self.processor = model, processor
+        self.tokens = check_model(model, processor)
+        self.builder = SequenceBuilder(processor, self.tokens["image"])
+        self.reader = Reader(model, processor, self.tokens["image"])
+
+    def score(self, candidates: Sequence[EncodedImage], query_image: EncodedImage | None = None,
+              text: str | None = None, batch_size: int = 16, progress=None, share_prefix: bool = True) -> np.ndarray:
+        """P(Yes) per candidate. Give ``query_image`` (image question) or ``text`` (caption question)."""
+        if (query_image is None) == (text is None):
+            raise ValueError("score: give exactly one of query_image and text")
+        question, n_query = yes_no_prompt("standard" if text is None else "text_to_image", text)
+        chat = chat_prompt(self.processor, question)
+        lead = [query_image] if n_query else []
+        items = [Item(self.builder.build(chat, lead + [c]), lead + [c]) for c in candidates]
+        (logits,) = self.reader.read(items, [(1, [self.tokens["yes"], self.tokens["no"]])], batch_size=batch_size,
+                                     progress=progress, share_prefix=share_prefix)
+        return yes_probability(logits)
+
+
+@torch.no_grad()
+def naive_yes_probability(model, processor, images: Sequence, text: str | None = None) -> float:
+    """The reference: one pair, the processor's own path, one full forward pass, full LM head.
+
+    ``images``: [query, candidate] for an image question, [candidate] with ``text`` for a caption
+    question. Used by the tests and bench/rerank.py to check the batched scorer.
+    """
+    tokens = check_model(model, processor)
+    question, _ = yes_no_prompt("standard" if text is None else "text_to_image", text)
+    chat = chat_prompt(processor, question)
+    inputs = processor(text=[chat], images=[im.convert("RGB") for im in images], return_tensors="pt").to(model.device)
+    logits = model(**inputs).logits[0, -1]
+    pair = torch.stack([logits[tokens["yes"]], logits[tokens["no"]]]).float().cpu().numpy()[None]
+    return float(yes_probability(pair)[0])
