@@ -16,6 +16,7 @@ import sys
 # Modules that contribute sub-commands, in the order --help lists them.
 COMMANDS: list[str] = [
     "chatreid.data.store",
+    "chatreid.data.synthpeds.command",
 ]
 
 
