@@ -24,7 +24,6 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl import Qwen2VLProcessor
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
@@ -111,8 +110,8 @@ def load_processor(
     """
     hub = _hub_kwargs(revision, token)
     try:
-        image_processor = Qwen2VLImageProcessorPil.from_pretrained(name_or_path, **hub)
-        processor = ChatReIDQwen2VLProcessor.from_pretrained(name_or_path, image_processor=image_processor, **hub)
+        # AutoImageProcessor inside picks the PIL backend when torchvision is missing (same outputs)
+        processor = ChatReIDQwen2VLProcessor.from_pretrained(name_or_path, **hub)
     except (OSError, ValueError) as err:
         raise _explain_missing(name_or_path, err) from err
     if min_pixels is not None:
