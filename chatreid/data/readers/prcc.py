@@ -1,0 +1,70 @@
+"""PRCC, cloth-changing Re-ID (Yang et al., TPAMI 2019), read as CAL reads it."""
+
+from __future__ import annotations
+
+import re
+
+from chatreid.data.readers._common import Collector, check_choice, image_files, require_dir
+
+CAMERAS = {"A": 1, "B": 2, "C": 3}
+# Images are "{camera}_cropped_rgb{n}.jpg" (e.g. "A_cropped_rgb001.jpg"); the camera is the
+# first letter (CAL: osp.basename(img_dir)[0]).
+NAME = re.compile(r"^([ABC])_")
+
+
+def _clothes(pid_text: str, cam: str) -> str:
+    # Cameras A and B saw the same clothes, C different ones (the dataset's design).
+    return f"{pid_text}_{'AB' if cam in 'AB' else 'C'}"
+
+
+def read_prcc(root, *, query: str = "both", include_val: bool = False,
+              skip_bad: bool = False, dataset: str = "prcc"):
+    """PRCC at ``root`` (the ``prcc`` folder holding ``rgb/``).
+
+    Layout: ``rgb/train/{pid}/{A|B|C}_cropped_rgb*.jpg``, ``rgb/val/{pid}/...`` (same identities
+    as train), ``rgb/test/{A|B|C}/{pid}/...``. Cameras A, B, C -> camid 1, 2, 3. Clothes: A and B
+    share one outfit, C another: ``clothes_id`` "{pid}_AB" or "{pid}_C".
+
+    Test protocol (CAL): gallery = camera A; queries = camera B (same clothes) and/or camera C
+    (cloth-changing), chosen by ``query``: "B", "C" or "both" (default: both, so every image is
+    in the store; the evaluation picks its queries by camid 2 or 3). The single-shot gallery
+    sampling of the PRCC protocol belongs to the evaluation harness. ``rgb/val`` is held out
+    unless ``include_val=True`` (then it joins ``train``). Sketch and contour folders are ignored.
+    """
+    check_choice("query", query, ("B", "C", "both"))
+    root = require_dir(root, "PRCC dataset root")
+    rgb = require_dir(root / "rgb", "PRCC rgb/ folder")
+    out = Collector(root, dataset, skip_bad)
+    train_dirs = [("train", rgb / "train")]
+    if include_val:
+        train_dirs.append(("val", rgb / "val"))
+    for name, folder in train_dirs:
+        for pdir in sorted(require_dir(folder, f"PRCC rgb/{name}/ folder").iterdir()):
+            if not pdir.is_dir():
+                continue
+            if not pdir.name.isdigit():
+                out.bad(pdir, "identity folder name is not a number")
+                continue
+            for path in image_files(pdir):
+                m = NAME.match(path.name)
+                if not m:
+                    out.bad(path, "file name does not start with camera 'A_', 'B_' or 'C_'")
+                    continue
+                cam = m.group(1)
+                out.add(path, int(pdir.name), CAMERAS[cam], "train",
+                        clothes_id=_clothes(pdir.name, cam))
+    test = require_dir(rgb / "test", "PRCC rgb/test/ folder")
+    for cam in "ABC":
+        split = "gallery" if cam == "A" else "query"
+        if split == "query" and query not in (cam, "both"):
+            continue
+        for pdir in sorted(require_dir(test / cam, f"PRCC rgb/test/{cam}/ folder").iterdir()):
+            if not pdir.is_dir():
+                continue
+            if not pdir.name.isdigit():
+                out.bad(pdir, "identity folder name is not a number")
+                continue
+            for path in image_files(pdir):
+                out.add(path, int(pdir.name), CAMERAS[cam], split,
+                        clothes_id=_clothes(pdir.name, cam))
+    return out.result()
