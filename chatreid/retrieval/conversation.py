@@ -371,10 +371,12 @@ def _strip_pick_words(text: str) -> str:
 
 @dataclass
 class GalleryItem:
-    """One gallery image: a display name (file name) and the RGB image."""
+    """One gallery image: a display name (file name), the RGB image, and its file if it has one
+    (a UI can show the file instead of re-encoding the image)."""
 
     name: str
     image: object  # PIL.Image.Image
+    path: str | None = None
 
 
 @dataclass

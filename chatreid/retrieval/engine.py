@@ -1,55 +1,238 @@
-"""``ReIDEngine``: the one object the chat app and the evaluation harness talk to."""
+"""``ReIDEngine``: the one object the chat app and the evaluation harness talk to.
+
+    engine = ReIDEngine.from_pretrained("Qwen/Qwen2-VL-2B-Instruct")      # or a local folder
+    result = engine.search(Query(images=[photo]), gallery, top_k=50)
+    result.ranking[:10], result.answer
+
+Flow of ``search``: validate -> pre-filter (image queries) -> VLM scores the head (pairwise
+Yes-probability or multi-turn best-choice) -> ranking = scored head, then the rest in pre-filter
+order. See ``search`` for exactly which images the VLM sees.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
+from chatreid import prompts
+from chatreid.retrieval import best_choice
+from chatreid.retrieval.prefilter import PREFILTERS, build_prefilter, select_head
 from chatreid.retrieval.query import Query, SearchResult
+from chatreid.retrieval.scorer import PairScorer, chat_prompt, encode
+
+STRATEGIES = ("pairwise", "best_choice")
+
+# The stage-3 prompt of each task for best-choice (chatreid.prompts names).
+_REID_PROMPT = {"standard": "reid_standard", "cloth_changing": "reid_cc", "visible_infrared": "reid_vi"}
+
+
+def query_text(query: Query) -> str | None:
+    """The text side of a query: its description, its attributes as phrases, or both."""
+    parts = []
+    if query.text and query.text.strip():
+        parts.append(query.text.strip())
+    if query.attributes:
+        parts.append(prompts.attribute_query(query.attributes))
+    return "; ".join(parts) or None
+
+
+def _check_images(images, what: str) -> None:
+    from PIL import Image
+
+    for i, im in enumerate(images):
+        if not isinstance(im, Image.Image):
+            raise TypeError(f"{what}[{i}] is a {type(im).__name__}, not a PIL image")
 
 
 class ReIDEngine:
     """A VLM (Qwen2-VL family) plus a pre-filter, answering Re-ID queries over a gallery.
 
     ``model_info``: ``{"name_or_path", "origin" ("hub" | "local"), "architecture"}``.
+    ``window``: best-choice page size (see ``chatreid.retrieval.best_choice``), at most 9.
     """
 
-    model_info: dict
+    def __init__(self, model, processor, prefilter: str = "efficientnet_lite0", name_or_path: str = "",
+                 window: int = 4):
+        self.model = model.eval()
+        self.processor = processor
+        self.scorer = PairScorer(model, processor)  # raises now if tokens are missing
+        best_choice.label_tokens(processor, window)  # likewise for best-choice labels
+        self.window = window
+        if prefilter not in PREFILTERS:
+            raise ValueError(f"unknown prefilter {prefilter!r}; expected one of {PREFILTERS}")
+        self.prefilter_name = prefilter
+        self.prefilter = build_prefilter(prefilter, model=model, processor=processor, device=model.device)
+        origin = "local" if name_or_path and Path(name_or_path).exists() else "hub"
+        archs = getattr(model.config, "architectures", None) or [type(model).__name__]
+        self.model_info = {"name_or_path": str(name_or_path), "origin": origin, "architecture": archs[0]}
+        self._gallery_key = None  # identity of the last gallery whose features are cached
+        self._gallery_feats = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, prefilter: str = "efficientnet_lite0",
-                        device=None, dtype=None) -> "ReIDEngine":
+                        device=None, dtype=None, window: int = 4) -> "ReIDEngine":
         """Load the VLM and processor (Hub id or local folder) and the named pre-filter.
 
         ``prefilter``: ``efficientnet_lite0`` (default, pip-shipped ImageNet weights),
         ``resnet50`` (torchvision, where importable), ``vlm`` (the VLM's own vision encoder,
-        mean-pooled), ``color_histogram``, or ``none``. Raises ValueError at once if the model
-        lacks the tokens scoring needs (single-token "Yes"/"No", an image token).
+        mean-pooled), ``color_histogram``, or ``none``. ``device``: default CUDA when available.
+        ``dtype``: default the checkpoint's. Raises ValueError at once if the model lacks the
+        tokens scoring needs (single-token "Yes"/"No", an image token).
         """
-        raise NotImplementedError
+        from chatreid.model import load_model_and_processor
+
+        if prefilter not in PREFILTERS:
+            raise ValueError(f"unknown prefilter {prefilter!r}; expected one of {PREFILTERS}")
+        model, processor = load_model_and_processor(name_or_path, dtype=dtype or "auto")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model.to(device), processor, prefilter=prefilter, name_or_path=name_or_path, window=window)
+
+    # ------------------------------------------------------------------------------------------
+    def gallery_features(self, gallery: Sequence) -> np.ndarray:
+        """Pre-filter features of the gallery, cached while the same image objects come back
+        (the harness asks thousands of queries against one gallery)."""
+        key = tuple(id(im) for im in gallery)
+        if key != self._gallery_key:
+            self._gallery_feats = self.prefilter.features(gallery)
+            self._gallery_key, self._gallery_ref = key, list(gallery)  # the ref keeps ids valid
+        return self._gallery_feats
+
+    def _validate(self, query, gallery, strategy, top_k, tau, batch_size):
+        if not isinstance(query, Query):
+            raise TypeError(f"query must be a Query, got {type(query).__name__}")
+        query.validate()
+        _check_images(query.images, "query.images")
+        if gallery is None or len(gallery) == 0:
+            raise ValueError("the gallery is empty")
+        _check_images(gallery, "gallery")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if (top_k is not None or tau is not None) and (self.prefilter is None or not query.has_image):
+            why = "prefilter='none'" if self.prefilter is None else f"a {query.task!r} query without an image"
+            raise ValueError(f"top_k/tau need pre-filter similarities, and {why} has none: the VLM scores the "
+                             f"whole gallery; pass top_k=None and tau=None")
 
     def search(self, query: Query, gallery: Sequence, strategy: str = "pairwise",
                top_k: int | None = None, tau: float | None = None, batch_size: int = 16,
                progress: Callable[[int, int], None] | None = None) -> SearchResult:
         """Rank ``gallery`` (PIL images) for ``query``.
 
-        1. Pre-filter (image queries only): similarity of the query's features to every gallery
-           image; the head kept for the VLM is the top ``top_k`` and/or those with similarity
-           >= ``tau`` (both given: the intersection; neither: the whole gallery). Text- and
-           attribute-only queries are not pre-filtered: the VLM scores the first ``top_k``
-           gallery images in gallery order (all of them when ``top_k`` is None).
-        2. The head is scored by the VLM: ``strategy="pairwise"`` gives each candidate the
-           probability of "Yes" to the task's same-person question; ``"best_choice"`` runs the
-           paper's multi-turn best-choice (see ``chatreid.retrieval.best_choice``).
-        3. Ranking: the scored head by VLM score, then the rest in pre-filter order.
+        1. Pre-filter, image queries only: cosine similarity of the query's features (mean over
+           its images) to every gallery image. The head kept for the VLM is the top ``top_k``
+           and/or those with similarity >= ``tau`` (both: the intersection; neither: the whole
+           gallery). Text- and attribute-only queries, and ``prefilter="none"``, have no
+           similarity: the VLM scores the whole gallery, and giving ``top_k``/``tau`` is an
+           error (rather than an arbitrary cut).
+        2. The head is scored by the VLM. ``"pairwise"``: each candidate's P(Yes) to the Yes/No
+           question (``chatreid.retrieval.scorer.yes_no_prompt``); an adaptive query with both an
+           image and text gets the mean of the image question's and the caption question's
+           P(Yes). ``"best_choice"``: ``chatreid.retrieval.best_choice`` with the task's
+           stage-3 prompt; the score of a pick is its confidence.
+        3. Ranking: pairwise, the head by descending P(Yes) (ties: pre-filter order); best-choice,
+           the pick order. Then the rest of the gallery in pre-filter order, with score
+           ``similarity - 2`` (below every VLM score, which lie in [0, 1]).
 
-        ``progress(done, total)`` is called as VLM scoring advances.
+        Only the first query image is shown to the VLM (the paper's prompts name one person
+        image); the pre-filter uses all. ``progress(done, total)`` follows VLM scoring.
         """
-        raise NotImplementedError
+        self._validate(query, gallery, strategy, top_k, tau, batch_size)
+        n = len(gallery)
+        if self.prefilter is not None and query.has_image:
+            sim = self.prefilter.similarity(query.images, self.gallery_features(gallery))
+        else:
+            sim = np.zeros(n, dtype=np.float32)
+        head, rest = select_head(sim, top_k, tau)
+        text = query_text(query)
+        if len(head) == 0:
+            return SearchResult([int(i) for i in rest], [float(sim[i]) - 2 for i in rest], 0,
+                                f"No gallery image passed the pre-filter (tau={tau}).", [float(s) for s in sim])
+        # every distinct image through the vision tower once: the query, then the head
+        shown = [query.images[0]] if query.has_image else []
+        encoded = encode(self.model, self.processor, shown + [gallery[int(i)] for i in head], batch_size)
+        q_enc, cands = (encoded[0], encoded[1:]) if shown else (None, encoded)
+        if strategy == "pairwise":
+            scores = self._pairwise(q_enc, cands, text, batch_size, progress)
+            order = np.argsort(-scores, kind="stable")
+            head_scores = scores[order]
+            head_order = head[order]
+            matches = [int(head[i]) for i in order if scores[i] > 0.5]
+        else:
+            res = best_choice.rank(self.scorer.reader, self.scorer.builder, self.processor,
+                                   self._first_turn(query, text), [q_enc] if q_enc is not None else [],
+                                   cands, window=self.window, progress=progress)
+            head_order = head[res.order]
+            head_scores = np.asarray(res.confidence)
+            # the model's matches: its picks up to the first turn where it would rather say "None"
+            matches = []
+            for i, p in zip(head_order, res.p_none):
+                if not np.isnan(p) and p > 0.5:
+                    break
+                matches.append(int(i))
+        ranking = [int(i) for i in head_order] + [int(i) for i in rest]
+        scores_out = [float(s) for s in head_scores] + [float(sim[i]) - 2 for i in rest]
+        answer = self._answer(matches, head_order, head_scores, strategy)
+        return SearchResult(ranking, scores_out, len(head), answer, [float(s) for s in sim])
 
-    def compare(self, image_a, image_b) -> str:
-        """The attribute commonality/uniqueness comparison of two people, generated."""
-        raise NotImplementedError
+    def _pairwise(self, q_enc, cands, text, batch_size, progress):
+        if q_enc is not None and text is not None:  # adaptive: image and text questions, averaged
+            total = 2 * len(cands)
+            a = self.scorer.score(cands, query_image=q_enc, batch_size=batch_size,
+                                  progress=progress and (lambda d, t: progress(d, total)))
+            b = self.scorer.score(cands, text=text, batch_size=batch_size,
+                                  progress=progress and (lambda d, t: progress(len(cands) + d, total)))
+            return (a + b) / 2
+        if q_enc is not None:
+            return self.scorer.score(cands, query_image=q_enc, batch_size=batch_size, progress=progress)
+        return self.scorer.score(cands, text=text, batch_size=batch_size, progress=progress)
 
-    def describe(self, image) -> str:
-        """A description of the pedestrian (the stage-1 captioning prompt), generated."""
-        raise NotImplementedError
+    @staticmethod
+    def _first_turn(query: Query, text: str | None) -> Callable[[str], str]:
+        """The task's stage-3 prompt around a gallery block (chatreid.prompts)."""
+        if query.task in _REID_PROMPT:
+            name = _REID_PROMPT[query.task]
+            return lambda g: prompts.render(name, gallery=g)
+        if query.task == "text_to_image":
+            return lambda g: prompts.render("reid_t2i", text=query.text.strip(), gallery=g)
+        if query.task == "attribute":
+            return lambda g: prompts.render("attr_retrieval", attributes=prompts.attribute_query(query.attributes), gallery=g)
+        # adaptive: whatever the query holds
+        if query.has_image and text:
+            return lambda g: prompts.render("multimodal_retrieval", text=text, gallery=g)
+        if query.has_image:
+            return lambda g: prompts.render("reid_standard", gallery=g)
+        return lambda g: prompts.render("reid_t2i", text=text, gallery=g)
+
+    @staticmethod
+    def _answer(matches, head_order, head_scores, strategy) -> str:
+        """The answer in words; images are named by gallery position ("Image k", 1-based)."""
+        if matches:
+            return prompts.answer_reid(matches)
+        best = int(head_order[0])
+        what = "P(same person)" if strategy == "pairwise" else "confidence"
+        return (f"{prompts.NONE}: no candidate was judged the same person; the closest is "
+                f"{prompts.image_ref(best)} ({what} {float(head_scores[0]):.2f}).")
+
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _generate(self, text: str, images: list, max_new_tokens: int) -> str:
+        _check_images(images, "images")
+        chat = chat_prompt(self.processor, text)
+        inputs = self.processor(text=[chat], images=[im.convert("RGB") for im in images], return_tensors="pt")
+        inputs = inputs.to(self.model.device)
+        out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        return self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    def compare(self, image_a, image_b, max_new_tokens: int = 128) -> str:
+        """The attribute commonality/uniqueness comparison of two people (``attr_compare``), generated."""
+        return self._generate(prompts.render("attr_compare"), [image_a, image_b], max_new_tokens)
+
+    def describe(self, image, max_new_tokens: int = 128) -> str:
+        """A description of the pedestrian (the stage-1 ``caption`` prompt), generated."""
+        return self._generate(prompts.render("caption"), [image], max_new_tokens)

@@ -57,9 +57,10 @@ class SearchResult:
 
     - ``ranking``: every gallery index exactly once, best first.
     - ``scores``: aligned with ``ranking``; higher is better. The first ``num_scored`` entries are
-      VLM scores in [0, 1] (Yes-probability or best-choice confidence); the rest are the
-      pre-filter's similarities shifted below every VLM score (so ``scores`` is non-increasing
-      along ``ranking`` and directly usable as a similarity for mAP).
+      VLM scores in [0, 1]: pairwise, P(Yes) (non-increasing along the ranking); best-choice,
+      each pick's confidence among the labels of its turn (the ranking is the pick order, so
+      these need not decrease). The rest are the pre-filter's similarities minus 2, below
+      every VLM score. Rank by ``ranking``, not by sorting ``scores``.
     - ``num_scored``: how many of the head were scored by the VLM.
     - ``answer``: the model's answer in words (which gallery images match).
     - ``prefilter_scores``: the pre-filter similarity per gallery index (gallery order); all 0.0
