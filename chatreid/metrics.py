@@ -1,0 +1,416 @@
+"""Re-ID retrieval metrics: CMC, mAP and mINP under each benchmark's evaluation protocol.
+
+Numpy only (the metric layer never imports torch). One function, `evaluate_reid`, serves the
+harness and the `chatreid_metric` evaluate module alike.
+
+How a query is scored
+---------------------
+1. The query's ranking of the gallery: ascending distance (or descending similarity), ties broken
+   by gallery index (a stable sort), so results never depend on the platform's sort. Or, for a
+   re-ranker, an explicit per-query ranking (see `rankings` below).
+2. The protocol removes some gallery items from that ranking ("junk"); the rest is the kept
+   ranking. True matches are kept items with the query's identity.
+3. A query with no true match left is invalid: it is left out of every average and
+   `num_valid_queries` says how many were valid.
+4. AP is computed over the whole kept ranking (no cut-off), mINP is (number of true matches) /
+   (1-based position of the last one), CMC@k is 1 when a true match is among the first k kept items.
+   A kept ranking shorter than k counts as found (the match is in it): no ragged arrays.
+
+Protocols, each matching the public reference code named beside it:
+
+=================  =======================================================  =====================
+protocol           junk (removed from a query's ranking)                    reference
+=================  =======================================================  =====================
+market             same identity and same camera                            torchreid eval_market1501
+cuhk03_classic     as market; CMC by single-gallery-shot sampling: one       torchreid eval_cuhk03
+                   random kept image per gallery identity, averaged over
+                   `num_repeats` (10) draws from a seeded generator; mAP and
+                   mINP on the whole kept ranking
+general            same identity and same camera (LTCC/PRCC "standard")      CAL evaluate
+cc                 same identity and (same camera or same clothes)           CAL evaluate_with_clothes('CC')
+sc                 same identity and (same camera or other clothes)          CAL evaluate_with_clothes('SC')
+sysu               every gallery image of camera 2 for a query of camera 3   AGW/DDAG eval_sysu
+                   (cameras numbered 1-6 as SYSU-MM01 does)
+regdb              nothing                                                   AGW/DDAG eval_regdb
+t2i                nothing; text queries, no cameras                         IRRA rank
+=================  =======================================================  =====================
+
+Performance: queries are processed in chunks (masks for a chunk at once, bounded memory); for each
+query only the positions of its true matches are computed (a binary search of every gallery
+distance among the few match distances and a histogram), not a full sort of the row. Rows where a
+non-match ties exactly with a match fall back to a stable sort of that row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+PROTOCOLS = ("market", "cuhk03_classic", "general", "cc", "sc", "sysu", "regdb", "t2i")
+
+# Protocol options and their defaults.
+PROTOCOL_OPTIONS: dict[str, dict[str, Any]] = {
+    "market": {},
+    "cuhk03_classic": {"num_repeats": 10, "seed": 0},
+    "general": {},
+    "cc": {},
+    "sc": {},
+    # dedup_cmc=True by default because eval_sysu (AGW, DDAG and the VI-ReID papers the paper
+    # compares with) reports the identity-deduplicated CMC; Rank-1, mAP and mINP are the same
+    # either way.
+    "sysu": {"search_mode": "all", "dedup_cmc": True},
+    "regdb": {},
+    "t2i": {},
+}
+
+_NEEDS_CAMERAS = {"market", "cuhk03_classic", "general", "cc", "sc", "sysu"}
+_NEEDS_CLOTHES = {"cc", "sc"}
+# SYSU-MM01: visible cameras 1, 2, 4, 5; infrared 3, 6. Indoor search uses cameras 1 and 2 only.
+_SYSU_QUERY_CAMS = (3, 6)
+_SYSU_GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+
+# Working memory per chunk of queries (a few boolean masks and a row copy per query); bounds the
+# peak far below the distance matrix itself.
+CHUNK_BYTES = 64 * 2**20
+# Above this many distinct match distances a stable sort of the row is cheaper than counting.
+SORT_ABOVE = 64
+
+
+def evaluate_reid(
+    distmat=None,
+    q_pids=None,
+    g_pids=None,
+    q_camids=None,
+    g_camids=None,
+    q_clothes=None,
+    g_clothes=None,
+    protocol: str = "market",
+    ranks: Iterable[int] = (1, 5, 10, 20),
+    similarity: bool = False,
+    *,
+    rankings: Sequence[Sequence[int]] | None = None,
+    **protocol_options,
+) -> dict[str, Any]:
+    """Score a retrieval run under a benchmark protocol.
+
+    Args:
+        distmat: (num_query, num_gallery) scores: distances (smaller is better) or, with
+            `similarity=True`, similarities (larger is better). With `rankings`, optional: it then
+            orders the gallery items a ranking leaves out.
+        q_pids, g_pids: identity of each query / gallery item (integers or strings).
+        q_camids, g_camids: camera of each item, numbered as the benchmark does (SYSU-MM01: 1-6).
+            Required by every protocol except `regdb` and `t2i`.
+        q_clothes, g_clothes: clothes id of each item; required by `cc` and `sc`.
+        protocol: one of PROTOCOLS.
+        ranks: the CMC ranks to report as `rank{k}`.
+        similarity: `distmat` holds similarities.
+        rankings: per query, gallery indices best first (a re-ranker's output). A ranking may cover
+            part of the gallery; the items it leaves out follow it, ordered by `distmat` when one is
+            given and by gallery index otherwise.
+        **protocol_options: `cuhk03_classic`: num_repeats (10), seed (0); `sysu`: search_mode
+            ("all" or "indoor"; checks the gallery's cameras), dedup_cmc (True).
+
+    Returns:
+        {"rank1": ..., "rank5": ..., "cmc": [...], "mAP": ..., "mINP": ..., "num_valid_queries": n}
+        with fractions in 0-1; `cmc` has max(ranks) entries.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    options = _protocol_options(protocol, protocol_options)
+    ranks = _ranks(ranks)
+    max_rank = max(ranks)
+
+    if q_pids is None or g_pids is None:
+        raise ValueError("q_pids and g_pids are required")
+    q_pids = _ids("q_pids", q_pids)
+    g_pids = _ids("g_pids", g_pids)
+    _same_kind("q_pids", q_pids, "g_pids", g_pids)
+    num_q, num_g = len(q_pids), len(g_pids)
+    if num_q == 0:
+        raise ValueError("q_pids: there are no queries")
+    if num_g == 0:
+        raise ValueError("g_pids: the gallery is empty")
+
+    scores = None
+    if distmat is not None:
+        scores = _scores(distmat, num_q, num_g, "distmat")
+    if rankings is not None:
+        if len(rankings) != num_q:
+            raise ValueError(f"rankings has {len(rankings)} rows but q_pids has {num_q} queries")
+    elif scores is None:
+        raise ValueError("distmat is required (or pass per-query rankings with rankings=)")
+
+    cams = clothes = None
+    if protocol in _NEEDS_CAMERAS:
+        cams = _pair("camids", q_camids, g_camids, num_q, num_g, protocol)
+    elif q_camids is not None or g_camids is not None:
+        # Not used by this protocol, but a shape mistake is still a mistake.
+        if q_camids is None or g_camids is None:
+            raise ValueError("q_camids and g_camids go together: pass both or neither")
+        _pair("camids", q_camids, g_camids, num_q, num_g, protocol)
+    if protocol in _NEEDS_CLOTHES:
+        clothes = _pair("clothes", q_clothes, g_clothes, num_q, num_g, protocol)
+    if protocol == "sysu":
+        _check_sysu_cameras(*cams, options["search_mode"])
+
+    dedup = protocol == "sysu" and options["dedup_cmc"]
+    rng = np.random.default_rng(options["seed"]) if protocol == "cuhk03_classic" else None
+
+    first_hit = np.full(num_q, -1, dtype=np.int64)  # 0-based kept rank of the first match (-1: invalid)
+    ap = np.zeros(num_q)
+    inp = np.zeros(num_q)
+    cmc_sum = np.zeros(max_rank)  # cuhk03_classic: sampled CMC, summed over valid queries
+
+    rows = max(1, CHUNK_BYTES // (16 * num_g))
+    for start in range(0, num_q, rows):
+        stop = min(num_q, start + rows)
+        same_pid = g_pids[None, :] == q_pids[start:stop, None]
+        junk = _junk(protocol, same_pid, cams, clothes, start, stop)
+        block = None
+        if scores is not None:
+            block = np.asarray(scores[start:stop])
+            if not np.isfinite(block).all():
+                r, c = np.argwhere(~np.isfinite(block))[0]
+                raise ValueError(f"distmat has a NaN or infinite value at row {start + r}, column {c}")
+            if similarity:
+                block = -block  # descending similarity == ascending negated similarity, exactly
+        for r in range(stop - start):
+            q = start + r
+            kept = None if junk is None or not junk[r].any() else ~junk[r]
+            good = same_pid[r] if kept is None else same_pid[r] & kept
+            if not good.any():
+                continue
+            order = None
+            if rankings is not None:
+                order = _ranking_order(rankings[q], q, num_g, None if block is None else block[r])
+                if kept is not None:
+                    order = order[kept[order]]
+                pos = np.flatnonzero(good[order])
+            else:
+                row = block[r] if kept is None else block[r][kept]
+                g = good if kept is None else good[kept]
+                pos = _match_positions(row, g)
+                if pos is None or rng is not None:
+                    order = np.argsort(row, kind="stable")
+                    pos = np.flatnonzero(g[order])
+                    if kept is not None:  # map back to gallery indices for the code below
+                        order = np.flatnonzero(kept)[order]
+            k = pos.size
+            ap[q] = np.sum(np.arange(1, k + 1) / (pos + 1.0)) / k
+            inp[q] = k / (pos[-1] + 1.0)
+            first_hit[q] = pos[0]
+            if dedup:
+                first_hit[q] = _distinct_before(g_pids, kept, order, block, r, good, pos[0])
+            if rng is not None:
+                cmc_sum += _single_shot_cmc(g_pids[order], q_pids[q], max_rank, options["num_repeats"], rng)
+
+    valid = first_hit >= 0
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        raise ValueError(
+            f"no query has a true match in the gallery under protocol {protocol!r}: check q_pids/g_pids"
+            + (" and the cameras" if cams is not None else "")
+        )
+    if rng is not None:
+        cmc = cmc_sum / n_valid
+    else:
+        hits = np.bincount(np.minimum(first_hit[valid], max_rank), minlength=max_rank + 1)[:max_rank]
+        cmc = np.cumsum(hits) / n_valid
+    result: dict[str, Any] = {f"rank{k}": float(cmc[k - 1]) for k in ranks}
+    result["cmc"] = [float(c) for c in cmc]
+    result["mAP"] = float(ap[valid].mean())
+    result["mINP"] = float(inp[valid].mean())
+    result["num_valid_queries"] = n_valid
+    return result
+
+
+# --- the ranking of one query ----------------------------------------------------------------
+
+
+def _match_positions(row: np.ndarray, good: np.ndarray) -> np.ndarray | None:
+    """0-based positions of the true matches in the (distance, index) order of `row`, ascending.
+
+    Counts, for each distinct match distance, the items strictly closer: a vectorised comparison
+    of the row per distance, much cheaper than sorting the row while matches are few. Returns None
+    (the caller then sorts the row) when there are many distinct match distances, or when a
+    non-match has exactly the distance of a match, whose order then depends on gallery indices.
+    """
+    gd = row[good]
+    k = gd.size
+    values, mult = np.unique(gd, return_counts=True)
+    if values.size > SORT_ABOVE:
+        return None
+    for v, m in zip(values, mult):
+        if np.count_nonzero(row == v) != m:
+            return None
+    closer = np.array([np.count_nonzero(row < v) for v in values])
+    first = np.cumsum(mult) - mult  # place of each distinct distance among the sorted matches
+    # Matches tied with each other take consecutive places after everything strictly closer.
+    return np.repeat(closer, mult) + (np.arange(k) - np.repeat(first, mult))
+
+
+def _ranking_order(ranking, q: int, num_g: int, fallback_row: np.ndarray | None) -> np.ndarray:
+    """The full gallery order of a query: its ranking, then the rest by fallback score, then index."""
+    r = np.asarray(ranking)
+    if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+        raise ValueError(f"rankings[{q}] must be a flat list of integer gallery indices")
+    r = r.astype(np.int64, copy=False)
+    if r.size and (r.min() < 0 or r.max() >= num_g):
+        bad = r[(r < 0) | (r >= num_g)][0]
+        raise ValueError(f"rankings[{q}] holds gallery index {bad}, outside 0..{num_g - 1}")
+    listed = np.zeros(num_g, dtype=bool)
+    listed[r] = True
+    if np.count_nonzero(listed) != r.size:
+        counts = np.bincount(r, minlength=num_g)
+        raise ValueError(f"rankings[{q}] lists gallery index {int(np.argmax(counts > 1))} more than once")
+    rest = np.flatnonzero(~listed)
+    if fallback_row is not None and rest.size:
+        rest = rest[np.argsort(fallback_row[rest], kind="stable")]
+    return np.concatenate((r, rest))
+
+
+def _distinct_before(g_pids, kept, order, block, r, good, first) -> int:
+    """Identity-deduplicated rank of the first match (eval_sysu's CMC): the number of distinct
+    identities among the kept items ranked before it."""
+    if order is not None:  # gallery indices of the kept ranking
+        return int(np.unique(g_pids[order[:first]]).size)
+    row = block[r]
+    gi = np.flatnonzero(good)
+    d0 = row[gi].min()
+    i0 = gi[np.argmax(row[gi] == d0)]  # the first match: smallest distance, then smallest index
+    ahead = (row < d0) | ((row == d0) & (np.arange(row.size) < i0))
+    if kept is not None:
+        ahead &= kept
+    return int(np.unique(g_pids[ahead]).size)
+
+
+def _single_shot_cmc(ranked_pids, q_pid, max_rank: int, repeats: int, rng) -> np.ndarray:
+    """CUHK03 classic CMC of one query: one uniformly drawn image per gallery identity, repeated."""
+    codes, ranked = np.unique(ranked_pids, return_inverse=True)
+    target = int(np.flatnonzero(codes == q_pid)[0])
+    n = ranked.size
+    cmc = np.zeros(max_rank)
+    for _ in range(repeats):
+        u = rng.random(n)
+        by_pid = np.lexsort((-u, ranked))  # grouped by identity, highest draw first
+        starts = np.flatnonzero(np.r_[True, ranked[by_pid][1:] != ranked[by_pid][:-1]])
+        chosen = by_pid[starts]  # ranked positions of the drawn image of each identity
+        rank = np.count_nonzero(chosen < chosen[target])
+        if rank < max_rank:
+            cmc[rank:] += 1.0
+    return cmc / repeats
+
+
+# --- protocol filtering ------------------------------------------------------------------------
+
+
+def _junk(protocol, same_pid, cams, clothes, start, stop):
+    """Boolean (chunk, num_gallery) mask of the gallery items removed from each query's ranking."""
+    if protocol in ("regdb", "t2i"):
+        return None
+    q_cam, g_cam = cams[0][start:stop, None], cams[1][None, :]
+    if protocol == "sysu":
+        return (q_cam == 3) & (g_cam == 2)
+    same_cam = q_cam == g_cam
+    if protocol in ("market", "cuhk03_classic", "general"):
+        return same_pid & same_cam
+    same_clothes = clothes[0][start:stop, None] == clothes[1][None, :]
+    if protocol == "cc":
+        return same_pid & (same_cam | same_clothes)
+    return same_pid & (same_cam | ~same_clothes)  # sc
+
+
+def _check_sysu_cameras(q_cams, g_cams, mode) -> None:
+    bad = np.setdiff1d(q_cams, _SYSU_QUERY_CAMS)
+    if bad.size:
+        raise ValueError(
+            f"q_camids: SYSU-MM01 queries come from the infrared cameras 3 and 6 (numbered 1-6), got camera {bad[0]}"
+        )
+    allowed = _SYSU_GALLERY_CAMS[mode]
+    bad = np.setdiff1d(g_cams, allowed)
+    if bad.size:
+        raise ValueError(
+            f"g_camids: a SYSU-MM01 {mode}-search gallery holds cameras {allowed}, got camera {bad[0]}"
+        )
+
+
+# --- input checks --------------------------------------------------------------------------------
+
+
+def _protocol_options(protocol: str, given: dict) -> dict:
+    known = PROTOCOL_OPTIONS[protocol]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        takes = ", ".join(known) or "no options"
+        raise ValueError(f"unknown option {unknown[0]!r} for protocol {protocol!r} (it takes: {takes})")
+    options = {**known, **given}
+    if protocol == "cuhk03_classic":
+        if not _is_int(options["num_repeats"]) or options["num_repeats"] < 1:
+            raise ValueError(f"num_repeats must be a positive integer, got {options['num_repeats']!r}")
+        if options["seed"] is not None and not _is_int(options["seed"]):
+            raise ValueError(f"seed must be an integer or None, got {options['seed']!r}")
+    if protocol == "sysu":
+        if options["search_mode"] not in _SYSU_GALLERY_CAMS:
+            raise ValueError(f"search_mode must be 'all' or 'indoor', got {options['search_mode']!r}")
+        if not isinstance(options["dedup_cmc"], (bool, np.bool_)):
+            raise ValueError(f"dedup_cmc must be True or False, got {options['dedup_cmc']!r}")
+    return options
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _ranks(ranks) -> list[int]:
+    if isinstance(ranks, (int, np.integer)):
+        ranks = [ranks]
+    ranks = list(ranks)
+    if not ranks or not all(_is_int(k) and k >= 1 for k in ranks):
+        raise ValueError(f"ranks must be a non-empty list of positive integers, got {ranks!r}")
+    return [int(k) for k in ranks]
+
+
+def _ids(name: str, values, n: int | None = None) -> np.ndarray:
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    if n is not None and a.size != n:
+        raise ValueError(f"{name} has {a.size} entries, expected {n}")
+    if a.dtype.kind == "f" and a.size and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        a = a.astype(np.int64)  # e.g. ids that passed through a float tensor
+    if a.size and a.dtype.kind not in "iuUSb":
+        raise ValueError(f"{name} must hold integers or strings, got dtype {a.dtype}")
+    return a
+
+
+def _same_kind(name_a, a, name_b, b) -> None:
+    # 3 == "3" is False: comparing ints with strings would silently find no match at all.
+    numeric = lambda x: x.dtype.kind in "iub"  # noqa: E731
+    if a.size and b.size and numeric(a) != numeric(b):
+        raise ValueError(f"{name_a} ({a.dtype}) and {name_b} ({b.dtype}) must both be integers or both strings")
+
+
+def _pair(what, q, g, num_q, num_g, protocol):
+    if q is None or g is None:
+        missing = "q_" + what if q is None else "g_" + what
+        raise ValueError(f"{missing} is required by protocol {protocol!r}")
+    q = _ids("q_" + what, q, num_q)
+    g = _ids("g_" + what, g, num_g)
+    _same_kind("q_" + what, q, "g_" + what, g)
+    return q, g
+
+
+def _scores(distmat, num_q: int, num_g: int, name: str):
+    d = distmat if isinstance(distmat, np.ndarray) else np.asarray(distmat)
+    if d.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (num_query, num_gallery) matrix, got shape {d.shape}")
+    if d.shape != (num_q, num_g):
+        raise ValueError(
+            f"{name} has shape {d.shape} but q_pids has {num_q} and g_pids has {num_g} entries"
+        )
+    if d.dtype.kind in "iub":
+        d = d.astype(np.float64)  # exact for any practical integer score; NaN marks "no match" below
+    elif d.dtype.kind != "f":
+        raise ValueError(f"{name} must hold numbers, got dtype {d.dtype}")
+    return d
