@@ -1,0 +1,331 @@
+"""ChatReID chat: find a person in a gallery by talking to a Re-ID vision-language model.
+
+    python app.py [--model PATH_OR_HUB_ID] [--host 0.0.0.0] [--port 7860] [--share]
+
+A Gradio 6 multimodal chat over ``chatreid.retrieval`` (the engine does all Re-ID; this file is UI
+only): upload a gallery, attach the person's photo or describe them, get the answer and the ranked
+gallery, refine turn by turn (``chatreid.retrieval.conversation``). Limits, uploads and the
+default model live in ``chatreid.app_support``. The API is documented in ``docs/app.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Before gradio is imported: no analytics or version look-ups leave the machine.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, UploadError,  # noqa: E402
+                                  app_default_model, example_galleries, load_example_gallery,
+                                  load_gallery, load_query_images)
+from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
+                                             HELP_TEXT, Reply)
+
+log = logging.getLogger("chatreid.app")
+
+# On a ZeroGPU Space the model-bound call must run inside @spaces.GPU (the GPU is attached only
+# for its duration); everywhere else the package is absent and the call runs unchanged.
+# (The repository's own ``spaces/`` folder imports as an empty namespace package, hence the
+# check for ``GPU`` rather than only for ImportError.)
+try:
+    import spaces  # type: ignore
+except ImportError:  # not on a Space
+    spaces = None
+if getattr(spaces, "GPU", None) is not None:
+    _on_gpu = spaces.GPU(duration=120)
+else:
+    def _on_gpu(fn):
+        return fn
+
+MAX_SHOWN = 100  # ranked images sent to the page; the rest are summarised in words
+
+
+class RequestTimeout(ChatError):
+    """Raised from the engine's progress callback when a search passes the time limit."""
+
+
+@_on_gpu
+def run_turn(conv: Conversation, engine, text: str, images, names, task: str, top_k, progress,
+             deadline: float) -> tuple[Conversation, Reply]:
+    """The one model-bound call of a chat turn. It returns the conversation because on ZeroGPU it
+    runs in a forked worker, where changes to ``conv`` would otherwise be lost."""
+    def on_progress(done: int, total: int) -> None:
+        # The engine calls this between batches: the cooperative point to enforce the time limit.
+        if time.monotonic() > deadline:
+            raise RequestTimeout(f"The search passed the time limit and was stopped after {done} of "
+                                 f"{total} images. Try a smaller gallery, or set CHATREID_TOP_K so "
+                                 "the model scores only the pre-filter's best candidates.")
+        if progress is not None:
+            progress((done, total), desc="Scoring gallery images with the model", unit="images")
+
+    reply = conv.respond(text, engine, images=images, image_names=names, task=task,
+                         progress=on_progress, top_k=top_k)
+    return conv, reply
+
+
+@dataclass
+class Session:
+    """One browser tab (or one gradio_client): its conversation and the chat transcript."""
+
+    conv: Conversation = field(default_factory=Conversation)
+    history: list = field(default_factory=list)
+    ranked: list = field(default_factory=list)  # what the results gallery shows
+
+    def say(self, text: str) -> None:
+        self.history.append({"role": "assistant", "content": text})
+
+
+def _ranked_gallery(session: Session) -> list:
+    """(image or file, caption) for the results gallery, best first."""
+    out = []
+    for k, (gi, score) in enumerate(session.ranked[:MAX_SHOWN]):
+        item = session.conv.gallery[gi]
+        out.append((item.path or item.image, f"#{k + 1} · {score:.3f} · {item.name}"))
+    return out
+
+
+def _task_choices() -> list[tuple[str, str]]:
+    return [("Let the assistant decide from my words", AUTO)] + [
+        (name[0].upper() + name[1:], key) for key, name in TASK_NAMES.items()]
+
+
+def _model_markdown(engine, choice: ModelChoice) -> str:
+    info = getattr(engine, "model_info", {}) or {}
+    where = {"--model": "chosen with --model", "CHATREID_MODEL": "chosen with CHATREID_MODEL",
+             "demo": "the embedded demo model", "tiny": "the tiny test model"}.get(choice.source, "")
+    line = (f"**Model:** `{info.get('name_or_path', choice.name_or_path)}` — origin: "
+            f"{info.get('origin', 'unknown')}, architecture: {info.get('architecture', 'unknown')}"
+            f" ({where}).")
+    return line + (f"\n\n> {choice.notice}" if choice.notice else "")
+
+
+def _banner_markdown(choice: ModelChoice) -> str:
+    """The model's own description: the first paragraph of its model card (README.md) when it is
+    a local folder. This is where the embedded demo model introduces itself."""
+    card = Path(choice.name_or_path) / "README.md"
+    if card.is_file():
+        text = re.sub(r"^---\n.*?\n---\n", "", card.read_text(encoding="utf-8"), flags=re.S)
+        paras = [p.strip() for p in text.split("\n\n") if p.strip() and not p.startswith("#")]
+        if paras:
+            return paras[0]
+    return ("*About the model: the embedded ChatReID demo model will describe itself here "
+            "(first paragraph of its model card).*")
+
+
+def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.Blocks:
+    """The Blocks app around ``engine`` (anything with ``search``/``compare``/``describe``)."""
+    limits = limits or Limits.from_env()
+    limits.apply_to_pillow()
+    examples = example_galleries()
+
+    # ---- handlers (each answers in the chat; none lets an exception end the session) ----------
+    def use_gallery(items, problems, session: Session, origin: str) -> Session:
+        session.conv.set_gallery(items)
+        session.ranked = []
+        text = f"Gallery ready: {len(items)} images from {origin}."
+        if problems:
+            text += "\n\nSkipped: " + "; ".join(problems) + "."
+        session.say(text + (" Now attach a photo of the person or describe them." if
+                            not session.conv.has_query else " Ask again to search it."))
+        return session
+
+    def upload_gallery(files, session: Session):
+        """Load the uploaded images and/or zips as the gallery."""
+        session = session or Session()
+        try:
+            items, problems = load_gallery([_path(f) for f in files or []], limits)
+            session = use_gallery(items, problems, session, "your upload")
+        except UploadError as err:
+            session.say(f"⚠️ {err}")
+        return session, session.history, _ranked_gallery(session)
+
+    def example_gallery(name: str, session: Session):
+        """Load a built-in example gallery by name."""
+        session = session or Session()
+        if not name:
+            return session, session.history, _ranked_gallery(session)
+        try:
+            items = load_example_gallery(name, limits)
+            session = use_gallery(items, [], session, f"the example “{examples[name].title}”")
+        except UploadError as err:
+            session.say(f"⚠️ {err}")
+        return session, session.history, _ranked_gallery(session)
+
+    def chat(message, task: str, session: Session, progress=gr.Progress()):
+        """One chat turn: ``message`` is {"text", "files"}; files are the query photos."""
+        session = session or Session()
+        message = message or {}
+        text = (message.get("text") or "").strip()
+        files = [_path(f) for f in message.get("files") or []]
+        user = [text] if text else []
+        user += [{"path": f} for f in files]
+        if user:
+            session.history.append({"role": "user", "content": user})
+        try:
+            images, names = load_query_images(files, limits)
+            deadline = time.monotonic() + limits.request_seconds
+            session.conv, reply = run_turn(session.conv, engine, text, images, names, task or AUTO,
+                                           limits.top_k, progress, deadline)
+        except UploadError as err:
+            reply = Reply(f"⚠️ {err}", ok=False)
+        except Exception as err:  # the model failed: say so, keep the session
+            log.exception("chat turn failed")
+            reply = Reply(f"⚠️ Something went wrong while answering ({type(err).__name__}: {err}). "
+                          "The session is still open; try again or start over.", ok=False)
+        session.say(reply.text if reply.ok else (reply.text if reply.text.startswith("⚠️")
+                                                  else "⚠️ " + reply.text))
+        if reply.ranked is not None:
+            session.ranked = reply.ranked
+        return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(value=None)
+
+    def reset(session: Session):
+        """Start over: clear the query, the ranking and the transcript; keep the gallery."""
+        session = session or Session()
+        session.conv.reset()
+        session.ranked, session.history = [], []
+        session.say("Starting over. " + HELP_TEXT)
+        return session, session.history, []
+
+    def search(query_images, gallery_files, text: str, task: str, progress=gr.Progress()):
+        """Stateless search for scripts: returns {"task", "answer", "ranking": [{rank, name, score}]}."""
+        session = Session()
+        try:
+            items, problems = load_gallery([_path(f) for f in gallery_files or []], limits)
+            session.conv.set_gallery(items)
+            images, names = load_query_images([_path(f) for f in query_images or []], limits)
+            deadline = time.monotonic() + limits.request_seconds
+            session.conv, reply = run_turn(session.conv, engine, text or "", images, names,
+                                           task or AUTO, limits.top_k, progress, deadline)
+        except UploadError as err:
+            return {"ok": False, "error": str(err)}
+        if not reply.ok:
+            return {"ok": False, "error": reply.text}
+        return {"ok": True, "task": reply.task, "answer": reply.text, "skipped": problems,
+                "ranking": [{"rank": k + 1, "index": gi, "name": session.conv.gallery[gi].name,
+                             "score": float(s)} for k, (gi, s) in enumerate(reply.ranked or [])]}
+
+    # ---- layout --------------------------------------------------------------------------------
+    with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as demo:
+        state = gr.State(Session())
+        gr.Markdown("# ChatReID — find a person by talking to a Re-ID model")
+        gr.Markdown(_model_markdown(engine, choice), elem_id="model-info")
+        gr.Markdown(_banner_markdown(choice), elem_id="model-banner")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                gr.Markdown("### 1 · Gallery")
+                gallery_files = gr.File(file_count="multiple", file_types=["image", ".zip"],
+                                        label=f"Upload photos or a zip (max {limits.max_gallery} "
+                                              f"images, {limits.max_file_mb} MB a file)",
+                                        elem_id="gallery-upload")
+                example_pick = gr.Dropdown(
+                    choices=[(e.title, e.name) for e in examples.values()], value=None,
+                    label="…or a built-in example gallery", elem_id="example-gallery")
+                gr.Markdown("### 2 · Task")
+                task = gr.Dropdown(choices=_task_choices(), value=AUTO, label="Re-ID setting",
+                                   elem_id="task")
+                reset_btn = gr.Button("Start over", variant="secondary")
+            with gr.Column(scale=2, min_width=400):
+                chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}],
+                                     label="ChatReID", height=420, elem_id="chat",
+                                     feedback_options=None)
+                box = gr.MultimodalTextbox(
+                    file_types=["image"], file_count="multiple", sources=["upload"],
+                    placeholder="3 · Attach the person's photo and ask, or describe them "
+                                "(e.g. a woman in a red top with a black backpack)",
+                    show_label=False, elem_id="ask")
+        results = gr.Gallery(label="Ranked gallery (best first: rank · score · file)", columns=8,
+                             height="auto", object_fit="contain", elem_id="results",
+                             allow_preview=True)
+        if examples:
+            gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
+                        label="Examples (pick one: it loads the gallery and fills the message; "
+                              "then press Enter)")
+
+        # API-only components for the stateless /search endpoint.
+        with gr.Row(visible=False):
+            api_query = gr.File(file_count="multiple", label="query images")
+            api_gallery = gr.File(file_count="multiple", label="gallery images or zips")
+            api_text = gr.Textbox(label="request")
+            api_task = gr.Dropdown(choices=[AUTO, *TASK_NAMES], value=AUTO, label="task")
+            api_out = gr.JSON(label="result")
+            api_btn = gr.Button("search")
+
+        model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
+        gallery_files.upload(upload_gallery, [gallery_files, state], [state, chatbot, results],
+                             api_name="upload_gallery", concurrency_limit=4)
+        example_pick.change(example_gallery, [example_pick, state], [state, chatbot, results],
+                            api_name="example_gallery", concurrency_limit=4)
+        box.submit(chat, [box, task, state], [state, chatbot, results, box], api_name="chat",
+                   **model_calls)
+        reset_btn.click(reset, [state], [state, chatbot, results], api_name="reset")
+        api_btn.click(search, [api_query, api_gallery, api_text, api_task], api_out,
+                      api_name="search", **model_calls)
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+    demo.chatreid_limits = limits  # launch() reads max_file_size from here
+    return demo
+
+
+def _path(f) -> str:
+    """A file value from Gradio (a path string, or a dict/FileData with a path)."""
+    if isinstance(f, dict):
+        return f.get("path") or f.get("name")
+    return getattr(f, "path", None) or str(f)
+
+
+def _example_rows(examples) -> list:
+    rows = []
+    for e in examples.values():
+        for p in e.prompts:
+            files = [str(EXAMPLES_DIR / e.name / "query" / p["query"])] if p.get("query") else []
+            rows.append([{"text": p["text"], "files": files}, e.name])
+    return rows
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False,
+           **kwargs):
+    """Launch with the app's safety settings: upload size, allowed paths, bounded sessions."""
+    limits: Limits = demo.chatreid_limits
+    return demo.launch(
+        server_name=host, server_port=port, share=share,
+        max_file_size=f"{limits.max_file_mb}mb",
+        allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else [],
+        state_session_capacity=200,  # each session holds a gallery in memory
+        footer_links=["api", "settings"], **kwargs)
+
+
+def load_engine(choice: ModelChoice):
+    from chatreid.retrieval import ReIDEngine
+
+    # ReIDEngine loads safetensors only and never passes trust_remote_code.
+    return ReIDEngine.from_pretrained(choice.name_or_path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="ChatReID chat (Gradio).")
+    parser.add_argument("--model", help="a ChatReID or Qwen2-VL checkpoint: Hub id or local folder "
+                        "(default: $CHATREID_MODEL, else the demo model, else the tiny test model)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"),
+                        help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or the next free)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    choice = app_default_model(args.model)
+    if choice.notice:
+        log.warning(re.sub(r"[*`]", "", choice.notice))
+    log.info("loading model %s (%s)", choice.name_or_path, choice.source)
+    demo = build_demo(load_engine(choice), choice)
+    launch(demo, host=args.host, port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()
