@@ -78,3 +78,177 @@ def write_market_attributes(root: Path, train: dict[str, dict], test: dict[str, 
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(str(path), {"market_attribute": {"train": part(train), "test": part(test)}})
     return path
+
+
+# -- MSMT17 --------------------------------------------------------------------------------------
+# (list file, folder key, [(relative path, pid)]): names "{pid}_{n}_{cam}_{date}{time}_{frame}_{k}"
+MSMT = {
+    "list_train.txt": ("train", [("0000/0000_000_01_0303morning_0015_0.jpg", 0),
+                                 ("0000/0000_001_14_0303morning_0036_1.jpg", 0),
+                                 ("0001/0001_000_05_0303noon_0102_0.jpg", 1)]),
+    "list_val.txt": ("train", [("0001/0001_002_07_0303noon_0133_2.jpg", 1)]),
+    "list_query.txt": ("test", [("0000/0000_000_01_0303afternoon_1591_0.jpg", 0),
+                                ("0002/0002_003_15_0113morning_0987_1.jpg", 2)]),
+    "list_gallery.txt": ("test", [("0000/0000_004_12_0303afternoon_1652_0.jpg", 0),
+                                  ("0002/0002_005_03_0113morning_1011_0.jpg", 2),
+                                  ("0002/0002_006_10_0113noon_0115_1.jpg", 2)]),
+}
+
+
+def make_msmt17(root: Path, version: int = 1) -> Path:
+    folders = {1: {"train": "train", "test": "test"},
+               2: {"train": "mask_train_v2", "test": "mask_test_v2"}}[version]
+    for list_name, (key, entries) in MSMT.items():
+        lines = []
+        for rel, pid in entries:
+            write_image(root / folders[key] / rel)
+            lines.append(f"{rel} {pid}")
+        (root / list_name).parent.mkdir(parents=True, exist_ok=True)
+        (root / list_name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+# -- CUHK03-NP -----------------------------------------------------------------------------------
+CUHK03 = {
+    "bounding_box_train": ["0001_c1_1.png", "0001_c2_6.png", "0004_c1_2.png", "0004_c2_8.png"],
+    "query": ["0768_c1_1.png", "0769_c2_7.png"],
+    "bounding_box_test": ["0768_c2_6.png", "0769_c1_3.png", "0769_c1_4.png"],
+}
+
+
+def make_cuhk03(root: Path) -> Path:
+    for version in ("labeled", "detected"):
+        for folder, names in CUHK03.items():
+            keep = names if version == "labeled" else names[:-1]  # detected: one box fewer
+            for name in keep:
+                write_image(root / version / folder / name)
+    return root
+
+
+# -- LTCC ----------------------------------------------------------------------------------------
+LTCC = {
+    "train": ["001_1_c11_015869.png", "001_1_c4_015905.png", "001_2_c7_022104.png",
+              "094_1_c2_009511.png"],
+    "query": ["002_1_c1_015601.png", "003_2_c10_021333.png"],
+    "test": ["002_1_c6_015713.png", "002_2_c3_020045.png", "003_1_c12_011001.png"],
+}
+
+
+def make_ltcc(root: Path) -> Path:
+    for folder, names in LTCC.items():
+        for name in names:
+            write_image(root / folder / name)
+    return root
+
+
+# -- PRCC ----------------------------------------------------------------------------------------
+PRCC = {
+    "train": {"001": ["A_cropped_rgb001.jpg", "B_cropped_rgb010.jpg", "C_cropped_rgb020.jpg"],
+              "003": ["A_cropped_rgb002.jpg", "C_cropped_rgb031.jpg"]},
+    "val": {"001": ["B_cropped_rgb099.jpg"]},
+    "test": {"A": {"150": ["cropped_rgb003.jpg", "cropped_rgb004.jpg"], "155": ["cropped_rgb001.jpg"]},
+             "B": {"150": ["cropped_rgb120.jpg"], "155": ["cropped_rgb101.jpg"]},
+             "C": {"150": ["cropped_rgb240.jpg"], "155": ["cropped_rgb201.jpg", "cropped_rgb202.jpg"]}},
+}
+
+
+def make_prcc(root: Path) -> Path:
+    for part in ("train", "val"):
+        for pid, names in PRCC[part].items():
+            for name in names:
+                write_image(root / "rgb" / part / pid / name)
+    for cam, people in PRCC["test"].items():
+        for pid, names in people.items():
+            for name in names:
+                write_image(root / "rgb" / "test" / cam / pid / name)
+    (root / "sketch").mkdir(parents=True, exist_ok=True)  # other modalities ship beside rgb/
+    return root
+
+
+# -- SYSU-MM01 -----------------------------------------------------------------------------------
+SYSU_IDS = {"train_id.txt": [1, 2], "val_id.txt": [3], "test_id.txt": [6, 9]}
+# pid -> {camera: number of images}
+SYSU_IMAGES = {1: {1: 2, 3: 1}, 2: {4: 1, 6: 2}, 3: {2: 1, 3: 1},
+               6: {1: 3, 2: 2, 3: 2, 5: 1}, 9: {4: 2, 6: 1, 2: 1}}
+
+
+def make_sysu(root: Path) -> Path:
+    for pid, cams in SYSU_IMAGES.items():
+        for cam, count in cams.items():
+            for n in range(1, count + 1):
+                write_image(root / f"cam{cam}" / f"{pid:04d}" / f"{n:04d}.jpg",
+                            mode="L" if cam in (3, 6) else "RGB")
+    for cam in range(1, 7):
+        (root / f"cam{cam}").mkdir(parents=True, exist_ok=True)
+    (root / "exp").mkdir(parents=True, exist_ok=True)
+    for name, ids in SYSU_IDS.items():
+        (root / "exp" / name).write_text(",".join(str(i) for i in ids) + "\n")
+    return root
+
+
+# -- RegDB ---------------------------------------------------------------------------------------
+REGDB_PEOPLE = {1: "male_front", 2: "female_back", 3: "male_back", 4: "female_front"}
+
+
+def make_regdb(root: Path, per_person: int = 2) -> Path:
+    """Two trials: trial 1 trains on persons 1-2 and tests on 3-4, trial 2 the reverse. Labels
+    in the lists are per-trial relabellings, as in the real idx files."""
+    names = {}
+    for person, stem in REGDB_PEOPLE.items():
+        for modality, letter, folder in (("visible", "v", "Visible"), ("thermal", "t", "Thermal")):
+            for k in range(per_person):
+                rel = f"{folder}/{person}/{stem}_{letter}_{person * 100 + k:05d}_{person}.bmp"
+                write_image(root / rel, mode="L" if letter == "t" else "RGB")
+                names.setdefault((person, modality), []).append(rel)
+    (root / "idx").mkdir(parents=True, exist_ok=True)
+    for trial, (train, test) in {1: ([1, 2], [3, 4]), 2: ([3, 4], [1, 2])}.items():
+        for part, people in (("train", train), ("test", test)):
+            for modality in ("visible", "thermal"):
+                lines = [f"{rel} {label}" for label, p in enumerate(people)
+                         for rel in names[(p, modality)]]
+                (root / "idx" / f"{part}_{modality}_{trial}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+# -- text-to-image: CUHK-PEDES, ICFG-PEDES, RSTPReid ---------------------------------------------
+def _caps(i: int, n: int = 2) -> list[str]:
+    return [f"Person {i} wears a {c} coat and walks to the left." for c in ("red", "blue", "green")[:n]]
+
+
+CUHK_PEDES = [
+    {"split": "train", "id": 1, "file_path": "CUHK01/0107002.png"},
+    {"split": "train", "id": 1, "file_path": "CUHK01/0107004.png"},
+    {"split": "train", "id": 2, "file_path": "train_query/p8848_s17661.jpg"},
+    {"split": "val", "id": 11004, "file_path": "test_query/p4612_s6127.jpg"},
+    {"split": "test", "id": 12004, "file_path": "test_query/p10376_s14337.jpg"},
+    {"split": "test", "id": 12004, "file_path": "Market/0001_c1s1_001051_00.jpg"},
+    {"split": "test", "id": 12005, "file_path": "CUHK03/1_1_1.jpg"},
+]
+ICFG_PEDES = [
+    {"split": "train", "id": 0, "file_path": "train/0000/0000_000_01_0303morning_0015_0.jpg"},
+    {"split": "train", "id": 1, "file_path": "train/0001/0001_000_05_0303noon_0102_0.jpg"},
+    {"split": "test", "id": 3102, "file_path": "test/0027/0027_010_05_0303afternoon_1591_0.jpg"},
+]
+RSTPREID = [
+    {"split": "train", "id": 0, "img_path": "0000_c14_0031.jpg"},
+    {"split": "train", "id": 0, "img_path": "0000_c7_0012.jpg"},
+    {"split": "val", "id": 3701, "img_path": "3701_c2_0004.jpg"},
+    {"split": "test", "id": 3901, "img_path": "3901_c10_0015.jpg"},
+    {"split": "test", "id": 3902, "img_path": "3902_c11_0010.jpg"},
+]
+
+
+def make_pedes(root: Path, which: str) -> Path:
+    annos, json_name, key = {"cuhk_pedes": (CUHK_PEDES, "reid_raw.json", "file_path"),
+                             "icfg_pedes": (ICFG_PEDES, "ICFG-PEDES.json", "file_path"),
+                             "rstpreid": (RSTPREID, "data_captions.json", "img_path")}[which]
+    rows = []
+    for i, anno in enumerate(annos):
+        write_image(root / "imgs" / anno[key])
+        caps = _caps(i, 2 + i % 2)
+        row = dict(anno, captions=caps)
+        if which != "rstpreid":  # the PEDES files also ship tokenised captions
+            row["processed_tokens"] = [c.lower().rstrip(".").split() for c in caps]
+        rows.append(row)
+    (root / json_name).write_text(json.dumps(rows))
+    return root
