@@ -1,0 +1,284 @@
+"""Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5.
+
+    python eval/run.py --model PATH_OR_HUB [--model ...] --dataset market1501:/data/Market-1501 \\
+        --protocol market [--strategy pairwise|best_choice] [--prefilter efficientnet_lite0] \\
+        [--top-k 50] [--tau T] --out runs/market
+
+    accelerate launch --num_processes 8 eval/run.py ...      # queries sharded over processes
+
+What it does, per model (``--out/<model label>/``):
+
+1. Checks everything that can be wrong before loading a model: the dataset spec, that the
+   protocol fits the benchmark, that there are queries and a gallery (``eval/benchmarks.py``).
+2. Loads the engine (``ReIDEngine``: its constructor checks the model's Yes/No/image tokens).
+3. Per trial, ranks the gallery for every query. Each finished query is appended at once to
+   ``trial_<t>/rankings.<process>.jsonl`` (qid, full ranking, VLM head scores, answer); a rerun
+   skips queries found in any of those files, so an interrupted run resumes where it stopped.
+   Under ``accelerate launch`` each process takes a contiguous shard of the pending queries; the
+   main process waits for all, then reads every shard file.
+4. Computes CMC / mAP / mINP with ``evaluate.load(<repo>/chatreid_metric)`` under the protocol,
+   from the per-query rankings; averages over trials (SYSU-MM01: 10 galleries; RegDB: 10 splits).
+5. Writes ``results.json``, ``table.md`` (the paper's layout), ``cmc.png`` and, for the first
+   ``--vis`` queries of the first trial, ranked-list images in ``ranked/``.
+
+With several ``--model``, ``--out/table.md`` also holds the stage ablation (Table 4); the same
+table comes from ``python eval/table.py DIR ...`` over separate runs.
+
+Text queries (text-to-image) have no image to pre-filter with: the VLM scores the whole gallery
+for each of them, and ``--top-k``/``--tau`` are not applied (the run says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+from benchmarks import TASK, Trial, check_protocol, load_trials, parse_dataset  # noqa: E402
+
+METRIC_PATH = REPO / "chatreid_metric"
+
+
+def parse_args(argv=None):
+    from chatreid.retrieval.engine import STRATEGIES
+    from chatreid.retrieval.prefilter import PREFILTERS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True,
+                    help="checkpoint: Hub id or local folder; repeat for the stage ablation (Table 4)")
+    ap.add_argument("--label", action="append", help="row label per --model (default: folder/repo name)")
+    ap.add_argument("--dataset", required=True, help="NAME:PATH, e.g. market1501:/data/Market-1501 or synthpeds:DIR")
+    ap.add_argument("--protocol", help="metric protocol (default: the benchmark's; must fit the dataset)")
+    ap.add_argument("--strategy", choices=STRATEGIES, default="pairwise")
+    ap.add_argument("--prefilter", choices=PREFILTERS, default="efficientnet_lite0")
+    ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
+    ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
+    ap.add_argument("--window", type=int, default=4, help="best-choice page size (1..9)")
+    ap.add_argument("--trials", type=int, default=None, help="SYSU-MM01 / RegDB: run the first N of 10 trials")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the checkpoint's)")
+    ap.add_argument("--vis", type=int, default=8, help="ranked-list images for this many queries (0: none)")
+    ap.add_argument("--vis-k", type=int, default=10, help="gallery images per ranked list")
+    ap.add_argument("--metric", default=str(METRIC_PATH), help="the evaluate module folder (default: the repo's chatreid_metric)")
+    ap.add_argument("--out", required=True, help="output folder")
+    args = ap.parse_args(argv)
+    if args.label and len(args.label) != len(args.model):
+        ap.error(f"{len(args.label)} --label for {len(args.model)} --model")
+    if args.top_k is not None and args.top_k < 1:
+        ap.error("--top-k must be >= 1")
+    if not 1 <= args.window <= 9:
+        ap.error("--window must be in 1..9")
+    if args.batch_size < 1:
+        ap.error("--batch-size must be >= 1")
+    return args
+
+
+def label_of(model: str) -> str:
+    return Path(model.rstrip("/")).name or model
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120]
+
+
+# ----------------------------------------------------------------------------------------------
+def load_images(paths) -> list:
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(im.convert("RGB"))
+    return out
+
+
+def read_cache(folder: Path) -> dict[str, dict]:
+    """Finished queries of a trial, from every process's shard file (a partial last line, left by
+    a kill mid-write, is ignored and that query runs again)."""
+    done = {}
+    for f in sorted(folder.glob("rankings.*.jsonl")):
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[row["qid"]] = row
+    return done
+
+
+def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -> None:
+    """Rank every pending query of ``trial``; this process's shard only."""
+    from tqdm import tqdm
+
+    from chatreid.retrieval import Query
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = read_cache(folder)
+    pending = [q for q in trial.queries if q.qid not in done]
+    if state.is_main_process:
+        print(f"trial {trial.name}: {len(trial.queries)} queries, {len(done)} cached, {len(pending)} to run, "
+              f"gallery {len(trial.gallery)}", flush=True)
+    if not pending:
+        return
+    gallery = load_images([r.path for r in trial.gallery])
+    text_queries = protocol == "t2i"
+    top_k, tau = (None, None) if text_queries else (args.top_k, args.tau)
+    with state.split_between_processes(pending) as mine:
+        shard = folder / f"rankings.{state.process_index}.jsonl"
+        with open(shard, "a") as f:
+            bar = tqdm(mine, desc=f"{label_of(engine.model_info['name_or_path'])} trial {trial.name}",
+                       unit="query", position=state.process_index, disable=len(mine) == 0)
+            for q in bar:
+                if text_queries:
+                    query = Query(text=q.text, task="text_to_image")
+                else:
+                    query = Query(images=load_images([q.path]), task=TASK[protocol])
+                res = engine.search(query, gallery, strategy=args.strategy, top_k=top_k, tau=tau,
+                                    batch_size=args.batch_size)
+                row = {"qid": q.qid, "ranking": res.ranking, "scores": [round(s, 6) for s in res.scores[:res.num_scored]],
+                       "num_scored": res.num_scored, "answer": res.answer}
+                f.write(json.dumps(row) + "\n")
+                f.flush()  # one finished query is never lost to a later crash
+
+
+def load_metric(path: str):
+    import evaluate
+
+    return evaluate.load(str(Path(path).resolve()))
+
+
+def score_trial(metric, trial: Trial, rows: dict[str, dict], protocol: str) -> dict:
+    """CMC / mAP / mINP of one trial from its cached rankings."""
+    missing = [q.qid for q in trial.queries if q.qid not in rows]
+    if missing:
+        raise RuntimeError(f"trial {trial.name}: {len(missing)} queries have no ranking (e.g. {missing[0]})")
+    kwargs = dict(
+        rankings=[rows[q.qid]["ranking"] for q in trial.queries],
+        q_pids=[q.pid for q in trial.queries],
+        g_pids=[r.pid for r in trial.gallery],
+        protocol=protocol,
+    )
+    if protocol != "t2i":
+        kwargs.update(q_camids=[q.camid for q in trial.queries], g_camids=[r.camid for r in trial.gallery])
+    if protocol in ("cc", "sc"):
+        kwargs.update(q_clothes=[q.clothes for q in trial.queries], g_clothes=[r.clothes_id for r in trial.gallery])
+    kwargs.update(trial.options)
+    return metric.compute(**kwargs)
+
+
+def mean_metrics(per_trial: dict[str, dict]) -> dict:
+    keys = [k for k, v in next(iter(per_trial.values())).items() if isinstance(v, (int, float))]
+    n = len(per_trial)
+    out = {k: sum(m[k] for m in per_trial.values()) / n for k in keys}
+    cmcs = [m["cmc"] for m in per_trial.values()]
+    out["cmc"] = [sum(c[i] for c in cmcs) / n for i in range(min(map(len, cmcs)))]
+    return out
+
+
+def draw_ranked_lists(trial: Trial, rows: dict, folder: Path, n: int, k: int, protocol: str) -> None:
+    from chatreid.viz import ranked_list_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, q in enumerate(trial.queries[:n]):
+        row = rows[q.qid]
+        top = row["ranking"][:k]
+        gal = load_images([trial.gallery[g].path for g in top])
+        flags = [trial.gallery[g].pid == q.pid for g in top]
+        scores = [row["scores"][j] if j < len(row["scores"]) else float("nan") for j in range(len(top))]
+        query = q.text if protocol == "t2i" else load_images([q.path])[0]
+        img = ranked_list_image(query, gal, flags, scores, query_caption=f"query pid {q.pid}")
+        img.save(folder / f"{i:03d}_{_slug(q.qid)}.png")
+
+
+def run_model(model: str, label: str, trials: list[Trial], name: str, root: str, protocol: str, args, state) -> dict | None:
+    from chatreid.retrieval import ReIDEngine
+    from chatreid.viz import plot_cmc
+
+    out = Path(args.out) / _slug(label)
+    engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
+                                        dtype=args.dtype, window=args.window)
+    if protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None):
+        print("text queries cannot be pre-filtered by image features: --top-k/--tau not applied; "
+              "the VLM scores the whole gallery for each caption", flush=True)
+    t0 = time.time()
+    for trial in trials:
+        rank_trial(engine, trial, out / f"trial_{trial.name}", args, protocol, state)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    metric = load_metric(args.metric)
+    per_trial, rows0 = {}, None
+    for trial in trials:
+        rows = read_cache(out / f"trial_{trial.name}")
+        per_trial[trial.name] = score_trial(metric, trial, rows, protocol)
+        rows0 = rows0 or rows
+    mean = mean_metrics(per_trial)
+    result = {
+        "label": label, "model": engine.model_info, "dataset": name, "root": root, "protocol": protocol,
+        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k, "tau": args.tau,
+        "window": args.window if args.strategy == "best_choice" else None,
+        "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
+        "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
+        "command": " ".join(sys.argv), "processes": state.num_processes,
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
+    if args.vis:
+        draw_ranked_lists(trials[0], rows0, out / "ranked", args.vis, args.vis_k, protocol)
+    from table import render
+
+    (out / "table.md").write_text(render([result]))
+    print(f"{label} on {name} ({protocol}): mAP {100 * mean['mAP']:.1f}  Rank-1 {100 * mean['rank1']:.1f}  "
+          f"mINP {100 * mean['mINP']:.1f}  ({len(trials)} trial(s)) -> {out}", flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    args = parse_args(argv)
+    try:
+        # everything that can be checked without a model, checked first
+        name, root = parse_dataset(args.dataset)
+        protocol = check_protocol(name, root, args.protocol)
+        trials = load_trials(name, root, protocol, args.trials)
+        if not Path(args.metric).is_dir():
+            raise FileNotFoundError(f"the metric module is missing: {args.metric}")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"eval/run.py: error: {err}", file=sys.stderr)
+        return 2
+    from accelerate import PartialState
+
+    state = PartialState()
+    labels = args.label or [label_of(m) for m in args.model]
+    if len(set(labels)) != len(labels):
+        print(f"eval/run.py: error: two models share the label {labels}; pass --label", file=sys.stderr)
+        return 2
+    results = []
+    for model, label in zip(args.model, labels):
+        try:
+            res = run_model(model, label, trials, name, root, protocol, args, state)
+        except (ValueError, OSError) as err:  # e.g. a model without Yes/No tokens, a missing checkpoint
+            print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
+            return 2
+        results.append(res)
+    if state.is_main_process:
+        from table import render
+
+        text = render(results)
+        Path(args.out, "table.md").write_text(text)
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
