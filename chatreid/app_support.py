@@ -275,6 +275,13 @@ class Example:
     prompts: list[dict] = field(default_factory=list)  # {"text", "query" (file name or None), "task"}
 
 
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
 def example_galleries(root: Path = EXAMPLES_DIR) -> dict[str, Example]:
     """The example galleries listed in ``examples/manifest.json`` (empty if there are none)."""
     manifest = root / "manifest.json"
@@ -285,8 +292,7 @@ def example_galleries(root: Path = EXAMPLES_DIR) -> dict[str, Example]:
         folder = root / entry["name"]
         out[entry["name"]] = Example(
             name=entry["name"], title=entry["title"], description=entry["description"],
-            gallery=sorted((folder / "gallery").glob("*.png")),
-            queries=sorted((folder / "query").glob("*.png")),
+            gallery=_images_in(folder / "gallery"), queries=_images_in(folder / "query"),
             prompts=entry.get("prompts", []))
     return out
 

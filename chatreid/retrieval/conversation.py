@@ -246,7 +246,8 @@ might may maybe probably again here just only now also guy from by at shown appe
 _ATTRIBUTE_WORDS = (set(_COLOUR_WORDS) | _UPPER_NOUNS | _LOWER_NOUNS | set(_GENDER_WORDS)
                     | set(_AGE_WORDS) | set(_ACCESSORIES) | {
                         "hair", "long", "short", "sleeves", "sleeve", "sleeved", "short-sleeved",
-                        "long-sleeved", "no", "not", "without", "top", "bottom", "young"})
+                        "long-sleeved", "no", "not", "without", "top", "bottom", "young", "garment",
+                        "clothes", "clothing", "colour", "color", "coloured", "colored"})
 
 
 @dataclass
@@ -481,7 +482,7 @@ class Conversation:
         if intent.action == "describe":
             gi = self.result_index(intent.indices[0])
             return Reply(f"Result #{intent.indices[0]} ({self.gallery[gi].name}): "
-                         + engine.describe(self.gallery[gi].image).strip())
+                         + _generated(engine.describe(self.gallery[gi].image)))
         if intent.action == "pick":
             picked = [self.result_index(k) for k in intent.indices]
             imgs = [self.gallery[i].image for i in picked]
@@ -540,8 +541,12 @@ class Conversation:
         if task == "attribute" and not self.attributes:
             raise ChatError("I could not find any attribute I know in that. Known: "
                             + "; ".join(f"{k} ({', '.join(map(str, v))})" for k, v in VOCAB.items()))
-        result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
-                               top_k=top_k, progress=progress)
+        try:
+            # top_k cuts the pre-filter's ranking, which only image queries have.
+            result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
+                                   top_k=top_k if query.images else None, progress=progress)
+        except ValueError as err:  # the engine refused this query: say why, keep the session
+            raise ChatError(f"The engine could not run this search: {err}") from None
         self.task, self.last = task, result
         ranked = list(zip(result.ranking, result.scores))
         return Reply(lead + answer_text(self, task, reason, result, intent.notes), ranked=ranked,
@@ -561,7 +566,7 @@ class Conversation:
             return self.gallery[gi].image, f"#{k} ({self.gallery[gi].name})"
 
         (a, name_a), (b, name_b) = pick(indices[0]), pick(indices[1])
-        said = engine.compare(a, b).strip()
+        said = _generated(engine.compare(a, b))
         verdict = ""
         if self.last is not None and 0 in indices:
             k = indices[1]
@@ -585,6 +590,22 @@ def _explain_invalid(task: str, err: Exception) -> str:
         "adaptive": "a photo, a description, or both",
     }[task]
     return f"The task '{TASK_NAMES[task]}' needs {needs}. ({err})"
+
+
+def name_images(text: str, gallery: Sequence[GalleryItem]) -> str:
+    """The engine names gallery images by position ("Image 3", 1-based); the chat numbers
+    results by rank ("#1"), so positions are rewritten as file names to avoid two numberings."""
+    def sub(m):
+        k = int(m.group(1))
+        return f"{m.group(0)} ({gallery[k - 1].name})" if 1 <= k <= len(gallery) else m.group(0)
+    return re.sub(r"\bImage (\d+)\b", sub, text)
+
+
+def _generated(text: str) -> str:
+    """A generated answer, or a plain statement that there was none (an untrained model can
+    stop at once)."""
+    return text.strip() or "(the model generated no text for this; a trained model describes " \
+                           "attributes here)"
 
 
 def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult,
@@ -611,6 +632,6 @@ def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult
                         for k, (gi, s) in enumerate(zip(result.ranking[:show], result.scores[:show])))
         lines.append(f"**Best matches:** {top}.")
     if result.answer and result.answer.strip():
-        lines.append(f"**Model:** {result.answer.strip()}")
+        lines.append(f"**Model:** {name_images(result.answer.strip(), conv.gallery)}")
     lines.append(NEXT_STEPS)
     return "\n\n".join(lines)
