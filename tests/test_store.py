@@ -260,7 +260,7 @@ def test_cli_build_and_info(market, tmp_path, capsys):
     info = capsys.readouterr().out
     assert "market1501/train: 5" in info and "market1501/cam6" in info
     assert main(["store", "build", "--source", "market1501", "--out", str(tmp_path / "x")]) == 1
-    assert "expected NAME:PATH" in capsys.readouterr().err
+    assert "expected NAME[,key=value...]:PATH" in capsys.readouterr().err
 
 
 def test_cli_push_failure_says_local_copy_is_kept(market, tmp_path, capsys):
@@ -272,3 +272,41 @@ def test_cli_push_failure_says_local_copy_is_kept(market, tmp_path, capsys):
     assert code == 1
     assert "intact" in capsys.readouterr().err
     assert len(ImageStore.load(out)) == 12
+
+
+def test_source_options_parse():
+    from chatreid.data.store import parse_source
+
+    assert parse_source("cuhk03,version=detected:/d/cuhk03-np") == (
+        "cuhk03", "/d/cuhk03-np", {"version": "detected"})
+    assert parse_source("regdb,trial=3,direction=thermal_to_visible:C:/x") == (
+        "regdb", "C:/x", {"trial": 3, "direction": "thermal_to_visible"})
+    assert parse_source("msmt17,include_val=true:/m")[2] == {"include_val": True}
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_source("regdb,trial:/x")
+
+
+def test_cli_several_sources_with_options_and_skip_bad(tmp_path, capsys):
+    import shutil
+
+    from chatreid.cli import main
+    from layouts import make_cuhk03
+
+    market = make_market(tmp_path / "market")
+    bad = market / "query" / "0003_c1s6_015971_00.jpg"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated JPEG
+    write_image(market / "query" / "notes.jpg")  # a name the reader cannot parse
+    cuhk = make_cuhk03(tmp_path / "cuhk03-np")
+    out = tmp_path / "store"
+    args = ["store", "build", "--source", f"market1501:{market}",
+            "--source", f"cuhk03,version=detected:{cuhk}", "--out", str(out)]
+    assert main(args) == 1
+    assert "notes.jpg" in capsys.readouterr().err and not out.exists()
+    assert main(args + ["--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 bad image(s)" in captured.err
+    assert "0003_c1s6_015971_00.jpg" in captured.err and "notes.jpg" in captured.err
+    store = ImageStore.load(out)
+    assert store.summary()["dataset"] == {"cuhk03": 6, "market1501": 11}
+    assert "cuhk03/detected/query/0768_c1_1.png" in store
+    shutil.rmtree(out)

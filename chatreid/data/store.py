@@ -149,8 +149,8 @@ def _sources(sources, skipped: list) -> Iterator[tuple[Record, str]]:
 
     for item in sources:
         if isinstance(item, str):
-            name, root = parse_source(item)
-            records = chatreid_data.read(name, root)
+            name, root, options = parse_source(item)
+            records = chatreid_data.read(name, root, **options)
         elif isinstance(item, chatreid_data.Records):
             records, root = item, item.root
         elif isinstance(item, tuple) and len(item) == 3:
@@ -166,12 +166,24 @@ def _sources(sources, skipped: list) -> Iterator[tuple[Record, str]]:
             yield record, relative_path(record, root)
 
 
-def parse_source(text: str) -> tuple[str, str]:
-    """``"market1501:/data/Market-1501"`` -> ("market1501", "/data/Market-1501")."""
-    name, sep, root = text.partition(":")
+def parse_source(text: str) -> tuple[str, str, dict]:
+    """``"NAME[,key=value...]:PATH"`` -> (name, path, options), e.g.
+    ``"cuhk03,version=detected:/data/cuhk03-np"`` -> ("cuhk03", "/data/cuhk03-np",
+    {"version": "detected"}). Integer and true/false values are converted."""
+    head, sep, root = text.partition(":")
+    name, *pairs = head.split(",")
     if not sep or not name or not root:
-        raise ValueError(f"source {text!r}: expected NAME:PATH, e.g. market1501:/data/Market-1501")
-    return name, root
+        raise ValueError(f"source {text!r}: expected NAME[,key=value...]:PATH, "
+                         "e.g. market1501:/data/Market-1501")
+    options: dict = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise ValueError(f"source {text!r}: option {pair!r} is not key=value")
+        low = value.lower()
+        options[key] = (int(value) if value.lstrip("-").isdigit() else
+                        {"true": True, "false": False}.get(low, value))
+    return name, root, options
 
 
 def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite: bool = False,
@@ -315,8 +327,10 @@ class ImageStore:
     # -- lookups -------------------------------------------------------------------------------
     def _row_of(self, iid: str) -> int:
         if self._index is None:
-            ids = self.dataset.data.column("image_id").to_pylist() if self.dataset._indices is None \
-                else self.metadata()["image_id"]
+            # Only the id column, through the public API (respects select/shuffle indices).
+            ids = (self._meta["image_id"] if self._meta is not None else
+                   self.dataset.select_columns(["image_id"]).with_format("arrow")[:]
+                   .column("image_id").to_pylist())
             index = {v: i for i, v in enumerate(ids)}
             if len(index) != len(ids):
                 dup = next(v for v, n in Counter(ids).items() if n > 1)
@@ -473,9 +487,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("store", help="build, inspect and publish the image store")
     sub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="build an image store from benchmark folders")
-    b.add_argument("--source", action="append", required=True, metavar="NAME:PATH",
-                   help="a reader name and dataset root, e.g. market1501:/data/Market-1501 "
-                        "(repeatable; names: see chatreid.data.READERS)")
+    b.add_argument("--source", action="append", required=True, metavar="NAME[,K=V...]:PATH",
+                   help="a reader name, its options and the dataset root, e.g. "
+                        "market1501:/data/Market-1501 or cuhk03,version=detected:/data/cuhk03-np "
+                        "(repeatable). Readers: market1501, msmt17, cuhk03, ltcc, prcc, sysu_mm01, "
+                        "regdb, cuhk_pedes, icfg_pedes, rstpreid, synthpeds")
     b.add_argument("--out", required=True, help="folder to write (must not exist)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     b.add_argument("--skip-bad", action="store_true",
@@ -493,8 +509,10 @@ def _cmd_build(args) -> int:
 
     sources = []
     for text in args.source:
-        name, root = parse_source(text)
-        sources.append((name, root, {"skip_bad": True} if args.skip_bad else {}))
+        name, root, options = parse_source(text)
+        if args.skip_bad:
+            options.setdefault("skip_bad", True)
+        sources.append((name, root, options))
     report = build(sources, args.out, skip_bad=args.skip_bad, overwrite=args.overwrite)
     print(f"wrote {report.num_images} images to {report.out}")
     if report.skipped:
