@@ -17,6 +17,7 @@ import sys
 COMMANDS: list[str] = [
     "chatreid.data.store",
     "chatreid.data.synthpeds.command",
+    "chatreid.instructions.cli",
 ]
 
 

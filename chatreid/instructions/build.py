@@ -1,0 +1,302 @@
+"""Build, save, push and load instruction datasets.
+
+How a build runs: the store's metadata becomes two pools (train / validation identities); the
+rows of each split are cut into shards of ``shard_size``; each shard is generated (vectorised
+sampling, ``stage2``/``stage3``/``stage1``) and streamed to its own Arrow file by a worker
+(``num_proc`` processes), so memory holds one shard's batch at a time. The shards are then saved
+as one ``DatasetDict`` with ``save_to_disk``.
+
+Atomic and resumable: everything is written under a hidden work folder next to ``out`` named by a
+hash of the store and the config; a shard file appears (by rename) only once complete; ``out``
+appears (by rename) only once the whole dataset is saved. Running the same command again after an
+interruption reuses the finished shards and writes the rest; any other command starts its own
+work folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from chatreid.instructions import stage1, stage2, stage3
+from chatreid.instructions.config import BuildConfig
+from chatreid.instructions.pool import SPLITS, build_pool, columns, split_identities
+from chatreid.instructions.rows import features
+
+log = logging.getLogger(__name__)
+BUILD_INFO = "chatreid_instructions.json"
+_STATE: dict = {}  # what forked workers inherit: contexts, shard plans, config
+
+
+class PushError(RuntimeError):
+    """A push to the Hub failed; the message says where the intact local copy is."""
+
+
+def allocate(mix: dict[str, float], n: int) -> dict[str, int]:
+    """Rows per task: ``n * weight`` rounded by largest remainder (the counts sum to ``n``)."""
+    names = list(mix)
+    raw = np.array([mix[k] for k in names]) * n
+    base = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - base), kind="stable")[: n - base.sum()]:
+        base[i] += 1
+    return dict(zip(names, base.tolist()))
+
+
+def _fingerprint(store, cfg: BuildConfig, extra: str) -> str:
+    meta = store.metadata()
+    h = hashlib.sha256()
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    h.update(str(store.source).encode())
+    h.update(str(len(meta["image_id"])).encode())
+    h.update("\n".join(meta["image_id"][:1000] + meta["image_id"][-1000:]).encode())
+    h.update(extra.encode())
+    return h.hexdigest()[:16]
+
+
+def _run_shard(job) -> tuple[str, int, int]:
+    """Generate and write one shard; returns (split, shard index, rows)."""
+    import pyarrow as pa
+
+    split, index, path = job["split"], job["index"], job["path"]
+    cfg: BuildConfig = _STATE["config"]
+    ctx = _STATE["contexts"][split]
+    rng = np.random.default_rng([cfg.seed, cfg.stage, SPLITS.index(split), index])
+    if cfg.stage == 1:
+        rows = stage1.rows(ctx, rng, _STATE["items"][split][job["lo"]:job["hi"]],
+                           _STATE["captioned"])
+    else:
+        tasks = _STATE["tasks"][split][job["lo"]:job["hi"]]
+        builders = stage2.BUILDERS if cfg.stage == 2 else stage3.BUILDERS
+        rows = [None] * len(tasks)
+        for code, name in enumerate(_STATE["task_names"]):
+            where = np.flatnonzero(tasks == code)
+            if len(where):
+                for i, row in zip(where, builders[name](ctx, rng, len(where))):
+                    rows[i] = row
+    schema = features().arrow_schema
+    tmp = path + ".tmp"
+    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for lo in range(0, len(rows), 5000):
+            writer.write_batch(pa.RecordBatch.from_pylist(rows[lo:lo + 5000], schema=schema))
+    os.replace(tmp, path)
+    return split, index, len(rows)
+
+
+def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite: bool = False,
+          captioner=None, caption_cache: str | None = None, progress: bool = True) -> dict:
+    """Build the stage ``config.stage`` dataset from the image store at ``store_path`` into ``out``.
+
+    Returns the build info (also written to ``out/chatreid_instructions.json``): counts per split
+    and task, filter counts (stage 1), the config, the sources.
+    """
+    import datasets
+    from tqdm.auto import tqdm
+
+    from chatreid.data.store import ImageStore
+
+    t0 = time.time()
+    out = Path(out).absolute()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite)")
+    store = store_path if isinstance(store_path, ImageStore) else ImageStore.load(store_path)
+    meta = columns(store.metadata())
+    assignment = split_identities(meta, config.val_fraction, config.seed)
+    cached = None
+    keep, filter_counts, captioned = None, None, {}
+    if config.stage == 1:
+        if captioner is not None:
+            from chatreid.instructions.captioners import CachedCaptioner
+
+            cache_path = caption_cache or str(out.parent / f"{out.name}.captions.jsonl")
+            cached = CachedCaptioner(captioner, cache_path)
+        keep, filter_counts, captioned = stage1.filter_images(meta, config, cached, store, progress)
+        meta = stage1.with_captions(meta, captioned)
+    contexts = {s: stage2.Context(build_pool(meta, s, assignment, keep), config) for s in SPLITS}
+    if len(contexts["train"].pool) == 0:
+        raise ValueError(f"{store.source}: no train-split images to build from"
+                         + (f" (filters: {filter_counts})" if filter_counts else ""))
+
+    work = out.parent / f".{out.name}.partial-{_fingerprint(store, config, json.dumps(sorted(captioned.items())))}"
+    (work / "shards").mkdir(parents=True, exist_ok=True)
+    jobs, counts = [], {}
+    state = {"config": config, "contexts": contexts, "captioned": set(captioned)}
+    if config.stage == 1:
+        state["items"] = {}
+        for s in SPLITS:
+            pairs = stage1.items(contexts[s].pool)
+            if config.size is not None:
+                want = config.size - round(config.size * config.val_fraction) if s == "train" \
+                    else round(config.size * config.val_fraction)
+                if want > len(pairs):
+                    raise ValueError(f"--size {config.size}: the {s} split has only {len(pairs)} "
+                                     f"captioning rows after filtering, {want} asked")
+                pick = np.random.default_rng([config.seed, 1, SPLITS.index(s)]).permutation(len(pairs))
+                pairs = pairs[np.sort(pick[:want])]
+            state["items"][s] = pairs
+            counts[s] = {"caption": len(pairs)}
+    else:
+        if config.size is None:
+            raise ValueError(f"stage {config.stage}: --size is required")
+        n_val = round(config.size * config.val_fraction) if len(contexts["validation"].pool) else 0
+        sizes = {"train": config.size - n_val, "validation": n_val}
+        names = list(config.mix)
+        state["task_names"] = names
+        state["tasks"] = {}
+        for s in SPLITS:
+            alloc = allocate(config.mix, sizes[s])
+            counts[s] = alloc
+            arr = np.repeat(np.arange(len(names), dtype=np.int8), [alloc[k] for k in names])
+            state["tasks"][s] = np.random.default_rng([config.seed, config.stage, 99, SPLITS.index(s)]).permutation(arr)
+    for s in SPLITS:
+        total = sum(counts[s].values())
+        for k, lo in enumerate(range(0, total, config.shard_size)):
+            jobs.append({"split": s, "index": k, "lo": lo, "hi": min(lo + config.shard_size, total),
+                         "path": str(work / "shards" / f"{s}-{k:05d}.arrow")})
+    todo = [j for j in jobs if not os.path.exists(j["path"])]
+    done_rows = sum(j["hi"] - j["lo"] for j in jobs if j not in todo)
+    if done_rows:
+        log.info("resuming %s: %d of %d shards already written", work, len(jobs) - len(todo), len(jobs))
+
+    _STATE.clear()
+    _STATE.update(state)
+    bar = tqdm(total=sum(j["hi"] - j["lo"] for j in jobs), initial=done_rows,
+               desc=f"stage {config.stage} rows", unit="row", disable=not progress)
+    try:
+        if num_proc > 1 and len(todo) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(num_proc, len(todo))) as workers:
+                for _, _, n in workers.imap_unordered(_run_shard, todo):
+                    bar.update(n)
+        else:
+            for job in todo:
+                bar.update(_run_shard(job)[2])
+    finally:
+        bar.close()
+        _STATE.clear()
+    t_rows = time.time() - t0
+
+    splits = {}
+    for s in SPLITS:
+        files = [j["path"] for j in jobs if j["split"] == s]
+        parts = [datasets.Dataset.from_file(f) for f in files]
+        splits[s] = datasets.concatenate_datasets(parts) if parts else \
+            datasets.Dataset.from_list([], features=features())
+    dsd = datasets.DatasetDict(splits)
+    final = work / "dataset"
+    if final.exists():
+        shutil.rmtree(final)
+    dsd.save_to_disk(str(final))  # a plain copy of the shard files: I/O-bound, one process
+    info = {
+        "stage": config.stage,
+        "store": str(store.source),
+        "datasets": {s: contexts[s].pool.dataset_names for s in SPLITS},
+        "images": {s: len(contexts[s].pool) for s in SPLITS},
+        "identities": {s: len(contexts[s].pool.id_count) for s in SPLITS},
+        "rows": {s: len(splits[s]) for s in SPLITS},
+        "tasks": counts,
+        "filters": filter_counts,
+        "captioner": getattr(cached, "name", None),
+        "config": config.to_dict(),
+        "seconds": {"rows": round(t_rows, 2), "total": round(time.time() - t0, 2)},
+    }
+    (final / BUILD_INFO).write_text(json.dumps(info, indent=1, default=str))
+    (final / "README.md").write_text(dataset_card(info))
+    del dsd, splits, parts
+    if out.exists():  # overwrite: move the old one aside, delete it last
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        final.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        final.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    info["seconds"]["total"] = round(time.time() - t0, 2)
+    return info
+
+
+def dataset_card(info: dict) -> str:
+    """Markdown body of the dataset card: sources, task mixture, counts per task."""
+    cfg = info["config"]
+    lines = [
+        f"# ChatReID stage {info['stage']} instruction data", "",
+        "Instruction rows for ChatReID's hierarchical progressive tuning (Niu et al., 2025), built "
+        "by `chatreid build-data`. Rows hold TRL conversational `messages` with image placeholders, "
+        "the `image_ids` they refer to in the image store (images are not copied), the `task` and "
+        "the ground truth in `meta` (JSON). Splits are disjoint by identity; only `train`-split "
+        "images of each benchmark are used.", "",
+        "## Sources", "",
+        f"Image store: `{info['store']}`", "",
+        "| split | datasets | identities | images |", "|---|---|---|---|",
+    ]
+    for s in SPLITS:
+        lines.append(f"| {s} | {', '.join(info['datasets'][s])} | {info['identities'][s]} | "
+                     f"{info['images'][s]} |")
+    lines += ["", "## Task mixture and counts", "", "| task | weight | train | validation |",
+              "|---|---|---|---|"]
+    for task, w in cfg["mix"].items():
+        lines.append(f"| {task} | {w:.3f} | {info['tasks']['train'].get(task, 0)} | "
+                     f"{info['tasks']['validation'].get(task, 0)} |")
+    lines.append(f"| total | | {info['rows']['train']} | {info['rows']['validation']} |")
+    if info.get("filters"):
+        lines += ["", "## Stage 1 quality filters (train-split images)", "",
+                  "| filter | images |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in info["filters"].items()]
+    lines += ["", "## Settings", "", "```json", json.dumps(cfg, indent=1, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def push_to_hub(path, repo_id: str, *, private: bool | None = None, token: str | None = None):
+    """Push a built dataset (a folder written by ``build``) and its card. The local folder is
+    only read; on failure ``PushError`` says so and where it is."""
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    path = str(path)
+    try:
+        dsd = datasets.load_from_disk(path)
+        info_text = Path(path, BUILD_INFO).read_text()
+        dsd.push_to_hub(repo_id, private=private, token=token,
+                        commit_message="Upload ChatReID instruction data")
+        # Keep the YAML header datasets wrote (features, splits); the body is our card.
+        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        card.text = dataset_card(json.loads(info_text))
+        card.push_to_hub(repo_id, token=token, repo_type="dataset",
+                         commit_message="Dataset card: sources, task mixture, counts per task")
+    except Exception as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise PushError(f"push of {path} to {repo_id!r} failed ({type(err).__name__}: {first}); "
+                        f"the local copy at {path} is intact") from err
+
+
+def load(path_or_repo, *, revision: str | None = None, token: str | None = None):
+    """A built instruction dataset (``DatasetDict``) from a local folder or a Hub dataset id."""
+    import datasets
+
+    text = os.fspath(path_or_repo)
+    if os.path.isdir(text):
+        dsd = datasets.load_from_disk(text)
+    elif os.path.exists(text) or text.startswith((".", "/")):
+        raise FileNotFoundError(f"{text}: not a built instruction dataset folder")
+    else:
+        try:
+            dsd = datasets.load_dataset(text, revision=revision, token=token)
+        except Exception as err:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+            hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
+            raise ValueError(f"cannot load instruction dataset {text!r} from the Hub{hint}: "
+                             f"{type(err).__name__}: {err}".splitlines()[0]) from err
+    if not isinstance(dsd, datasets.DatasetDict) or set(dsd) != set(SPLITS):
+        raise ValueError(f"{text}: expected a DatasetDict with splits {SPLITS}")
+    missing = [c for c in ("messages", "image_ids", "task", "meta") if c not in dsd["train"].column_names]
+    if missing:
+        raise ValueError(f"{text}: not an instruction dataset, missing column(s) {missing}")
+    return dsd

@@ -1,0 +1,87 @@
+"""``chatreid build-data`` and ``chatreid data validate``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    b = subparsers.add_parser(
+        "build-data", help="build stage 1/2/3 instruction data from an image store",
+        description="Build a ChatReID instruction dataset (DatasetDict train/validation, split "
+                    "by identity) from an image store; see docs/instructions.md.")
+    b.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
+    b.add_argument("--store", required=True, metavar="PATH_OR_REPO", help="image store")
+    b.add_argument("--out", required=True, metavar="DIR", help="folder to write (must not exist)")
+    b.add_argument("--size", type=int, help="rows in total (stage 2/3: required; stage 1: "
+                                            "default every captioning row)")
+    b.add_argument("--mix", nargs="+", metavar="TASK=WEIGHT", help="task weights (renormalised)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--num-proc", type=int, default=1, metavar="K", help="worker processes")
+    b.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of identities (and rows) in the validation split")
+    b.add_argument("--paraphrase-prob", type=float, default=0.0,
+                   help="probability of a paraphrased prompt instead of the paper's wording")
+    b.add_argument("--gallery", type=int, nargs=2, metavar=("A", "B"),
+                   help="gallery size N ~ Uniform{A..B} (stage 2 default 2 8, stage 3 1 10)")
+    b.add_argument("--match-power", type=float, default=1.0,
+                   help="Eq. 1 reading: P(m matches) ~ m^-power (1 = Eq. 1, 0 = uniform)")
+    b.add_argument("--captioner", metavar="SPEC",
+                   help="stage 1, images without text: transformers:MODEL or openai:MODEL@BASE_URL")
+    b.add_argument("--caption-cache", metavar="FILE", help="captioner cache (JSONL); default "
+                                                           "OUT.captions.jsonl beside OUT")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    b.add_argument("--push-to-hub", metavar="REPO", help="then push to this Hub dataset repo")
+    b.add_argument("--private", action="store_true")
+    b.set_defaults(func=_cmd_build)
+
+    d = subparsers.add_parser("data", help="check built instruction data")
+    sub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    v = sub.add_parser("validate", help="re-check every answer of a built dataset against its store")
+    v.add_argument("path", metavar="PATH_OR_REPO")
+    v.add_argument("--store", required=True, metavar="PATH_OR_REPO")
+    v.add_argument("--max-errors", type=int, help="stop after this many errors")
+    v.add_argument("--show", type=int, default=50, help="errors to print (default 50)")
+    v.set_defaults(func=_cmd_validate)
+
+
+def _cmd_build(args) -> int:
+    from chatreid.instructions import BuildConfig, PushError, build, parse_mix, push_to_hub
+
+    extra = {}
+    if args.gallery:
+        extra["gallery" if args.stage == 2 else "reid_gallery"] = tuple(args.gallery)
+    cfg = BuildConfig(stage=args.stage, size=args.size, seed=args.seed,
+                      mix=parse_mix(args.stage, args.mix), val_fraction=args.val_fraction,
+                      paraphrase_prob=args.paraphrase_prob, match_power=args.match_power, **extra)
+    captioner = None
+    if args.captioner:
+        if args.stage != 1:
+            raise ValueError("--captioner is for stage 1 only")
+        from chatreid.instructions.captioners import from_spec
+
+        captioner = from_spec(args.captioner)
+    info = build(args.store, args.out, cfg, num_proc=args.num_proc, overwrite=args.overwrite,
+                 captioner=captioner, caption_cache=args.caption_cache)
+    print(f"wrote {info['rows']['train']} train + {info['rows']['validation']} validation rows "
+          f"to {args.out} in {info['seconds']['total']} s")
+    for split, counts in info["tasks"].items():
+        print(f"  {split}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    if info.get("filters"):
+        print("  stage 1 filters: " + ", ".join(f"{k}={v}" for k, v in info["filters"].items()))
+    if args.push_to_hub:
+        try:
+            push_to_hub(args.out, args.push_to_hub, private=args.private or None)
+        except PushError as err:
+            print(f"chatreid build-data: error: {err}", file=sys.stderr)
+            return 1
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from chatreid.instructions import validate
+
+    report = validate(args.path, args.store, max_errors=args.max_errors)
+    print(report.format(limit=args.show))
+    return 0 if report.ok else 1

@@ -1,0 +1,98 @@
+"""The knobs of an instruction build, with the paper's defaults, and the task mixtures.
+
+Mixture (section 3.2): "The two image-to-image tasks account for approximately 25% to 30% of the
+overall data volume, while the remaining tasks each contribute roughly 10%." Two tasks at 27.5%
+and five at 9% sum to 100%, inside both ranges. Stage 3's four Re-ID tasks and two retrieval
+objectives have no published mixture; we weight them equally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from chatreid.prompts import STAGE_TASKS
+
+DEFAULT_MIX: dict[int, dict[str, float]] = {
+    1: {"caption": 1.0},
+    2: {"i2i_one_to_one": 0.275, "i2i_many_to_many": 0.275, "t2i_one_to_one": 0.09,
+        "t2i_many_to_one": 0.09, "t2i_one_to_many": 0.09, "attr_compare": 0.09,
+        "attr_predict": 0.09},
+    3: {t: 1 / 6 for t in STAGE_TASKS[3]},
+}
+
+
+def parse_mix(stage: int, items: list[str] | None) -> dict[str, float]:
+    """``["i2i_one_to_one=0.3", ...]`` over the stage's default mixture; weights are renormalised.
+
+    A task set to 0 is left out. Unknown task names and negative weights are errors.
+    """
+    mix = dict(DEFAULT_MIX[stage])
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--mix {item!r}: expected TASK=WEIGHT")
+        if name not in mix:
+            raise ValueError(f"--mix {item!r}: stage {stage} has no task {name!r}; "
+                             f"tasks: {', '.join(mix)}")
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"--mix {item!r}: weight {value!r} is not a number") from None
+        if w < 0:
+            raise ValueError(f"--mix {item!r}: negative weight")
+        mix[name] = w
+    total = sum(mix.values())
+    if total <= 0:
+        raise ValueError(f"stage {stage}: every task weight is 0")
+    return {k: v / total for k, v in mix.items() if v > 0}
+
+
+@dataclass
+class BuildConfig:
+    stage: int
+    size: int | None = None              # rows in total (train + validation); stage 1: None = all
+    seed: int = 0
+    mix: dict[str, float] | None = None  # None: DEFAULT_MIX[stage]
+    val_fraction: float = 0.05           # share of identities (and of rows) in validation
+    paraphrase_prob: float = 0.0         # 0: the paper's verbatim prompts only
+    # Stage 2.
+    gallery: tuple[int, int] = (2, 8)    # N ~ Uniform{a..b}; with the query, <= 9 images a row
+    match_power: float = 1.0             # Eq. 1 reading: P(m) ~ m^-power (sampling.py)
+    positive_prob: float = 0.5           # one-to-one Yes/No tasks (section 3.1.2)
+    captions: tuple[int, int] = (2, 4)   # many-to-one: number of captions offered
+    same_identity_compare: float = 0.5   # attr_compare: share of pairs of one person
+    # Stage 3.
+    reid_gallery: tuple[int, int] = (1, 10)
+    best_choice_prob: float = 0.5        # share of Re-ID rows in the multi-turn best-choice format
+    conversation_prob: float = 0.5       # multimodal_retrieval: share of multi-turn conversations
+    max_query_attributes: int = 3        # attribute-based retrieval: 1..this many attributes
+    # Stage 1.
+    min_width: int = 32
+    min_height: int = 64
+    min_pixels: int = 32 * 64
+    # Per-dataset weights on query sampling (e.g. {"sysu_mm01": 1.5}: the paper "slightly
+    # increased the proportion of VI data").
+    dataset_weights: dict[str, float] = field(default_factory=dict)
+    shard_size: int = 50_000
+
+    def __post_init__(self):
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, got {self.stage}")
+        if self.mix is None:
+            self.mix = dict(DEFAULT_MIX[self.stage])
+        unknown = set(self.mix) - set(DEFAULT_MIX[self.stage])
+        if unknown:
+            raise ValueError(f"stage {self.stage} has no task(s) {sorted(unknown)}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"size must be positive, got {self.size}")
+        if self.stage == 2 and self.gallery[0] < 2:
+            raise ValueError("stage 2 galleries need at least 2 images (one match, one distractor)")
+        for name in ("paraphrase_prob", "positive_prob", "best_choice_prob", "conversation_prob",
+                     "same_identity_compare"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 2 <= self.captions[0] <= self.captions[1] <= 10:
+            raise ValueError(f"captions range must be within 2..10, got {self.captions}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
