@@ -310,3 +310,17 @@ def test_cli_several_sources_with_options_and_skip_bad(tmp_path, capsys):
     assert store.summary()["dataset"] == {"cuhk03": 6, "market1501": 11}
     assert "cuhk03/detected/query/0768_c1_1.png" in store
     shutil.rmtree(out)
+
+
+def test_cli_refuses_existing_out(tmp_path, capsys):
+    from chatreid.cli import main
+
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    toy = tmp_path / "m"
+    make_market(toy, {"query": ["0001_c1s1_001051_00.jpg"], "bounding_box_train": [],
+                      "bounding_box_test": []}, thumbs=False)
+    assert main(["store", "build", "--source", f"market1501:{toy}", "--out", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
