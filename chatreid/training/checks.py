@@ -1,0 +1,171 @@
+"""Pre-flight checks: every user error a stage can hit is reported before any training starts.
+
+Each check raises ``ValueError`` / ``FileNotFoundError`` with one line that names the problem and
+what to do; ``train/sft.py`` prints it and exits 2 without loading a model where possible.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from chatreid.model.surgery import part_of
+
+REQUIRED_COLUMNS = ("messages", "image_ids")
+
+
+def load_instructions(name_or_path: str, *, revision: str | None = None):
+    """The instruction ``DatasetDict`` from a ``save_to_disk`` folder or a Hub dataset id."""
+    import datasets
+
+    if os.path.isdir(name_or_path):
+        try:
+            ds = datasets.load_from_disk(name_or_path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"instruction dataset {name_or_path}: not a saved dataset folder ({err})") from None
+    elif os.path.exists(name_or_path) or not re.match(r"^[\w.-]+/[\w.-]+$", name_or_path):
+        raise FileNotFoundError(f"instruction dataset {name_or_path!r}: no such folder (nor a Hub dataset id)")
+    else:
+        try:
+            ds = datasets.load_dataset(name_or_path, revision=revision)
+        except Exception as err:  # noqa: BLE001 - the Hub raises many kinds; one clear line for all
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+            hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
+            raise FileNotFoundError(f"instruction dataset {name_or_path!r} cannot be loaded from the Hub{hint}: "
+                                    f"{type(err).__name__}") from err
+    if isinstance(ds, datasets.Dataset):
+        ds = datasets.DatasetDict({"train": ds})
+    return ds
+
+
+def check_rows(ds, store, where: str = "dataset", max_examples: int = 5) -> int:
+    """Columns present, every image id in the store, placeholders == ids, an answer in every row.
+
+    Vectorised over Arrow columns, so millions of rows check in seconds. Returns the row count.
+    """
+    import pyarrow.compute as pc
+
+    missing_cols = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    if missing_cols:
+        raise ValueError(f"{where}: missing column(s) {missing_cols}; rows must follow docs/architecture.md")
+    table = ds.select_columns(list(REQUIRED_COLUMNS)).with_format("arrow")[:]
+    n = table.num_rows
+    if n == 0:
+        raise ValueError(f"{where}: no rows")
+    ids_col = table.column("image_ids").combine_chunks()
+    all_ids = ids_col.flatten().to_pylist()
+    absent = sorted({i for i in set(all_ids) if i not in store})
+    if absent:
+        raise ValueError(f"{where}: {len(absent)} image id(s) are not in image store {getattr(store, 'source', '')}"
+                         f", e.g. {absent[:max_examples]}; build the rows and the store from the same data")
+    msgs = table.column("messages").combine_chunks()
+    msg_row = pc.list_parent_indices(msgs).to_numpy()
+    flat = msgs.flatten()
+    content = flat.field("content")
+    item_msg = pc.list_parent_indices(content).to_numpy()
+    is_image = pc.equal(content.flatten().field("type"), "image").fill_null(False).to_numpy(zero_copy_only=False)
+    n_placeholders = np.bincount(msg_row[item_msg[is_image]], minlength=n)
+    n_ids = pc.list_value_length(ids_col).fill_null(0).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(n_placeholders != n_ids)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: {bad.size} row(s) have image placeholders != image_ids, e.g. row {i} "
+                         f"({n_placeholders[i]} placeholders, {n_ids[i]} ids)")
+    is_answer = pc.equal(flat.field("role"), "assistant").fill_null(False).to_numpy(zero_copy_only=False)
+    no_answer = np.flatnonzero(np.bincount(msg_row[is_answer], minlength=n) == 0)
+    if no_answer.size:
+        raise ValueError(f"{where}: {no_answer.size} row(s) have no assistant answer to train on, e.g. row "
+                         f"{int(no_answer[0])}")
+    return n
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A stage's model folder: the folder itself, or its ``final/`` (what train/sft.py exports)."""
+    p = Path(path)
+    if (p / "final" / "config.json").is_file():
+        return str(p / "final")
+    return path
+
+
+def check_previous_stage(stage: int, previous: str | None) -> str | None:
+    """Stages 2 and 3 start from the previous stage's checkpoint; it must be given and exist."""
+    if stage == 1:
+        return None
+    if not previous:
+        raise ValueError(f"stage {stage} starts from the stage-{stage - 1} checkpoint: pass "
+                         f"--previous_stage_checkpoint (the output_dir of the stage-{stage - 1} run, or a Hub id)")
+    resolved = resolve_checkpoint(previous)
+    local_like = os.path.exists(previous) or previous.startswith((".", "/", "~")) or previous.count("/") != 1
+    if local_like and not (Path(resolved) / "config.json").is_file():
+        raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no config.json there (nor in final/); "
+                                f"did the stage-{stage - 1} run finish?")
+    return resolved
+
+
+def linear_module_names(model) -> list[str]:
+    import torch
+
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def lora_targets(model, target_modules) -> list[str]:
+    """The Linear modules a peft ``target_modules`` value selects, as peft matches them."""
+    names = [n for n in linear_module_names(model) if n != "lm_head"]
+    if target_modules is None:
+        return []
+    if isinstance(target_modules, str):
+        if target_modules == "all-linear":
+            return names
+        return [n for n in names if re.fullmatch(target_modules, n)]
+    targets = list(target_modules)
+    return [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
+
+
+def default_lora_targets(frozen: set[str]) -> str:
+    """A regex over the linear layers of the trainable parts: LoRA mirrors what full tuning trains."""
+    parts = [r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"]
+    if "vision_encoder" not in frozen:
+        parts.append(r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2|gate_proj|up_proj|down_proj))")
+    if "merger" not in frozen:
+        parts.append(r"model\.visual\.merger\.mlp\.\d+")
+    return "(" + "|".join(parts) + ")"
+
+
+def check_frozen_not_trained(model, frozen: set[str], peft_config=None) -> None:
+    """Refuse a configuration that asks to train a part the stage keeps frozen."""
+    if not frozen or peft_config is None:
+        return
+    hit = [n for n in lora_targets(model, peft_config.target_modules) if part_of(n) in frozen]
+    for name in peft_config.modules_to_save or []:
+        hit += [n for n, _ in model.named_modules() if (n == name or n.endswith("." + name)) and part_of(n + ".x") in frozen]
+    if hit:
+        raise ValueError(f"this stage keeps {sorted(frozen)} frozen, but the LoRA config would train "
+                         f"{len(hit)} module(s) there, e.g. {hit[:3]}; drop them from lora_target_modules / "
+                         f"lora_modules_to_save (or leave lora_target_modules unset for the stage default)")
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """Newest ``checkpoint-N`` that was fully written (a run killed mid-save leaves a partial one).
+
+    The Trainer writes ``trainer_state.json`` after the weights, optimizer and RNG states, so a
+    checkpoint whose state file parses is complete.
+    """
+    import json
+
+    p = Path(output_dir)
+    if not p.is_dir():
+        return None
+    found = []
+    for d in p.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if not (m and d.is_dir() and (d / "trainer_state.json").is_file()):
+            continue
+        try:
+            json.loads((d / "trainer_state.json").read_text())
+        except ValueError:
+            continue
+        found.append((int(m.group(1)), str(d)))
+    return max(found)[1] if found else None

@@ -1,0 +1,89 @@
+"""Exporting a stage: atomic save of the final model, a model card, and a push that cannot lose it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STAGE_NAMES = {1: "person attribute understanding", 2: "fine-grained image retrieval",
+               3: "multi-modal task reasoning"}
+
+
+def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | None = None) -> Path:
+    """Write model + processor (+ README.md) to a temporary sibling, then rename it into place.
+
+    A crash while saving leaves the previous ``out_dir`` (if any) intact: the old folder is moved
+    aside only after the new one is complete, and removed only after the swap.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    if card is not None:
+        (tmp / "README.md").write_text(card)
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def model_card(*, stage: int, base: str, previous: str | None, dataset: str, store: str, repo_id: str | None,
+               hyperparameters: dict, train_loss: float | None, eval_metrics: dict | None, trainable: dict,
+               lora: dict | None) -> str:
+    """The README.md of a stage checkpoint: Hub front matter, provenance, settings, results."""
+    front = ["---", "library_name: transformers", "pipeline_tag: image-text-to-text", f"base_model: {base}",
+             "tags:", "- chatreid", "- person-re-identification", "- trl", "- sft", f"- stage-{stage}"]
+    if dataset and "/" in dataset and not os.path.exists(dataset):
+        front += ["datasets:", f"- {dataset}"]
+    front.append("---")
+    lines = front + [
+        "", f"# ChatReID stage {stage}: {STAGE_NAMES.get(stage, '')}", "",
+        "Hierarchical progressive tuning of Qwen2-VL for person re-identification (ChatReID, Niu et al. 2025), "
+        "trained with `train/sft.py` of the ChatReID project.", "",
+        "## Provenance", "",
+        f"- stage: {stage}", f"- base model: `{base}`",
+        f"- started from: `{previous or base}`",
+        f"- instruction data: `{dataset}`", f"- image store: `{store}`", "",
+        "## Trained parts", "", "| part | trainable | parameters |", "|---|---|---|",
+    ]
+    lines += [f"| {part} | {t:,} | {n:,} |" for part, (t, n) in trainable.items()]
+    if lora:
+        lines += ["", f"LoRA (merged into these weights): `{json.dumps(lora, default=str)}`"]
+    lines += ["", "## Hyper-parameters", "", "```json", json.dumps(hyperparameters, indent=2, default=str), "```",
+              "", "## Results", "", f"- training loss (final logged): {train_loss if train_loss is not None else 'n/a'}"]
+    if eval_metrics:
+        lines += [f"- {k}: {v}" for k, v in sorted(eval_metrics.items())]
+    else:
+        lines.append("- evaluation: not run")
+    return "\n".join(lines) + "\n"
+
+
+def push_checkpoint(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None,
+                    token: str | None = None, commit_message: str = "ChatReID stage checkpoint", api=None) -> bool:
+    """Upload ``folder`` to the model repo ``repo_id``. Returns False (and logs why) on any failure;
+    the local folder is only read, never moved or deleted, so it survives a failed push."""
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)
+    except Exception as err:  # noqa: BLE001 - network, auth, offline: all end the same way
+        first = str(err).splitlines()[0] if str(err) else ""
+        log.error("push to the Hub (%s) failed: %s: %s. The checkpoint is kept at %s; push it later with "
+                  "`hf upload %s %s`.", repo_id, type(err).__name__, first, folder, repo_id, folder)
+        return False
+    log.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
+    return True

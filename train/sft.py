@@ -1,0 +1,160 @@
+"""Hierarchical progressive tuning of Qwen2-VL for person Re-ID (ChatReID, paper section 3.3).
+
+    accelerate launch train/sft.py --stage 1 --config train/configs/stage1.yaml
+    accelerate launch train/sft.py --stage 2 --config train/configs/stage2.yaml \
+        --previous_stage_checkpoint runs/stage1
+    accelerate launch train/sft.py --stage 3 --config train/configs/stage3.yaml \
+        --previous_stage_checkpoint runs/stage2 [--push_to_hub --hub_model_id me/chatreid-stage3]
+
+Stage 1 tunes the whole pretrained VLM on attribute captions; stage 2 puts the stage-1 vision
+encoder into a fresh pretrained decoder and tunes it all on the seven retrieval tasks; stage 3 tunes
+the stage-2 model with the vision encoder frozen on the Re-ID prompts (chatreid/model/surgery.py).
+Rows reference images by id; the collator fetches them from the image store and applies the stage's
+resolution policy (chatreid/training/). SFTTrainer does the loop. Any option of the YAML can be
+overridden on the command line; `--resume_from_checkpoint last` continues an interrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  # noqa: E402
+
+from chatreid.data.store import ImageStore  # noqa: E402
+from chatreid.model import DEFAULT_MODEL, load_processor  # noqa: E402
+from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
+from chatreid.model.surgery import frozen_parts, prepare_stage_model, trainable_summary  # noqa: E402
+from chatreid.training import ReIDCollator  # noqa: E402
+from chatreid.training import checks, hub  # noqa: E402
+
+log = logging.getLogger("chatreid.train")
+
+
+@dataclass
+class ScriptArguments:
+    stage: int = field(metadata={"help": "1, 2 or 3 (paper section 3.1)."})
+    dataset_name: str = field(default=None, metadata={"help": "Instruction DatasetDict: save_to_disk folder or Hub id."})
+    image_store: str = field(default=None, metadata={"help": "Image store: folder or Hub dataset id."})
+    base_model: str | None = field(default=None, metadata={
+        "help": f"Pretrained VLM (stage 1 start; stage 2's fresh decoder). Default: --model_name_or_path, "
+                f"else {DEFAULT_MODEL}."})
+    previous_stage_checkpoint: str | None = field(default=None, metadata={
+        "help": "Output of the previous stage (its output_dir, its final/ folder, or a Hub id); stages 2 and 3."})
+    dataset_train_split: str = "train"
+    dataset_test_split: str = "validation"
+    merger_from: str = field(default="stage1", metadata={"help": "Stage 2: take the merger from 'stage1' or 'base'."})
+    freeze_merger: bool = field(default=False, metadata={"help": "Stage 3: freeze the merger with the encoder."})
+    train_vision_encoder: bool | None = field(default=None, metadata={
+        "help": "Leave unset: the stage decides (stage 3 freezes it). Setting it true on stage 3 is an error."})
+    batched_vision_attention: bool = field(default=True, metadata={
+        "help": "One attention call per group of equal-size images in the vision encoder (same outputs, faster)."})
+
+
+def preflight(script_args, training_args, model_args):
+    """Every check that needs no model: data, store, ids, previous stage, frozen-part requests."""
+    if script_args.stage not in (1, 2, 3):
+        raise ValueError(f"--stage must be 1, 2 or 3, not {script_args.stage}")
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required (an instruction dataset folder or Hub id)")
+    if not script_args.image_store:
+        raise ValueError("--image_store is required (the image store the rows' image_ids refer to)")
+    frozen = frozen_parts(script_args.stage, freeze_merger=script_args.freeze_merger)
+    if script_args.train_vision_encoder and "vision_encoder" in frozen:
+        raise ValueError("stage 3 trains with the vision encoder frozen (paper section 3.3); "
+                         "train_vision_encoder=true asks to train a frozen part")
+    previous = checks.check_previous_stage(script_args.stage, script_args.previous_stage_checkpoint)
+    data = checks.load_instructions(script_args.dataset_name)
+    if script_args.dataset_train_split not in data:
+        raise ValueError(f"{script_args.dataset_name}: no split {script_args.dataset_train_split!r} "
+                         f"(has {list(data)})")
+    store = ImageStore.load(script_args.image_store)
+    splits = [script_args.dataset_train_split]
+    if training_args.eval_strategy != "no" and script_args.dataset_test_split in data:
+        splits.append(script_args.dataset_test_split)
+    for split in splits:
+        checks.check_rows(data[split], store, where=f"{script_args.dataset_name}[{split}]")
+    return data, store, previous, frozen
+
+
+def main(script_args, training_args, model_args):
+    data, store, previous, frozen = preflight(script_args, training_args, model_args)
+    base = script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and model_args.lora_target_modules is None:
+        peft_config.target_modules = checks.default_lora_targets(frozen)
+
+    model = prepare_stage_model(
+        script_args.stage, base=base, previous=previous, merger_from=script_args.merger_from,
+        freeze_merger=script_args.freeze_merger, dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation, trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
+        revision=model_args.model_revision,
+    )
+    checks.check_frozen_not_trained(model, frozen, peft_config)
+    if script_args.batched_vision_attention:
+        enable_batched_vision_attention(model)
+    processor = load_processor(previous or base)
+
+    # The Hub push happens after the local export, by us, so a failed push cannot cost the checkpoint.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    training_args.remove_unused_columns = False  # the collator needs messages and image_ids
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    eval_data = data.get(script_args.dataset_test_split) if training_args.eval_strategy != "no" else None
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data[script_args.dataset_train_split],
+        eval_dataset=eval_data,
+        processing_class=processor,
+        data_collator=ReIDCollator(processor, store, script_args.stage, max_length=training_args.max_length),
+        peft_config=peft_config,
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume in ("last", "true", "True"):
+        resume = checks.last_complete_checkpoint(training_args.output_dir)
+        log.info("resuming from %s", resume or "scratch (no complete checkpoint yet)")
+    result = trainer.train(resume_from_checkpoint=resume)
+    eval_metrics = trainer.evaluate() if eval_data is not None else None
+
+    if trainer.accelerator.is_main_process:
+        final_model = trainer.model
+        if peft_config is not None:  # export plain weights: the next stage and users load them directly
+            final_model = final_model.merge_and_unload()
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        card = hub.model_card(
+            stage=script_args.stage, base=base, previous=previous, dataset=script_args.dataset_name,
+            store=script_args.image_store, repo_id=training_args.hub_model_id,
+            hyperparameters={k: v for k, v in training_args.to_dict().items() if not k.startswith(("hub_token", "push"))},
+            train_loss=losses[-1] if losses else result.training_loss, eval_metrics=eval_metrics,
+            trainable=trainable_summary(model if peft_config is None else final_model),
+            lora=peft_config.to_dict() if peft_config is not None else None,
+        )
+        final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card)
+        print(f"stage {script_args.stage}: model saved to {final_dir}", flush=True)
+        if push:
+            repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+            if not hub.push_checkpoint(final_dir, repo_id, private=training_args.hub_private_repo,
+                                       token=training_args.hub_token,
+                                       commit_message=f"ChatReID stage {script_args.stage}"):
+                print(f"push to {repo_id} failed; the checkpoint is kept at {final_dir}", file=sys.stderr, flush=True)
+                return 3
+    return 0
+
+
+def cli(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    try:
+        return main(script_args, training_args, model_args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"train/sft.py: error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
