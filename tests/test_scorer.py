@@ -1,0 +1,114 @@
+"""The batched scorer (images encoded once, shared prefix, batched suffixes) against the naive
+one-pair-per-forward loop, and its refusals."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chatreid import prompts
+from chatreid.model import load_model_and_processor
+from chatreid.retrieval import scorer as S
+
+TOL = 1e-4  # float32 on CPU: observed differences are ~1e-8
+
+
+@pytest.fixture(scope="module")
+def mp(tiny_model_dir):
+    model, processor = load_model_and_processor(str(tiny_model_dir))
+    return model.eval(), processor
+
+
+def _images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    # different sizes: different numbers of image tokens, so batches need padding
+    return [Image.fromarray(rng.integers(0, 255, (int(rng.integers(56, 100)), int(rng.integers(28, 64)), 3), dtype=np.uint8))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_image_question_matches_naive_loop(mp, batch_size):
+    model, processor = mp
+    ims = _images(7)
+    enc = S.encode(model, processor, ims)
+    fast = S.PairScorer(model, processor).score(enc[1:], query_image=enc[0], batch_size=batch_size)
+    naive = np.array([S.naive_yes_probability(model, processor, [ims[0], c]) for c in ims[1:]])
+    assert fast.shape == (6,)
+    np.testing.assert_allclose(fast, naive, atol=TOL)
+    assert np.all((fast > 0) & (fast < 1))
+
+
+def test_caption_question_matches_naive_loop(mp):
+    model, processor = mp
+    ims = _images(5, seed=1)
+    enc = S.encode(model, processor, ims)
+    text = "a young woman in a red coat and black trousers"
+    fast = S.PairScorer(model, processor).score(enc, text=text, batch_size=2)
+    naive = np.array([S.naive_yes_probability(model, processor, [c], text=text) for c in ims])
+    np.testing.assert_allclose(fast, naive, atol=TOL)
+
+
+def test_prefix_sharing_changes_nothing_but_speed(mp):
+    model, processor = mp
+    enc = S.encode(model, processor, _images(5, seed=2))
+    sc = S.PairScorer(model, processor)
+    a = sc.score(enc[1:], query_image=enc[0], share_prefix=True)
+    b = sc.score(enc[1:], query_image=enc[0], share_prefix=False)
+    np.testing.assert_allclose(a, b, atol=TOL)
+    # the shared prefix really is used: it reaches past the query image
+    chat = S.chat_prompt(processor, S.yes_no_prompt("standard")[0])
+    items = [S.Item(sc.builder.build(chat, [enc[0], c]), [enc[0], c]) for c in enc[1:]]
+    p = S._common_prefix(items, sc.tokens["image"])
+    assert items[0].ids[:p].count(sc.tokens["image"]) == enc[0].num_tokens
+
+
+def test_sequence_builder_equals_processor(mp):
+    model, processor = mp
+    ims = _images(2, seed=3)
+    enc = S.encode(model, processor, ims)
+    sc = S.PairScorer(model, processor)
+    chat = S.chat_prompt(processor, prompts.render("reid_standard", gallery=prompts.gallery_block(1)))
+    ref = processor(text=[chat], images=ims, return_tensors="pt")["input_ids"][0].tolist()
+    assert sc.builder.build(chat, enc) == ref
+    with pytest.raises(ValueError, match="image slots"):
+        sc.builder.build(chat, enc[:1])
+
+
+def test_each_image_encoded_once_per_query(mp, monkeypatch):
+    from chatreid.retrieval import ReIDEngine, Query
+
+    model, processor = mp
+    engine = ReIDEngine(model, processor, prefilter="none")
+    seen = []
+    real = model.model.get_image_features
+
+    def counting(pixel_values, grid, **kw):
+        seen.append(int(grid.shape[0]))
+        return real(pixel_values, grid, **kw)
+
+    monkeypatch.setattr(model.model, "get_image_features", counting)
+    engine.search(Query(images=_images(1, seed=4)), _images(6, seed=5), batch_size=4)
+    assert sum(seen) == 1 + 6
+
+
+def test_missing_yes_token_is_refused(mp, monkeypatch):
+    model, processor = mp
+    monkeypatch.setattr(prompts, "YES", "Yesterdayish")
+    with pytest.raises(ValueError, match="single token"):
+        S.PairScorer(model, processor)
+
+
+def test_missing_image_token_is_refused(mp, monkeypatch):
+    model, processor = mp
+    monkeypatch.setattr(processor, "image_token", "<|no_such_token|>")
+    with pytest.raises(ValueError, match="image token"):
+        S.check_model(model, processor)
+
+
+def test_score_needs_exactly_one_query_kind(mp):
+    model, processor = mp
+    enc = S.encode(model, processor, _images(2))
+    sc = S.PairScorer(model, processor)
+    with pytest.raises(ValueError, match="exactly one"):
+        sc.score(enc, query_image=enc[0], text="x")
+    with pytest.raises(ValueError, match="exactly one"):
+        sc.score(enc)
