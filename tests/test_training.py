@@ -1,0 +1,186 @@
+"""Collation, resolution policies, answer-only labels, pre-flight checks, batched vision attention."""
+
+import pickle
+
+import pytest
+import torch
+from PIL import Image
+
+from chatreid.data.store import ImageStore
+from chatreid.model import load_model_and_processor, load_processor
+from chatreid.model.fast import enable_batched_vision_attention
+from chatreid.training import IGNORE_INDEX, ReIDCollator, ResolutionPolicy, policy_for_stage
+from chatreid.training import checks
+from chatreid.training.demo import demo_rows, make_demo_instructions, make_demo_store
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    return make_demo_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def store(store_dir):
+    return ImageStore.load(str(store_dir))
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return load_processor(str(tiny_model_dir))
+
+
+@pytest.mark.parametrize("stage,size,expected", [
+    (1, (128, 64), (256, 128)), (1, (300, 100), (256, 128)), (1, (256, 128), (256, 128)), (1, (420, 210), (420, 210)),
+    (2, (420, 210), (384, 192)), (2, (300, 250), (384, 192)), (2, (384, 192), (384, 192)), (2, (128, 64), (128, 64)),
+    (3, (128, 64), (128, 64)), (3, (1000, 500), (1000, 500)),
+])
+def test_stage_resolution_policies(stage, size, expected):
+    image = Image.new("RGB", (size[1], size[0]))
+    out = policy_for_stage(stage)(image)
+    assert (out.height, out.width) == expected
+    if expected == size:
+        assert out is image  # untouched, not re-sampled
+
+
+def test_policy_validation():
+    with pytest.raises(ValueError):
+        ResolutionPolicy("shrink", (1, 1))
+    with pytest.raises(ValueError):
+        policy_for_stage(4)
+
+
+def _answer_texts(processor, batch):
+    out = []
+    for ids, labels in zip(batch["input_ids"], batch["labels"]):
+        keep = labels != IGNORE_INDEX
+        assert torch.equal(labels[keep], ids[keep])
+        out.append(processor.tokenizer.decode(ids[keep]))
+    return out
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_collator_resolves_ids_and_trains_only_answers(processor, store, stage):
+    rows = demo_rows(store, stage, 3, pids=list(range(8)), seed=stage)
+    batch = ReIDCollator(processor, store, stage)(rows)
+    answers = [r["messages"][1]["content"][0]["text"] for r in rows]
+    assert _answer_texts(processor, batch) == [a + "<|im_end|>" for a in answers]
+    # the images are the store's, resized by the stage's policy, in placeholder order
+    policy = policy_for_stage(stage)
+    expected = []
+    for r in rows:
+        for iid in r["image_ids"]:
+            img = policy(store.image(iid))
+            expected.append(processor.image_processor(images=[img], return_tensors="pt")["image_grid_thw"][0])
+    assert torch.equal(batch["image_grid_thw"], torch.stack(expected))
+    image_tok = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["labels"][batch["input_ids"] == image_tok] == IGNORE_INDEX).all()
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_multi_turn_rows_train_every_answer_and_nothing_else(processor, store):
+    ids = store.ids()[:2]
+    row = {"messages": [
+        {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "Describe him."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A man in a red coat."}]},
+        {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "Same person?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": " No"}]},
+    ], "image_ids": ids}
+    batch = ReIDCollator(processor, store, 3)([row])
+    n_answer_tokens = sum(len(processor.tokenizer.encode(t, add_special_tokens=False)) + 1
+                          for t in ["A man in a red coat.", " No"])
+    assert int((batch["labels"] != IGNORE_INDEX).sum()) == n_answer_tokens
+    assert processor.tokenizer.decode(batch["labels"][0][batch["labels"][0] != IGNORE_INDEX]) == \
+        "A man in a red coat.<|im_end|> No<|im_end|>"
+
+
+def test_loss_ignores_prompt_and_images(tiny_model_dir, processor, store):
+    """Changing only the prompt text leaves the label set intact; the loss is the answers' mean NLL."""
+    model, _ = load_model_and_processor(str(tiny_model_dir))
+    rows = demo_rows(store, 2, 2, pids=list(range(8)))
+    batch = ReIDCollator(processor, store, 2)(rows)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        out = model(**inputs)
+    logits = out.logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE_INDEX
+    manual = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+    with torch.no_grad():
+        auto = model(**batch).loss
+    assert torch.allclose(manual, auto, atol=1e-6)
+    assert int(mask.sum()) == 4  # "Yes"/"No" + <|im_end|> for two rows
+
+
+def test_collator_errors_and_pickles(processor, store):
+    collator = ReIDCollator(processor, store, 2)
+    bad = demo_rows(store, 2, 1, pids=list(range(8)))[0]
+    bad = {**bad, "image_ids": bad["image_ids"][:1]}
+    with pytest.raises(ValueError, match="placeholders"):
+        collator([bad])
+    clone = pickle.loads(pickle.dumps(collator))  # dataloader workers get a copy
+    row = demo_rows(store, 2, 1, pids=list(range(8)))
+    a, b = collator(row), clone(row)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dataloader_workers_give_the_same_batches(processor, store):
+    rows = demo_rows(store, 3, 4, pids=list(range(8)))
+    collator = ReIDCollator(processor, store, 3)
+    loader = torch.utils.data.DataLoader(rows, batch_size=2, collate_fn=collator, num_workers=1)
+    for got, want in zip(loader, [collator(rows[:2]), collator(rows[2:])]):
+        assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_check_rows(store_dir, store, tmp_path):
+    data = checks.load_instructions(str(make_demo_instructions(store_dir, 3, tmp_path / "s3")))
+    assert checks.check_rows(data["train"], store) == len(data["train"])
+    import datasets
+
+    rows = data["train"].to_list()
+    rows[2]["image_ids"] = rows[2]["image_ids"][:-1] + ["demo/nowhere.png"]
+    with pytest.raises(ValueError, match="not in image store.*nowhere"):
+        checks.check_rows(datasets.Dataset.from_list(rows), store)
+    rows = data["train"].to_list()
+    rows[1]["image_ids"] = rows[1]["image_ids"][:-1]
+    with pytest.raises(ValueError, match="row 1"):
+        checks.check_rows(datasets.Dataset.from_list(rows), store)
+    rows = data["train"].to_list()
+    rows[0]["messages"] = rows[0]["messages"][:1]
+    with pytest.raises(ValueError, match="no assistant answer"):
+        checks.check_rows(datasets.Dataset.from_list(rows), store)
+    with pytest.raises(FileNotFoundError):
+        checks.load_instructions(str(tmp_path / "absent"))
+
+
+def test_batched_vision_attention_matches_stock(tiny_model_dir, processor, monkeypatch):
+    model, _ = load_model_and_processor(str(tiny_model_dir))
+    images = [Image.new("RGB", (196, 392), (i * 40, 90, 30)) for i in range(3)] + [Image.new("RGB", (64, 128))]
+    vis = processor.image_processor(images=images, return_tensors="pt")
+    pixels = vis["pixel_values"].requires_grad_(True)
+
+    def run():
+        out = model.model.visual(pixels, grid_thw=vis["image_grid_thw"])
+        out = getattr(out, "pooler_output", out)
+        (grad,) = torch.autograd.grad(out.square().sum(), pixels)
+        return out.detach(), grad
+
+    ref_out, ref_grad = run()
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(a[0].shape[0]) or sdpa(*a, **k))
+    assert enable_batched_vision_attention(model) == model.config.vision_config.depth
+    out, grad = run()
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(grad, ref_grad, atol=1e-5)
+    # per block: one call for the three equal images, one for the odd one
+    assert sorted(calls) == sorted([3, 1] * model.config.vision_config.depth)
+
+
+def test_last_complete_checkpoint(tmp_path):
+    assert checks.last_complete_checkpoint(str(tmp_path)) is None
+    for step, state in [(2, "{}"), (4, "{}"), (6, None), (8, "{trunc")]:
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    assert checks.last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
