@@ -324,3 +324,17 @@ def test_cli_refuses_existing_out(tmp_path, capsys):
     assert main(["store", "build", "--source", f"market1501:{toy}", "--out", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_summary_counts_identities_and_orders_cameras_numerically():
+    import pyarrow as pa
+
+    from chatreid.data.store import summarize
+
+    table = pa.table({"dataset": ["a", "a", "b", "a"], "split": ["train", "train", "query", "train"],
+                      "camid": [10, 2, 1, 2], "modality": ["visible", "infrared", "visible", "visible"],
+                      "pid": [1, 1, 5, 2]})
+    s = summarize(table)
+    assert s["images"] == 4 and s["identities"] == {"a/train": 2, "b/query": 1}
+    assert list(s["camera"]) == ["a/cam2", "a/cam10", "b/cam1"] and s["camera"]["a/cam2"] == 2
+    assert s["modality"] == {"a/infrared": 1, "a/visible": 2, "b/visible": 1}

@@ -391,8 +391,13 @@ class ImageStore:
         return self._meta
 
     def summary(self) -> dict:
-        """Counts per dataset, split, camera and modality (and identities per dataset/split)."""
-        return summarize(self.metadata())
+        """Counts per dataset, split, camera and modality (and identities per dataset/split).
+
+        Computed in Arrow (group-by), so it needs no Python objects per row: cheap on millions.
+        """
+        table = self.dataset.select_columns(["dataset", "split", "camid", "modality", "pid"]) \
+            .with_format("arrow")[:]
+        return summarize(table)
 
     # -- the Hub -------------------------------------------------------------------------------
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
@@ -407,23 +412,23 @@ def _single_split(dsd, where: str):
     raise ValueError(f"{where}: expected one split in the image store, found {list(dsd)}")
 
 
-def summarize(meta: dict[str, list]) -> dict:
-    """Counts of images per dataset, per dataset/split, per dataset/camera, per modality."""
-    ds, split, cam, mod, pid = (meta["dataset"], meta["split"], meta["camid"], meta["modality"],
-                                meta["pid"])
-    ids = Counter()
-    seen = set()
-    for d, s, p in zip(ds, split, pid):
-        if (d, s, p) not in seen:
-            seen.add((d, s, p))
-            ids[(d, s)] += 1
+def summarize(table) -> dict:
+    """Counts of images per dataset, dataset/split, dataset/camera, dataset/modality, and of
+    identities per dataset/split, from a ``pyarrow.Table`` with those metadata columns."""
+
+    def counts(columns, label, agg=([], "count_all"), out_name="count_all"):
+        grouped = table.group_by(columns).aggregate([agg]).to_pylist()
+        grouped.sort(key=lambda row: tuple(row[c] for c in columns))  # cam2 before cam10
+        return {label(row): row[out_name] for row in grouped}
+
     return {
-        "images": len(ds),
-        "dataset": dict(sorted(Counter(ds).items())),
-        "split": {f"{d}/{s}": n for (d, s), n in sorted(Counter(zip(ds, split)).items())},
-        "identities": {f"{d}/{s}": n for (d, s), n in sorted(ids.items())},
-        "camera": {f"{d}/cam{c}": n for (d, c), n in sorted(Counter(zip(ds, cam)).items())},
-        "modality": {f"{d}/{m}": n for (d, m), n in sorted(Counter(zip(ds, mod)).items())},
+        "images": table.num_rows,
+        "dataset": counts(["dataset"], lambda r: r["dataset"]),
+        "split": counts(["dataset", "split"], lambda r: f"{r['dataset']}/{r['split']}"),
+        "identities": counts(["dataset", "split"], lambda r: f"{r['dataset']}/{r['split']}",
+                             ("pid", "count_distinct"), "pid_count_distinct"),
+        "camera": counts(["dataset", "camid"], lambda r: f"{r['dataset']}/cam{r['camid']}"),
+        "modality": counts(["dataset", "modality"], lambda r: f"{r['dataset']}/{r['modality']}"),
     }
 
 
