@@ -338,3 +338,13 @@ def test_summary_counts_identities_and_orders_cameras_numerically():
     assert s["images"] == 4 and s["identities"] == {"a/train": 2, "b/query": 1}
     assert list(s["camera"]) == ["a/cam2", "a/cam10", "b/cam1"] and s["camera"]["a/cam2"] == 2
     assert s["modality"] == {"a/infrared": 1, "a/visible": 2, "b/visible": 1}
+
+
+def test_record_is_the_same_before_and_after_metadata_is_cached(built):
+    iid = "market1501/bounding_box_test/0003_c4s6_016046_02.jpg"
+    first = ImageStore.load(built[0]).record(iid)  # single-row read
+    cached = ImageStore.load(built[0])
+    cached.metadata()
+    assert cached.record(iid) == first
+    assert first["pid"] == 3 and first["camid"] == 4 and first["split"] == "gallery"
+    assert first["image_id"] == iid and isinstance(first["attributes"], dict)

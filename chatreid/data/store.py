@@ -294,6 +294,7 @@ class ImageStore:
         self._index: dict[str, int] | None = None
         self._meta: dict[str, list] | None = None
         self._raw = None
+        self._meta_view = None
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -375,8 +376,12 @@ class ImageStore:
     def record(self, iid: str) -> dict:
         """The metadata of one image as a dict, ``attributes`` decoded from JSON."""
         row = self._row_of(iid)
-        meta = self.metadata()
-        out = {c: meta[c][row] for c in METADATA_COLUMNS}
+        if self._meta is not None:
+            out = {c: self._meta[c][row] for c in METADATA_COLUMNS}
+        else:  # one row read; no need to materialise every column for a single lookup
+            if self._meta_view is None:
+                self._meta_view = self.dataset.select_columns(list(METADATA_COLUMNS))
+            out = dict(self._meta_view[row])
         out["attributes"] = json.loads(out["attributes"]) if out["attributes"] else {}
         return out
 
