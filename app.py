@@ -198,6 +198,9 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
     def search(query_images, gallery_files, text: str, task: str, progress=gr.Progress()):
         """Stateless search for scripts: returns {"task", "answer", "ranking": [{rank, name, score}]}."""
         session = Session()
+        if not query_images and not (text or "").strip():
+            return {"ok": False, "error": "Nothing to search for: give query images, a request "
+                                          "text, or both."}
         try:
             items, problems = load_gallery([_path(f) for f in gallery_files or []], limits)
             session.conv.set_gallery(items)
@@ -207,7 +210,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                                            task or AUTO, limits.top_k, progress, deadline)
         except UploadError as err:
             return {"ok": False, "error": str(err)}
-        if not reply.ok:
+        if not reply.ok or reply.ranked is None:
             return {"ok": False, "error": reply.text}
         return {"ok": True, "task": reply.task, "answer": reply.text, "skipped": problems,
                 "ranking": [{"rank": k + 1, "index": gi, "name": session.conv.gallery[gi].name,
@@ -215,7 +218,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
 
     # ---- layout --------------------------------------------------------------------------------
     with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as demo:
-        state = gr.State(Session())
+        state = gr.State(Session(), time_to_live=4 * 3600)  # bounded memory per session
         gr.Markdown("# ChatReID — find a person by talking to a Re-ID model")
         gr.Markdown(_model_markdown(engine, choice), elem_id="model-info")
         gr.Markdown(_banner_markdown(choice), elem_id="model-banner")

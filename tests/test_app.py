@@ -1,0 +1,245 @@
+"""The chat app as a person and a script use it: launched once, driven by gradio_client and by a
+real headless browser (Debian's chromium through Playwright).
+
+The engine is the real one on the tiny random model, so rankings carry no meaning; the tests check
+behaviour: every gallery image ranked exactly once with non-increasing scores, refinements change
+the query, mistakes are answered in the chat and the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from chatreid.app_support import EXAMPLES_DIR, Limits, ModelChoice
+
+CAPTION = re.compile(r"^#(\d+) · (-?\d+\.\d+) · (.+)$")
+MARKET = EXAMPLES_DIR / "market"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory):
+    """The app on the tiny model, launched once for this module, with small limits to test."""
+    import app
+    from chatreid.retrieval import ReIDEngine
+
+    engine = ReIDEngine.from_pretrained(str(tiny_model_dir))
+    limits = Limits(max_gallery=40, max_query_images=2, max_file_mb=2, request_seconds=120)
+    demo = app.build_demo(engine, ModelChoice(str(tiny_model_dir), "--model"), limits)
+    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    files = tmp_path_factory.mktemp("app-files")
+    yield SimpleNamespace(url=url, limits=limits, files=files, demo=demo)
+    demo.close()
+
+
+@pytest.fixture
+def client(served):
+    from gradio_client import Client
+
+    # One client = one session (its own state). Results are checked by caption, so the client need
+    # not download every ranked image (that alone costs seconds on a busy machine).
+    return Client(served.url, verbose=False, download_files=False)
+
+
+def _files(paths):
+    from gradio_client import handle_file
+
+    return [handle_file(str(p)) for p in paths]
+
+
+def _last_text(history) -> str:
+    content = history[-1]["content"]
+    parts = content if isinstance(content, list) else [content]
+    return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in parts)
+
+
+def _ranking(results) -> list[tuple[int, float, str]]:
+    out = []
+    for item in results:
+        m = CAPTION.match(item["caption"])
+        assert m, item["caption"]
+        out.append((int(m.group(1)), float(m.group(2)), m.group(3)))
+    return out
+
+
+def _chat(client, text, files=(), task="auto"):
+    history, results, _box = client.predict({"text": text, "files": _files(files)}, task,
+                                            api_name="/chat")
+    return _last_text(history), results
+
+
+def _zip(paths, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as zf:
+        for p in paths:
+            zf.write(p, Path(p).name)
+    return out
+
+
+def _upload(client, paths):
+    history, results = client.predict(_files(paths), api_name="/upload_gallery")
+    return _last_text(history)
+
+
+# -- gradio_client ---------------------------------------------------------------------------------
+
+def test_api_is_named(served, client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/upload_gallery", "/example_gallery", "/chat", "/reset", "/search"} <= set(api)
+
+
+def test_upload_ask_rank_refine(served, client):
+    gallery = sorted((MARKET / "gallery").glob("*.jpg"))
+    said = _upload(client, [_zip(gallery, served.files / "market.zip")])  # one upload, a zip
+    assert f"Gallery ready: {len(gallery)} images" in said
+
+    said, results = _chat(client, "Find this person in the gallery.",
+                          [MARKET / "query" / "q_001_visible.jpg"])
+    ranking = _ranking(results)
+    assert [r for r, _, _ in ranking] == list(range(1, len(gallery) + 1))
+    assert sorted(name for _, _, name in ranking) == [p.name for p in gallery]  # each once
+    scores = [s for _, s, _ in ranking]
+    assert scores == sorted(scores, reverse=True)
+    assert "same person (standard Re-ID)" in said and f"#1 {ranking[0][2]}" in said
+
+    # pick result #2 as the new query: the answer names it, and the ranking is recomputed
+    said, results = _chat(client, "use #2 as the query")
+    assert f"Using result #2 ({ranking[1][2]}) as the query" in said
+    assert "Query:** 1 photo (" + ranking[1][2] in said
+    assert len(_ranking(results)) == len(gallery)
+
+    # add a sentence -> adaptive (photo + words)
+    said, _ = _chat(client, "she carries a black backpack")
+    assert "adaptive" in said and "carrying a backpack" in said
+
+    # why do they match -> the attribute comparison, and the shown ranking stays
+    said, results_after = _chat(client, "why do the query and #1 match?")
+    assert said.startswith("Comparing the query with #1")
+    assert len(results_after) == len(gallery)
+
+    client.predict(api_name="/reset")
+    said, results = _chat(client, "describe #1")
+    assert "no results yet" in said.lower() and results == []
+
+
+def test_text_query_on_an_example_gallery(served, client):
+    manifest = json.loads((EXAMPLES_DIR / "manifest.json").read_text())
+    pedes = next(g for g in manifest["galleries"] if g["name"] == "pedes")
+    history, _ = client.predict("pedes", api_name="/example_gallery")
+    assert "Gallery ready" in _last_text(history)
+    said, results = _chat(client, pedes["prompts"][0]["text"])
+    assert "text description to image" in said
+    assert len(results) == len(list((EXAMPLES_DIR / "pedes" / "gallery").glob("*.jpg")))
+    said, _ = _chat(client, pedes["prompts"][1]["text"])
+    assert "partial attributes" in said
+
+
+def test_preset_overrides_the_words(served, client):
+    _upload(client, sorted((MARKET / "gallery").glob("*.jpg"))[:6])
+    said, _ = _chat(client, "find him", [MARKET / "query" / "q_002_visible.jpg"],
+                    task="visible_infrared")
+    assert "infrared to visible" in said and "you chose it" in said
+
+
+def test_bad_inputs_are_answered_and_the_session_keeps_working(served, client):
+    d = served.files
+    good = [Image.new("RGB", (32, 64), (i * 5, 90, 40)) for i in range(41)]
+    paths = []
+    for i, im in enumerate(good):
+        im.save(d / f"p{i:02d}.png")
+        paths.append(d / f"p{i:02d}.png")
+    (d / "notes.png").write_text("this is not a photo")
+    (d / "cut.jpg").write_bytes((MARKET / "gallery" / "g01_001.jpg").read_bytes()[:300])
+
+    assert "at most 40" in _upload(client, [_zip(paths, d / "41.zip")])  # too many images
+    assert "gallery is empty" in _upload(client, [d / "notes.png"])     # nothing readable
+    said = _upload(client, paths[:5] + [d / "cut.jpg"])                 # damaged file skipped
+    assert "Gallery ready: 5 images" in said and "cut.jpg" in said and "damaged" in said
+    said, _ = _chat(client, "find this person", [d / "notes.png"])     # non-image query
+    assert "notes.png: not an image" in said
+    said, _ = _chat(client, "find them", [d / "p00.png"] * 3)          # too many query photos
+    assert "at most 2" in said
+    said, _ = _chat(client, "use #9 as the query")
+    assert "no results yet" in said.lower()
+
+    # a file over the upload limit is refused by the server itself
+    big = d / "big.png"
+    Image.frombytes("RGB", (1000, 1000), os.urandom(3_000_000)).save(big)
+    with pytest.raises(Exception):
+        _upload(client, [big])
+
+    # a search past the time limit is stopped and said so
+    served.limits.request_seconds = -1
+    try:
+        said, _ = _chat(client, "find this person", [d / "p01.png"])
+    finally:
+        served.limits.request_seconds = 120
+    assert "time limit" in said
+
+    # and after all that, the same session still answers
+    said, results = _chat(client, "find this person", [d / "p01.png"])
+    assert "Best matches" in said and len(results) == 5
+
+
+def test_stateless_search_endpoint(served, client):
+    gallery = sorted((MARKET / "gallery").glob("*.jpg"))[:8]
+    out = client.predict(_files([MARKET / "query" / "q_001_visible.jpg"]), _files(gallery),
+                         "find this person", "auto", api_name="/search")
+    assert out["ok"] and out["task"] == "standard"
+    assert sorted(r["name"] for r in out["ranking"]) == [p.name for p in gallery]
+    assert [r["rank"] for r in out["ranking"]] == list(range(1, 9))
+    out = client.predict([], _files(gallery), "", "auto", api_name="/search")
+    assert not out["ok"] and "query" in out["error"]
+
+
+# -- a real browser ------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_browser_upload_ask_and_see_the_ranking(served, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    gallery = sorted((MARKET / "gallery").glob("*.jpg"))[:12]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(served.url)
+            expect(page.locator("#model-info")).to_contain_text("Model:", timeout=30_000)
+
+            # a non-image gallery upload is answered in the chat
+            bad = tmp_path / "notes.png"
+            bad.write_text("not a photo")
+            page.locator("#gallery-upload input[type=file]").set_input_files([str(bad)])
+            expect(page.locator("#chat")).to_contain_text("gallery is empty", timeout=30_000)
+
+            page.locator("#gallery-upload input[type=file]").set_input_files([str(p) for p in gallery])
+            expect(page.locator("#chat")).to_contain_text("Gallery ready: 12 images", timeout=30_000)
+
+            page.locator("#ask input[type=file]").set_input_files(
+                [str(MARKET / "query" / "q_001_visible.jpg")])
+            box = page.locator("#ask textarea")
+            box.fill("Find this person in the gallery.")
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)  # attached
+            box.press("Enter")
+            expect(page.locator("#chat")).to_contain_text("Best matches", timeout=60_000)
+            expect(page.locator("#results img")).to_have_count(12, timeout=30_000)
+            caption = page.locator("#results").inner_text()
+            assert "#1 · " in caption and "#12 · " in caption
+            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+            if os.environ.get("CHATREID_DOCS_SCREENSHOT"):
+                shutil.copy(tmp_path / "app.png", os.environ["CHATREID_DOCS_SCREENSHOT"])
+        finally:
+            browser.close()
+    assert (tmp_path / "app.png").stat().st_size > 10_000
