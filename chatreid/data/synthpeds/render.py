@@ -57,10 +57,10 @@ def paints(traits: Traits, outfit: Outfit, modality: str, rng: np.random.Generat
 
 @lru_cache(maxsize=64)
 def _scene(cam_key: tuple, w: int, h: int) -> Image.Image:
-    """A camera's background, 1.6x wider than the crop (each shot sees a different slice)."""
+    """A camera's background, 4x wider and 1.3x taller than the crop (each shot sees a slice)."""
     bg_seed, modality, setting, wall, floor, detail = cam_key
     rng = np.random.default_rng(bg_seed)
-    W = int(w * 1.6)
+    W = int(w * 4)
     img = Image.new("RGB", (W, h), wall)
     d = ImageDraw.Draw(img)
     horizon = int(h * rng.uniform(0.55, 0.75))
@@ -87,7 +87,7 @@ def _scene(cam_key: tuple, w: int, h: int) -> Image.Image:
             d.rectangle([x, top, x + bw, horizon], fill=col)
             for wy in range(top + h // 20, horizon - h // 15, max(3, h // 10)):
                 for wx in range(x + w // 20, x + bw - w // 15, max(3, w // 6)):
-                    d.rectangle([wx, wy, wx + w // 12, wy + h // 24], fill=shade(col, 0.55))
+                    d.rectangle([wx, wy, wx + w // 12, wy + h // 24], fill=shade(col, 0.8))
             x += bw
         for _ in range(int(rng.integers(0, 3))):
             tx, r = rng.uniform(0, W), rng.uniform(0.15, 0.35) * w
@@ -149,7 +149,7 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
     knee, ankle = hh + 0.03 + 0.66 * B, hh + 0.03 + 0.95 * B
     bf = {"slim": 0.86, "average": 1.0, "heavy": 1.22}[traits.build]
     male = traits.gender == "male"
-    sw, ww, hw = (0.12 if male else 0.1) * bf, (0.085 if male else 0.075) * bf, (0.09 if male else 0.1) * bf
+    sw, ww, hw = (0.135 if male else 0.115) * bf, (0.095 if male else 0.085) * bf, (0.1 if male else 0.11) * bf
     if traits.age == "young":
         sw, ww, hw = sw * 0.85, ww, hw * 0.9
     if side:  # seen from the side the body is its depth, not its width
@@ -167,7 +167,7 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         rect(-f * (sw + 0.075), sh + 0.02, -f * sw * 0.8, waist, c["backpack"])
 
     # --- legs, lower garment, shoes
-    lw = 0.045 * bf
+    lw = 0.05 * bf
     leg_x = [-hw * 0.5, hw * 0.5]
     feet = [leg_x[0] - stride, leg_x[1] + stride] if side else [leg_x[0] * 1.05, leg_x[1] * 1.05]
     lt = outfit.lower_type
@@ -191,7 +191,7 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         poly([(-ww, waist), (ww, waist), (hw * spread, hem), (-hw * spread, hem)], c["lower"])
 
     # --- arms (behind the torso in side view: only the near arm is drawn, after the torso)
-    arm_w = 0.034 * bf
+    arm_w = 0.038 * bf
     wrist_v = hip + 0.03
     short = outfit.upper_type == "t-shirt"
 
@@ -328,9 +328,13 @@ def render(traits: Traits, outfit: Outfit, cam: Camera, rng: np.random.Generator
     facing = int(rng.choice([-1, 1]))
 
     key = (cam.bg_seed, cam.modality, cam.setting, tuple(cam.wall), tuple(cam.floor), tuple(cam.detail))
-    scene = _scene(key, rw, rh)
-    off = int(rng.integers(0, scene.width - rw + 1))
-    img = scene.crop((off, 0, off + rw, rh))
+    scene = _scene(key, rw, int(rh * 1.3))
+    x0, y0 = int(rng.integers(0, scene.width - rw + 1)), int(rng.integers(0, scene.height - rh + 1))
+    # Each shot sees its own slice of the scene under its own light (clouds, lamps, shadows):
+    # the background varies within a camera, not only between cameras.
+    bg = np.asarray(scene.crop((x0, y0, x0 + rw, y0 + rh)), dtype=np.float32)
+    tint = rng.uniform(0.75, 1.2) * rng.uniform(0.93, 1.07, 3)
+    img = Image.fromarray(np.clip(bg * tint.astype(np.float32), 0, 255).astype(np.uint8), "RGB")
     d = ImageDraw.Draw(img)
 
     body = rh * min(0.98, cam.scale * rng.uniform(0.95, 1.04)) * (0.78 + 0.22 * min(traits.height, 1.05) / 1.05)

@@ -229,28 +229,33 @@ class Camera:
 
 def sample_camera(seed: int, cam: int, modality: str, setting: str, vary_size: bool) -> Camera:
     rng = np.random.default_rng([seed, 3, cam, 0 if modality == "visible" else 1])
+    # Cameras of one site (one campus, one building) share its materials; each camera deviates a
+    # little. Backgrounds that differ wildly per camera would let a colour histogram match the
+    # camera instead of the person.
+    site = np.random.default_rng([seed, 11, 0 if setting == "indoor" else 1])
+    base = {k: site.integers(lo, hi) + site.normal(0, t, 3) for k, lo, hi, t in
+            (("wall", 120, 200, 6), ("floor", 80, 150, 4), ("detail", 60, 160, 10))}
+    if setting == "outdoor":
+        base["detail"] = np.array([60.0, 110.0, 55.0]) + site.normal(0, 8, 3)  # trees
+    near = lambda k, spread: [int(v) for v in np.clip(base[k] + rng.normal(0, spread) + rng.normal(0, 4, 3), 0, 255)]  # noqa: E731
     if modality == "infrared":
         # Thermal scenes: cool background, a few warmer structures; no colour at all.
         lv = [int(rng.integers(25, 70)), int(rng.integers(40, 90)), int(rng.integers(80, 130))]
         wall, floor, detail = [lv[0]] * 3, [lv[1]] * 3, [lv[2]] * 3
         cast = [1.0, 1.0, 1.0]
     elif setting == "indoor":
-        # Real walls and floors are muted: a grey level with a little tint.
-        muted = lambda lo, hi: [int(v) for v in np.clip(rng.integers(lo, hi) + rng.normal(0, 14, 3), 0, 255)]  # noqa: E731
-        wall, floor, detail = muted(120, 215), muted(70, 160), muted(40, 200)
+        wall, floor, detail = near("wall", 15), near("floor", 12), near("detail", 20)
         # Indoor light: warm (tungsten) or green-ish (fluorescent) casts.
-        cast = [float(v) for v in (rng.uniform(0.95, 1.2), rng.uniform(0.92, 1.1), rng.uniform(0.75, 1.0))]
+        cast = [float(v) for v in (rng.uniform(0.97, 1.1), rng.uniform(0.96, 1.05), rng.uniform(0.86, 1.0))]
     else:
-        wall = [int(v) for v in np.clip(rng.integers(90, 200) + rng.normal(0, 16, 3), 0, 255)]
-        floor = [int(v) for v in np.full(3, rng.integers(80, 150)) + rng.integers(-10, 10, 3)]
-        detail = [int(v) for v in (rng.integers(30, 90), rng.integers(90, 150), rng.integers(30, 90))]  # trees
-        cast = [float(v) for v in (rng.uniform(0.82, 1.05), rng.uniform(0.92, 1.08), rng.uniform(0.95, 1.22))]
+        wall, floor, detail = near("wall", 15), near("floor", 12), near("detail", 10)
+        cast = [float(v) for v in (rng.uniform(0.9, 1.03), rng.uniform(0.96, 1.04), rng.uniform(0.97, 1.12))]
     front, back = rng.dirichlet([1.2, 1.2, 0.8])[:2]
     return Camera(
         cam=cam, modality=modality, setting=setting, wall=wall, floor=floor, detail=detail,
-        gain=float(rng.uniform(0.6, 1.2)), cast=cast, haze=float(rng.uniform(0, 30)),
+        gain=float(rng.uniform(0.75, 1.15)), cast=cast, haze=float(rng.uniform(0, 18)),
         light_dir=float(rng.uniform(-0.35, 0.35)), resolution=float(rng.uniform(0.5, 1.0)),
-        scale=float(rng.uniform(0.8, 0.94)), size_factor=float(rng.choice([0.75, 1.0, 1.25, 1.5])) if vary_size else 1.0,
+        scale=float(rng.uniform(0.86, 0.96)), size_factor=float(rng.choice([0.75, 1.0, 1.25, 1.5])) if vary_size else 1.0,
         views={"front": float(front), "back": float(back), "side": float(1 - front - back)},
         blur=float(rng.uniform(0.0, 0.9)), noise=float(rng.uniform(1.5, 8.0)),
         occlusion=float(rng.uniform(0.0, 0.3)), bg_seed=int(rng.integers(2**31)),
