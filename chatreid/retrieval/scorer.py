@@ -6,6 +6,7 @@ re-encoding the query image and re-reading the same instruction. Here, per query
 
 1. every distinct image goes through the vision tower once (``encode_images``), and its merged
    patch embeddings are spliced into the token embeddings wherever that image appears;
+   (pixel preprocessing is vectorised too: ``pixel_values``);
 2. the longest prefix that all prompts share (system turn, instruction words, the query image) is
    run through the language model once, and its key/value cache is repeated across the batch;
 3. only the differing suffixes (candidate image, the rest of the question, the assistant header)
@@ -14,8 +15,8 @@ re-encoding the query image and re-reading the same instruction. Here, per query
    final hidden state, instead of the whole LM head.
 
 The result equals the naive loop (``naive_yes_probability``) up to float rounding: the same
-tokens, the same M-RoPE positions (computed on the full sequence by the model's own
-``get_rope_index``), the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
+tokens, the same M-RoPE positions (``Reader._positions``, Qwen2-VL's rule, checked against the
+model's ``get_rope_index``), the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
 
 P(Yes) is the two-way softmax over the "Yes" and "No" logits at the answer position (the model
 is trained to answer exactly one of them; renormalising drops the mass on other tokens, which
@@ -91,16 +92,65 @@ def encode_images(model, processor, images: Sequence, batch_size: int = 16) -> l
     return [e.embeds for e in encode(model, processor, images, batch_size)]
 
 
+def pixel_values(image_processor, images: Sequence) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Qwen2-VL pixel patches and (t, h, w) grid of each image, equal to the image processor's.
+
+    The processor's PIL backend works image by image in float64 numpy (about 14 ms for a 252x140
+    crop on one core, more than the tiny model's whole forward). Here each image is resized by
+    PIL exactly as the processor does (``smart_resize`` then ``Image.resize`` with its
+    ``resample``), and the rescale / normalise / patchify steps run once per group of equal-size
+    images as float32 tensor ops. Processors this does not recognise go the processor's way.
+    """
+    ip = image_processor
+    needed = ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "size", "resample")
+    if not all(getattr(ip, a, None) is not None for a in needed) or not (ip.do_resize and ip.do_rescale and ip.do_normalize):
+        out = []
+        for im in images:
+            f = ip(images=[im.convert("RGB")], return_tensors="pt")
+            out.append((f["pixel_values"], f["image_grid_thw"][0]))
+        return out
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
+    size = ip.size if isinstance(ip.size, dict) else dict(ip.size)
+    arrays: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for i, im in enumerate(images):
+        im = im.convert("RGB")
+        h, w = smart_resize(im.height, im.width, factor=p * m, min_pixels=size["shortest_edge"],
+                            max_pixels=size["longest_edge"])
+        im = im.resize((w, h), resample=Image.Resampling(int(ip.resample)))
+        arrays.setdefault((h, w), []).append((i, np.asarray(im)))
+    # (x * rescale - mean) / std as one multiply-add, channel-last (no transposed copy)
+    scale = torch.tensor([float(ip.rescale_factor) / sd for sd in ip.image_std], dtype=torch.float32)
+    shift = torch.tensor([mu / sd for mu, sd in zip(ip.image_mean, ip.image_std)], dtype=torch.float32)
+    out: list = [None] * len(images)
+    for (h, w), group in arrays.items():
+        x = torch.from_numpy(np.stack([a for _, a in group])).float().mul_(scale).sub_(shift)  # (n, H, W, C)
+        n, c = x.shape[0], x.shape[3]
+        gh, gw = h // p, w // p
+        # Qwen2-VL's patch order: (merged row, merged column, row in merge, column in merge), then
+        # each patch flattened as (channel, temporal copy, y, x)
+        x = x.view(n, gh // m, m, p, gw // m, m, p, c).permute(0, 1, 4, 2, 5, 7, 3, 6)
+        patches = torch.empty(n, gh // m, gw // m, m, m, c, t, p, p)
+        patches.copy_(x.unsqueeze(6).expand(n, gh // m, gw // m, m, m, c, t, p, p))
+        patches = patches.view(n, gh * gw, c * t * p * p)
+        grid = torch.tensor([1, gh, gw])
+        for k, (i, _) in enumerate(group):
+            out[i] = (patches[k], grid)
+    return out
+
+
 @torch.no_grad()
 def encode(model, processor, images: Sequence, batch_size: int = 16) -> list[EncodedImage]:
     """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call."""
     out: list[EncodedImage] = []
     device = model.device
     for start in range(0, len(images), batch_size):
-        chunk = [im.convert("RGB") for im in images[start:start + batch_size]]
-        feats = processor.image_processor(images=chunk, return_tensors="pt")
-        grid = feats["image_grid_thw"].to(device)
-        pooled = model.model.get_image_features(feats["pixel_values"].to(device), grid, return_dict=True).pooler_output
+        feats = pixel_values(processor.image_processor, images[start:start + batch_size])
+        pixels = torch.cat([f for f, _ in feats]).to(device)
+        grid = torch.stack([g for _, g in feats]).to(device)
+        pooled = model.model.get_image_features(pixels, grid, return_dict=True).pooler_output
         out += [EncodedImage(e, g) for e, g in zip(pooled, grid)]
     return out
 
@@ -193,6 +243,7 @@ class Reader:
         self.head = model.get_output_embeddings()
         self.image_token_id = image_token_id
         self.pad_id = processor.tokenizer.pad_token_id or 0
+        self.merge = model.config.vision_config.spatial_merge_size
 
     def _embed(self, ids: torch.Tensor, images: list[EncodedImage]) -> torch.Tensor:
         emb = self.lm.get_input_embeddings()(ids)
@@ -204,15 +255,41 @@ class Reader:
             emb = emb.masked_scatter(mask, feats)
         return emb
 
-    def _positions(self, ids: torch.Tensor, mask: torch.Tensor, images: list[EncodedImage]) -> torch.Tensor:
-        """M-RoPE positions (3, B, L) of full sequences, from the model's own code."""
-        if not images:
-            pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-            return pos.unsqueeze(0).expand(3, -1, -1)
-        grid = torch.stack([im.grid_thw for im in images]).to(ids.device)
-        types = (ids == self.image_token_id).int()
-        pos, _ = self.inner.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=grid, attention_mask=mask)
-        return pos
+    def _positions(self, ids: torch.Tensor, mask: torch.Tensor, rows: Sequence[Sequence[EncodedImage]]) -> torch.Tensor:
+        """M-RoPE positions (3, B, L) of full right-padded sequences (0 on padding).
+
+        The rule of Qwen2-VL's ``get_rope_index``, without its per-token Python loop: text tokens
+        count up by one; an image's tokens sit at (t, h, w) = (p, p + row, p + column) of its
+        merged grid, p being the position where it starts, and the text after it resumes at
+        p + max(rows, columns). tests/test_scorer.py checks it against the model's own code.
+        """
+        merge = self.merge
+        ids_np = ids.cpu().numpy()
+        lens = mask.sum(1).tolist()
+        pos = np.zeros((3,) + ids_np.shape, dtype=np.int64)
+        for b, (row, n) in enumerate(zip(ids_np, lens)):
+            is_img = row[:n] == self.image_token_id
+            # run boundaries: where is_img flips
+            edges = np.flatnonzero(np.diff(is_img.astype(np.int8))) + 1
+            starts = np.concatenate([[0], edges])
+            ends = np.concatenate([edges, [n]])
+            cur, k = 0, 0
+            for s_, e_ in zip(starts, ends):
+                if not is_img[s_]:
+                    pos[:, b, s_:e_] = cur + np.arange(e_ - s_)
+                    cur += e_ - s_
+                    continue
+                t, gh, gw = (int(v) for v in rows[b][k].grid_thw)
+                h, w = gh // merge, gw // merge
+                if t * h * w != e_ - s_:
+                    raise RuntimeError(f"image {k} of row {b}: {e_ - s_} tokens for a {t}x{h}x{w} grid")
+                tt, hh, ww = np.meshgrid(np.arange(t), np.arange(h), np.arange(w), indexing="ij")
+                pos[0, b, s_:e_] = cur + tt.reshape(-1)
+                pos[1, b, s_:e_] = cur + hh.reshape(-1)
+                pos[2, b, s_:e_] = cur + ww.reshape(-1)
+                cur += max(h, w)
+                k += 1
+        return torch.from_numpy(pos).to(ids.device)
 
     @torch.no_grad()
     def read(self, items: Sequence[Item], reads: Sequence[tuple[int, Sequence[int]]], batch_size: int = 16,
@@ -238,7 +315,7 @@ class Reader:
         if prefix_len:
             ids = torch.tensor([first.ids[:prefix_len]], device=device)
             full = torch.tensor([first.ids], device=device)
-            pos = self._positions(full, torch.ones_like(full), first.images)[:, :, :prefix_len]
+            pos = self._positions(full, torch.ones_like(full), [first.images])[:, :, :prefix_len]
             out = self.lm(inputs_embeds=self._embed(ids, prefix_images), position_ids=pos,
                           attention_mask=torch.ones_like(ids), use_cache=True)
             cache = out.cache if hasattr(out, "cache") else out.past_key_values
@@ -254,8 +331,7 @@ class Reader:
                 full[r, :lens[r]] = torch.tensor(it.ids, device=device)
                 mask[r, :lens[r]] = 1
             suffix_images = [im for it in batch for im in it.images[len(prefix_images):]]
-            all_images = [im for it in batch for im in it.images]
-            pos = self._positions(full, mask, all_images)[:, :, prefix_len:]
+            pos = self._positions(full, mask, [it.images for it in batch])[:, :, prefix_len:]
             emb = self._embed(full[:, prefix_len:], suffix_images)
             step_cache = None
             if cache is not None:
