@@ -12,10 +12,9 @@ import numpy as np
 from chatreid.metrics import PROTOCOLS, evaluate_reid
 
 _CITATION = """\
-@article{niu2025chatreid,
+@misc{niu2025chatreid,
   title={ChatReID: Open-ended Interactive Person Retrieval via Hierarchical Progressive Tuning for Vision Language Models},
-  author={Niu, Ke and Yu, Haiyang and Zhao, Mengyang and Fu, Teng and Yi, Siwei and Lu, Wei and Li, Bin and Qian, Xuelin and Xue, Xiangyang},
-  journal={arXiv preprint arXiv:2502.19958},
+  author={Niu, Ke and Yu, Haiyang and Fu, Teng and Yi, Siyang and Li, Bin and Qian, Xuelin and others},
   year={2025}
 }
 """

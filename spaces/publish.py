@@ -1,0 +1,113 @@
+"""Publish a folder of this repository as a Hugging Face Space.
+
+    python spaces/publish.py metric --repo-id USER/chatreid_metric [--private] [--dry-run DIR]
+
+A target stages what its Space needs into a folder (here, never touching the sources), then
+`publish_folder` creates the Space if needed and uploads the folder. `publish_folder` is the piece
+other targets (the app Space) reuse. A failed push prints why and leaves the local files as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class PublishError(RuntimeError):
+    """A push to the Hub failed; the message says why."""
+
+
+def stage_metric(dest: Path) -> Path:
+    """The `chatreid_metric` Space: the evaluate module folder plus a copy of chatreid/metrics.py.
+
+    The module imports `chatreid.metrics`; on a Space the app's folder is on the import path, so a
+    vendored `chatreid/` package (metrics only, numpy only) stands in for the installed project.
+    """
+    src = ROOT / "chatreid_metric"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("chatreid_metric.py", "README.md", "app.py", "requirements.txt"):
+        shutil.copy2(src / name, dest / name)
+    pkg = dest / "chatreid"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text('"""Vendored from the ChatReID project: only chatreid.metrics."""\n')
+    shutil.copy2(ROOT / "chatreid" / "metrics.py", pkg / "metrics.py")
+    return dest
+
+
+TARGETS = {"metric": stage_metric}
+
+
+def publish_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    space_sdk: str = "gradio",
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Publish from the ChatReID repository",
+    api=None,
+) -> str:
+    """Create the Space `repo_id` if needed and upload `folder` to it; returns the Space's URL.
+
+    Raises PublishError with the reason (offline, not logged in, no write access, network, ...).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(f"{folder} is not a folder")
+    if repo_id.count("/") != 1:
+        raise PublishError(f"--repo-id must look like USER/NAME, got {repo_id!r}")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    api = api or HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="space", space_sdk=space_sdk, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message=commit_message)
+    except OfflineModeIsEnabled as err:
+        raise PublishError(f"offline mode is on (HF_HUB_OFFLINE=1): unset it to publish ({err})") from err
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        why = {
+            401: "not logged in, or the token is invalid: run `hf auth login` or pass --token",
+            403: "the token has no write access to this namespace",
+            404: "the repository or namespace was not found",
+        }.get(status, "the Hub refused the request")
+        raise PublishError(f"{why} (HTTP {status}): {err}") from err
+    except OSError as err:  # network errors (httpx's are OSError subclasses via ConnectionError) and file errors
+        raise PublishError(f"could not reach the Hub or read {folder}: {err}") from err
+    except Exception as err:  # httpx transport errors are not OSError; keep the reason, drop the traceback
+        raise PublishError(f"{type(err).__name__}: {err}") from err
+    return str(getattr(url, "url", url) or f"https://huggingface.co/spaces/{repo_id}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Publish a folder of this repository as a Hugging Face Space.")
+    parser.add_argument("target", choices=sorted(TARGETS), help="what to publish")
+    parser.add_argument("--repo-id", required=True, help="USER/NAME of the Space")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+    parser.add_argument("--dry-run", metavar="DIR", default=None, help="stage into DIR and stop")
+    args = parser.parse_args(argv)
+
+    if args.dry_run:
+        staged = TARGETS[args.target](Path(args.dry_run))
+        print(f"staged {args.target} Space in {staged}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix=f"chatreid-{args.target}-") as tmp:
+        staged = TARGETS[args.target](Path(tmp))
+        try:
+            url = publish_folder(staged, args.repo_id, private=args.private, token=args.token)
+        except PublishError as err:
+            print(f"publish {args.target}: error: {err}", file=sys.stderr)
+            return 1
+    print(f"published {args.target} to {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
