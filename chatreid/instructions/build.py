@@ -194,7 +194,16 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
-    dsd.save_to_disk(str(final))  # a plain copy of the shard files: I/O-bound, one process
+    from datasets.utils import tqdm as ds_tqdm
+
+    bars_were_on = not ds_tqdm.are_progress_bars_disabled()
+    if not progress:
+        ds_tqdm.disable_progress_bars()
+    try:
+        dsd.save_to_disk(str(final))  # a plain copy of the shard files: I/O-bound, one process
+    finally:
+        if bars_were_on:
+            ds_tqdm.enable_progress_bars()
     info = {
         "stage": config.stage,
         "store": str(store.source),

@@ -8,10 +8,19 @@ answers were derived from.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
-from chatreid.prompts import count_images, to_content
+from chatreid import prompts
 
 COLUMNS = ("messages", "image_ids", "task", "meta")
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: dumps() builds one per call
+
+
+@lru_cache(maxsize=8192)
+def _content(prompt: str) -> tuple[list, int]:
+    # Most prompts repeat exactly (same task, same gallery size): split each text once. Rows share
+    # the cached list; nothing mutates it.
+    return prompts.to_content(prompt), prompts.count_images(prompt)
 
 
 def features():
@@ -31,14 +40,15 @@ def make_row(task: str, turns: list[tuple[str, str]], image_ids: list[str], meta
     messages = []
     n_images = 0
     for prompt, answer in turns:
-        n_images += count_images(prompt)
-        messages.append({"role": "user", "content": to_content(prompt)})
+        content, n = _content(prompt)
+        n_images += n
+        messages.append({"role": "user", "content": content})
         messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     if n_images != len(image_ids):
         # A programming error in a builder, never data: fail loudly.
         raise AssertionError(f"{task}: {n_images} image placeholders but {len(image_ids)} ids")
     return {"messages": messages, "image_ids": list(image_ids), "task": task,
-            "meta": json.dumps(meta, separators=(",", ":"))}
+            "meta": _ENCODER.encode(meta)}
 
 
 def turns_of(row: dict) -> list[tuple[str, str]]:
