@@ -83,7 +83,7 @@ def _spread(rng: np.random.Generator, total: int, bins: int, minimum: int) -> li
 
 
 def _frames(rng: np.random.Generator, k: int) -> list[int]:
-    return sorted(int(f) for f in rng.choice(np.arange(1, 999_999), size=k, replace=False))
+    return sorted(int(f) + 1 for f in rng.choice(999_998, size=k, replace=False))
 
 
 def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
@@ -211,11 +211,13 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        people = {}
+        people, described = {}, {}  # pid -> Identity, pid -> its traits and outfits as dicts
         lines, pedes_rows, splits = [], [], {}
         for shot in tqdm(shots, desc=f"synth {layout}", unit="img", disable=not progress):
             if shot.pid not in people:
                 people[shot.pid] = sample_identity(seed, shot.pid, n_outfits[shot.pid])
+                described[shot.pid] = {"traits": asdict(people[shot.pid].traits),
+                                       "outfits": [asdict(o) for o in people[shot.pid].outfits]}
             person = people[shot.pid]
             outfit = person.outfits[shot.outfit]
             cam = cams[shot.cam]
@@ -233,7 +235,7 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
                 "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
                 "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
                 "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
-                "traits": asdict(person.traits), "outfit": asdict(outfit), "layout": layout, "seed": seed,
+                "traits": described[shot.pid]["traits"], "outfit": described[shot.pid]["outfits"][shot.outfit], "layout": layout, "seed": seed,
             })
             splits[shot.split] = splits.get(shot.split, 0) + 1
             if layout == "pedes":

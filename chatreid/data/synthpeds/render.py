@@ -332,9 +332,9 @@ def render(traits: Traits, outfit: Outfit, cam: Camera, rng: np.random.Generator
     x0, y0 = int(rng.integers(0, scene.width - rw + 1)), int(rng.integers(0, scene.height - rh + 1))
     # Each shot sees its own slice of the scene under its own light (clouds, lamps, shadows):
     # the background varies within a camera, not only between cameras.
-    bg = np.asarray(scene.crop((x0, y0, x0 + rw, y0 + rh)), dtype=np.float32)
-    tint = rng.uniform(0.75, 1.2) * rng.uniform(0.93, 1.07, 3)
-    img = Image.fromarray(np.clip(bg * tint.astype(np.float32), 0, 255).astype(np.uint8), "RGB")
+    tint = (rng.uniform(0.75, 1.2) * rng.uniform(0.93, 1.07, 3) * 256).astype(np.uint32)
+    bg = (np.asarray(scene)[y0:y0 + rh, x0:x0 + rw] * tint) >> 8  # fixed-point: integer ops only
+    img = Image.fromarray(np.minimum(bg, 255).astype(np.uint8), "RGB")
     d = ImageDraw.Draw(img)
 
     body = rh * min(0.98, cam.scale * rng.uniform(0.95, 1.04)) * (0.78 + 0.22 * min(traits.height, 1.05) / 1.05)
@@ -346,22 +346,29 @@ def render(traits: Traits, outfit: Outfit, cam: Camera, rng: np.random.Generator
 
     img = img.reduce(SS)
     W, H = int(round(W_out * cam.size_factor / 2)) * 2, int(round(H_out * cam.size_factor / 2)) * 2
+    radius = cam.blur * rng.uniform(0.6, 1.4) * img.width / W  # blur before resizing: fewer pixels
+    if radius > 0.2:
+        img = img.filter(ImageFilter.GaussianBlur(radius))
     if img.size != (W, H):
         img = img.resize((W, H), Image.BILINEAR)
-    radius = cam.blur * rng.uniform(0.6, 1.4)
-    if radius > 0.25:
-        img = img.filter(ImageFilter.GaussianBlur(radius))
 
     # Camera light: overall gain, a horizontal gradient, the colour cast, haze, sensor noise.
     a = np.asarray(img if not infrared else img.convert("L"), dtype=np.float32)
     light = cam.gain * rng.uniform(0.85, 1.15) * (1 + cam.light_dir * np.linspace(-1, 1, W, dtype=np.float32))
+    bank = _noise_bank(H, W)  # a random window of a fixed noise field: cheaper than fresh normals
+    ny, nx = int(rng.integers(0, H)), int(rng.integers(0, W))
     if infrared:
         a = a * light[None, :] + cam.haze
-        a += rng.standard_normal(a.shape, dtype=np.float32) * cam.noise
+        a += bank[ny:ny + H, nx:nx + W, 0] * cam.noise
         a = np.repeat(np.clip(a, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
     else:
         cast = np.array(cam.cast, dtype=np.float32) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
-        a = a * light[None, :, None] * cast[None, None, :] + cam.haze
-        a += rng.standard_normal(a.shape, dtype=np.float32) * cam.noise
+        a *= light[:, None] * cast[None, :]
+        a += bank[ny:ny + H, nx:nx + W] * cam.noise + cam.haze
         a = np.clip(a, 0, 255).astype(np.uint8)
     return Image.fromarray(a, "RGB"), {"view": view, "occluder": occluder}
+
+
+@lru_cache(maxsize=16)
+def _noise_bank(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng([h, w]).standard_normal((2 * h, 2 * w, 3), dtype=np.float32)
