@@ -228,7 +228,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                 gallery_files = gr.File(file_count="multiple", file_types=["image", ".zip"],
                                         label=f"Upload photos or a zip (max {limits.max_gallery} "
                                               f"images, {limits.max_file_mb} MB a file)",
-                                        elem_id="gallery-upload")
+                                        elem_id="gallery-upload", height=160)
                 example_pick = gr.Dropdown(
                     choices=[(e.title, e.name) for e in examples.values()], value=None,
                     label="…or a built-in example gallery", elem_id="example-gallery")
@@ -246,8 +246,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                                 "(e.g. a woman in a red top with a black backpack)",
                     show_label=False, elem_id="ask")
         results = gr.Gallery(label="Ranked gallery (best first: rank · score · file)", columns=8,
-                             height="auto", object_fit="contain", elem_id="results",
-                             allow_preview=True)
+                             object_fit="contain", elem_id="results", allow_preview=True)
         if examples:
             gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
                         label="Examples (pick one: it loads the gallery and fills the message; "
