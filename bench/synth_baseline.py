@@ -43,7 +43,7 @@ def main():
             for name, dist in (("cosine", cosine_distance), ("chi-square", chi_square_distance)):
                 res = evaluate_reid(dist(fq, fg), ids(q, "pid"), ids(g, "pid"), ids(q, "camid"), ids(g, "camid"),
                                     protocol="market")
-                rows.append((f"HSV 8x4x4, {stripes} stripe(s), {name}", res["rank1"], res["mAP"]))
+                rows.append((f"HSV 8x4x4+4 grey, {stripes} stripe(s), {name}", res["rank1"], res["mAP"]))
             print(f"  features for {stripes} stripe(s): {time.perf_counter() - t:.1f} s")
         # Chance: a random ranking, same protocol.
         rng = np.random.default_rng(0)
