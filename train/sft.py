@@ -26,9 +26,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  # noqa: E402
 
 from chatreid.data.store import ImageStore  # noqa: E402
-from chatreid.model import DEFAULT_MODEL, load_processor  # noqa: E402
+from chatreid.model import DEFAULT_MODEL, load_model, load_processor  # noqa: E402
 from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
-from chatreid.model.surgery import frozen_parts, prepare_stage_model, trainable_summary  # noqa: E402
+from chatreid.model.surgery import PARTS, frozen_parts, prepare_stage_model, set_trainable, trainable_summary  # noqa: E402
 from chatreid.training import ReIDCollator  # noqa: E402
 from chatreid.training import checks, hub  # noqa: E402
 
@@ -88,12 +88,23 @@ def main(script_args, training_args, model_args):
     if peft_config is not None and model_args.lora_target_modules is None:
         peft_config.target_modules = checks.default_lora_targets(frozen)
 
-    model = prepare_stage_model(
-        script_args.stage, base=base, previous=previous, merger_from=script_args.merger_from,
-        freeze_merger=script_args.freeze_merger, dtype=model_args.dtype or "auto",
-        attn_implementation=model_args.attn_implementation, trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
-        revision=model_args.model_revision,
-    )
+    load_kwargs = dict(dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation,
+                       trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)))
+    resume = training_args.resume_from_checkpoint
+    if resume in ("last", "true", "True"):
+        resume = checks.last_complete_checkpoint(training_args.output_dir)
+        log.info("resuming from %s", resume or "scratch (no complete checkpoint yet)")
+    if resume and peft_config is None:
+        # transformers' Trainer reloads checkpoint weights by raw key names, which for Qwen2-VL differ
+        # between the saved format and the module tree, so it would silently keep the fresh weights:
+        # we load the checkpoint through from_pretrained (which maps the names) and let the Trainer
+        # restore optimizer, scheduler, RNG and data position.
+        model = set_trainable(load_model(resume, **load_kwargs), **{p: p not in frozen for p in PARTS})
+    else:
+        model = prepare_stage_model(
+            script_args.stage, base=base, previous=previous, merger_from=script_args.merger_from,
+            freeze_merger=script_args.freeze_merger, revision=model_args.model_revision, **load_kwargs,
+        )
     checks.check_frozen_not_trained(model, frozen, peft_config)
     if script_args.batched_vision_attention:
         enable_batched_vision_attention(model)
@@ -113,10 +124,6 @@ def main(script_args, training_args, model_args):
         data_collator=ReIDCollator(processor, store, script_args.stage, max_length=training_args.max_length),
         peft_config=peft_config,
     )
-    resume = training_args.resume_from_checkpoint
-    if resume in ("last", "true", "True"):
-        resume = checks.last_complete_checkpoint(training_args.output_dir)
-        log.info("resuming from %s", resume or "scratch (no complete checkpoint yet)")
     result = trainer.train(resume_from_checkpoint=resume)
     eval_metrics = trainer.evaluate() if eval_data is not None else None
 
@@ -151,7 +158,7 @@ def cli(argv=None) -> int:
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     try:
         return main(script_args, training_args, model_args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # user errors: one line, no traceback
         print(f"train/sft.py: error: {err}", file=sys.stderr, flush=True)
         return 2
 

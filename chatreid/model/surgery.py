@@ -42,13 +42,18 @@ PARTS = ("vision_encoder", "merger", "decoder")
 
 
 def part_of(param_name: str) -> str:
-    """Which part a parameter belongs to: ``vision_encoder``, ``merger`` or ``decoder``."""
-    name = param_name.removeprefix("base_model.model.")  # the same names under a peft wrapper
-    if name.startswith(MERGER):
+    """Which part a parameter belongs to: ``vision_encoder``, ``merger`` or ``decoder``.
+
+    Accepts the in-memory names of transformers 5 (``model.visual.*``, ``model.language_model.*``),
+    the names in saved checkpoints (``visual.*``, ``model.layers.*``, as in the Qwen2-VL Hub repos)
+    and either under a peft wrapper (``base_model.model.``).
+    """
+    name = param_name.removeprefix("base_model.model.")
+    if name.startswith(MERGER) or name.startswith("visual.merger."):
         return "merger"
-    if name.startswith(VISION):
+    if name.startswith(VISION) or name.startswith("visual."):
         return "vision_encoder"
-    if name.startswith(DECODER):
+    if name.startswith(DECODER) or name.startswith("model."):
         return "decoder"
     raise ValueError(f"parameter {param_name!r} is in no known part of a Qwen2-VL model")
 

@@ -102,6 +102,15 @@ def check_previous_stage(stage: int, previous: str | None) -> str | None:
     if local_like and not (Path(resolved) / "config.json").is_file():
         raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no config.json there (nor in final/); "
                                 f"did the stage-{stage - 1} run finish?")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if not os.path.exists(previous) and offline:
+        try:  # a Hub id is fine offline only if it is cached
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(previous, allow_patterns=["config.json"], local_files_only=True)
+        except Exception:  # noqa: BLE001
+            raise FileNotFoundError(f"previous stage checkpoint {previous!r}: not a local folder, and HF_HUB_OFFLINE=1 "
+                                    f"forbids downloading it (not cached)") from None
     return resolved
 
 
@@ -119,7 +128,9 @@ def lora_targets(model, target_modules) -> list[str]:
     if isinstance(target_modules, str):
         if target_modules == "all-linear":
             return names
-        return [n for n in names if re.fullmatch(target_modules, n)]
+        # peft reads a string as a regex over full names; TRL turns a one-item list into a string,
+        # so a bare module name ("qkv") is matched as a name suffix too
+        return [n for n in names if re.fullmatch(target_modules, n) or n.endswith("." + target_modules)]
     targets = list(target_modules)
     return [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
 
@@ -130,7 +141,7 @@ def default_lora_targets(frozen: set[str]) -> str:
     if "vision_encoder" not in frozen:
         parts.append(r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2|gate_proj|up_proj|down_proj))")
     if "merger" not in frozen:
-        parts.append(r"model\.visual\.merger\.mlp\.\d+")
+        parts.append(r"model\.visual\.merger\.mlp\.(0|2)")  # the two Linear layers
     return "(" + "|".join(parts) + ")"
 
 
