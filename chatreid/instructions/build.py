@@ -194,16 +194,14 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
-    from datasets.utils import tqdm as ds_tqdm
-
-    bars_were_on = not ds_tqdm.are_progress_bars_disabled()
+    bars_were_on = datasets.is_progress_bar_enabled()
     if not progress:
-        ds_tqdm.disable_progress_bars()
+        datasets.disable_progress_bars()
     try:
         dsd.save_to_disk(str(final))  # a plain copy of the shard files: I/O-bound, one process
     finally:
         if bars_were_on:
-            ds_tqdm.enable_progress_bars()
+            datasets.enable_progress_bars()
     info = {
         "stage": config.stage,
         "store": str(store.source),

@@ -90,7 +90,12 @@ class CachedCaptioner:
                     item = json.loads(line)
                 except json.JSONDecodeError:
                     if n == len(lines):  # the last line of an interrupted write: redo that image
-                        log.warning("%s: ignoring a truncated last line", self.path)
+                        log.warning("%s: dropping a truncated last line", self.path)
+                        # Cut it off, or the next append would continue the broken line.
+                        tmp = self.path + ".tmp"
+                        with open(tmp, "w", encoding="utf-8") as out:
+                            out.write("\n".join(lines[:-1]) + "\n")
+                        os.replace(tmp, self.path)
                         continue
                     raise ValueError(f"{self.path}: line {n} is not JSON") from None
                 if item.get("captioner") == self.name:

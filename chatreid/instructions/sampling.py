@@ -108,17 +108,20 @@ def same_identity(pool: Pool, rng: np.random.Generator, q: np.ndarray, k: np.nda
 
 
 def distractors(pool: Pool, rng: np.random.Generator, q: np.ndarray, k: int,
-                valid=None, what: str = "distractor", counts: np.ndarray | None = None) -> np.ndarray:
+                valid=None, what: str = "distractor", counts: np.ndarray | None = None,
+                strict: bool = True):
     """(rows, k) distinct images of the query's dataset, none of the query's identity.
 
     ``counts`` (per row, <= k) limits the columns that matter; the others are filled but
     unconstrained. ``valid(q_rows, candidates) -> bool matrix`` adds conditions (other modality,
     a description that must not fit...). Drawn uniformly and redrawn where a condition fails; a
-    dataset that cannot supply them raises ValueError naming it.
+    dataset that cannot supply them raises ValueError naming it; with ``strict=False`` the
+    result is (matrix, mask of the rows that failed) instead.
     """
     q = np.asarray(q)
     if k == 0 or len(q) == 0:
-        return np.zeros((len(q), k), dtype=np.int64)
+        out = np.zeros((len(q), k), dtype=np.int64)
+        return out if strict else (out, np.zeros(len(q), dtype=bool))
     d = pool.ds[q]
     lo, span = pool.ds_start[d], pool.ds_end[d] - pool.ds_start[d]
     out = lo[:, None] + (rng.random((len(q), k)) * span[:, None]).astype(np.int64)
@@ -131,9 +134,11 @@ def distractors(pool: Pool, rng: np.random.Generator, q: np.ndarray, k: int,
         bad |= _duplicates(np.where(used, out, -1 - col))
         bad &= used
         if not bad.any():
-            return out
+            return out if strict else (out, np.zeros(len(q), dtype=bool))
         r, c = np.nonzero(bad)
         out[r, c] = lo[r] + (rng.random(len(r)) * span[r]).astype(np.int64)
+    if not strict:
+        return out, bad.any(1)
     r = np.nonzero(bad)[0][0]
     raise ValueError(f"dataset {pool.dataset_names[d[r]]!r} cannot supply {int(used[r].sum())} "
                      f"{what}(s) for {pool.image_id[q[r]]!r} (too few other identities or "

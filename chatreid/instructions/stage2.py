@@ -50,25 +50,28 @@ class Context:
         w = eligible * self.ds_weight * (self.has_others if needs_others else 1)
         if not len(w) or w.sum() <= 0:
             raise ValueError(f"task {task}: no image in the store qualifies as a query "
-                             "(see docs/instructions.md for what each task needs)")
+                             "(docs/instructions.md says what each task needs; leave it out with "
+                             f"--mix {task}=0)")
         return S.weighted_choice(rng, w, n)
 
     def ids(self, idx) -> list[str]:
         return self.pool.image_id[np.asarray(idx)].tolist()
 
-    def foreign_texts(self, rng, q: np.ndarray, k: int, counts: np.ndarray | None = None):
-        """(images, text positions), (rows, k): descriptions of other people that do not
+    def foreign_texts(self, rng, q: np.ndarray, k: int, counts: np.ndarray | None = None,
+                      shrink: bool = False):
+        """(images, text positions, counts): (rows, k) descriptions of other people that do not
         describe ``q``, distinct within a row; only the first ``counts[r]`` columns of row r
-        are constrained (the rest are filler)."""
+        are constrained (the rest are filler). With ``shrink``, a row that cannot get
+        ``counts[r]`` gets fewer (at least one) and the returned counts say how many."""
         pool = self.pool
-        counts = np.full(len(q), k) if counts is None else np.asarray(counts)
+        counts = np.full(len(q), k) if counts is None else np.array(counts)
         out_d = np.zeros((len(q), k), dtype=np.int64)
         out_t = np.zeros((len(q), k), dtype=np.int64)
         todo = np.arange(len(q))
         col = np.arange(k)[None, :]
         for _ in range(S.MAX_TRIES):
             if not len(todo):
-                return out_d, out_t
+                return out_d, out_t, counts
             qs, used = q[todo], col < counts[todo][:, None]
             d = S.distractors(pool, rng, qs, k, what="described person", counts=counts[todo],
                               valid=lambda qq, c: (pool.text_count[c] > 0)
@@ -78,25 +81,46 @@ class Context:
             bad |= S._duplicates(np.where(used, pool.text_code[t], -1 - col))
             out_d[todo], out_t[todo] = d, t
             todo = todo[(bad & used).any(1)]
-        raise ValueError(f"cannot find {counts[todo[0]]} distinct descriptions of other people for "
-                         f"{pool.image_id[q[todo[0]]]!r}")
+        if not shrink or (counts[todo] <= 1).any():
+            r = todo[0]
+            raise ValueError(f"cannot find {counts[r]} distinct descriptions of other people for "
+                             f"{pool.image_id[q[r]]!r}")
+        # Fewer options where the benchmark has too few distinct descriptions (tiny splits).
+        d, t, c = self.foreign_texts(rng, q[todo], k, counts[todo] - 1, shrink=True)
+        out_d[todo], out_t[todo], counts[todo] = d, t, c
+        return out_d, out_t, counts
 
 
 def _gallery(ctx: Context, rng, q: np.ndarray, n_gallery: np.ndarray, n_match: np.ndarray,
-             positives: np.ndarray, distractor_valid=None, supply: np.ndarray | None = None):
+             positives: np.ndarray, distractor_valid=None, supply: np.ndarray | None = None,
+             min_distractors: int = 1):
     """((rows, max N) gallery matrix, N per row): the positives and N - m distractors, shuffled;
-    -1 pads. N is cut where the query's benchmark has fewer usable images of other people
-    (``supply``, default all of them) than N - m; only tiny stores, e.g. a validation split of
-    two identities, ever hit this."""
-    others = (ctx.pool.ds_end - ctx.pool.ds_start)[ctx.pool.ds[q]] - ctx.pool.id_count[ctx.pool.ident[q]]
+    -1 pads. N is cut where the query's benchmark cannot supply N - m suitable images of other
+    people (``supply`` bounds it up front; rows that still fail lose one distractor at a time,
+    down to ``min_distractors``). Only tiny stores, e.g. a validation split of two identities,
+    ever hit this."""
+    pool = ctx.pool
+    others = (pool.ds_end - pool.ds_start)[pool.ds[q]] - pool.id_count[pool.ident[q]]
     if supply is not None:
         others = np.minimum(others, supply)
-    n_gallery = np.minimum(n_gallery, n_match + others)
+    need = np.minimum(n_gallery - n_match, others)
+    while True:
+        k = int(need.max()) if len(need) else 0
+        neg, failed = S.distractors(pool, rng, q, k, valid=distractor_valid, counts=need,
+                                    strict=False)
+        if not failed.any():
+            break
+        if (need[failed] <= min_distractors).any():
+            r = np.flatnonzero(failed & (need <= min_distractors))[0]
+            raise ValueError(f"dataset {pool.dataset_names[pool.ds[q[r]]]!r} cannot supply "
+                             f"{need[r]} suitable distractor(s) for {pool.image_id[q[r]]!r}")
+        need[failed] -= 1
+    if need.min(initial=min_distractors) < min_distractors:
+        r = int(np.argmin(need))
+        raise ValueError(f"dataset {pool.dataset_names[pool.ds[q[r]]]!r} has too few other "
+                         f"people for a gallery around {pool.image_id[q[r]]!r}")
+    n_gallery = n_match + need
     width = int(n_gallery.max())
-    k = int((n_gallery - n_match).max())
-    neg = S.distractors(ctx.pool, rng, q, k, valid=distractor_valid,
-                        counts=n_gallery - n_match) if k else \
-        np.zeros((len(q), 0), dtype=np.int64)
     j = np.arange(width)[None, :]
     m = n_match[:, None]
     pos_part = np.take_along_axis(positives, np.clip(j, 0, positives.shape[1] - 1).repeat(len(q), 0), 1)
@@ -161,7 +185,7 @@ def t2i_one_to_one(ctx: Context, rng, n: int) -> list[dict]:
     owner = q.copy()
     tpos = S.pick_text(pool, rng, q)
     if (~same).any():
-        d, t = ctx.foreign_texts(rng, q[~same], 1)
+        d, t, _ = ctx.foreign_texts(rng, q[~same], 1)
         owner[~same], tpos[~same] = d[:, 0], t[:, 0]
     rows = []
     for i in range(n):
@@ -179,7 +203,8 @@ def t2i_many_to_one(ctx: Context, rng, n: int) -> list[dict]:
     k = rng.integers(cfg.captions[0], cfg.captions[1] + 1, size=n)
     own = S.pick_text(pool, rng, q)
     kmax = int(k.max())
-    d, t = ctx.foreign_texts(rng, q, kmax - 1, counts=k - 1)
+    d, t, foreign = ctx.foreign_texts(rng, q, kmax - 1, counts=k - 1, shrink=True)
+    k = foreign + 1
     owners = np.concatenate([q[:, None], d], 1)
     tpos = np.concatenate([own[:, None], t], 1)
     order = S.shuffle_rows(rng, np.tile(np.arange(kmax), (n, 1)), k)

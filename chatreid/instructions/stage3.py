@@ -52,7 +52,7 @@ def _reid(task: str, ctx: Context, rng, n: int, eligible, positives_allowed=None
     else:
         pos = S.same_identity(pool, rng, q, n_match, allowed=positives_allowed)
     g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=distractor_valid,
-                            supply=None if supply is None else supply(q))
+                            supply=None if supply is None else supply(q), min_distractors=0)
     return q, n_gallery, g
 
 
@@ -120,7 +120,8 @@ def reid_t2i(ctx: Context, rng, n: int) -> list[dict]:
         return ~S.describes(pool, ctx.text_keys, np.broadcast_to(tpos[:, None], c.shape),
                             np.broadcast_to(qq[:, None], c.shape), c)
 
-    g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid)
+    g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid,
+                            min_distractors=0)
     best = rng.random(n) < cfg.best_choice_prob
     rows = []
     for i in range(n):
@@ -174,7 +175,8 @@ def _attribute_gallery(ctx: Context, rng, n: int, task: str, min_own: int = 1):
     def valid(tt, c):
         return (annotated[c] | ~mask[:, None, :]).all(-1)
 
-    g, n_gallery = _gallery(ctx, rng, t, n_gallery, own, pos, distractor_valid=valid)
+    g, n_gallery = _gallery(ctx, rng, t, n_gallery, own, pos, distractor_valid=valid,
+                            min_distractors=0)
     return t, mask, n_gallery, g
 
 
@@ -255,7 +257,8 @@ def _image_and_text(ctx: Context, rng, n: int) -> list[dict]:
         return ~S.describes(pool, ctx.text_keys, np.broadcast_to(tpos[:, None], c.shape),
                             np.broadcast_to(target[:, None], c.shape), c)
 
-    g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid)
+    g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid,
+                            min_distractors=0)
     best = rng.random(n) < cfg.best_choice_prob
     rows = []
     for i in range(n):
