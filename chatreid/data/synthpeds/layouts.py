@@ -83,7 +83,10 @@ def _spread(rng: np.random.Generator, total: int, bins: int, minimum: int) -> li
 
 
 def _frames(rng: np.random.Generator, k: int) -> list[int]:
-    return sorted(int(f) + 1 for f in rng.choice(999_998, size=k, replace=False))
+    frames: set[int] = set()
+    while len(frames) < k:  # distinct 6-digit frame numbers; cheaper than choice(..., replace=False)
+        frames.add(int(rng.integers(1, 999_999)))
+    return sorted(frames)
 
 
 def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
@@ -98,8 +101,8 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
     if layout == "market":
         if K < 4:
             raise ValueError(f"--images-per-id: market needs at least 4 (2 cameras x 2 images), got {K}")
-        test, train = _split_ids(n_ids, seed, (0.5,))
-        for pid in sorted(train + test):
+        test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
+        for pid in range(1, n_ids + 1):
             rng = np.random.default_rng([seed, 7, pid])
             outfits[pid] = 1
             n_cams = int(rng.integers(2, min(6, K // 2) + 1))
@@ -119,10 +122,10 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
                     shots.append(Shot(f"{folder}/{name}", pid, cam, 0, serial, split, folder))
                     serial += 1
     elif layout == "ltcc":
-        test, train = _split_ids(n_ids, seed, (0.5,))
+        test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
         if K < 4:
             raise ValueError(f"--images-per-id: ltcc needs at least 4 (2 outfits x 2 images), got {K}")
-        for pid in sorted(train + test):
+        for pid in range(1, n_ids + 1):
             rng = np.random.default_rng([seed, 8, pid])
             most = min(4, K // 2)
             n_out = int(rng.integers(2, most + 1)) if pid in test else int(rng.integers(1, most + 1))
@@ -146,7 +149,7 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
                     shots.append(Shot(f"{folder}/{name}", pid, cam, o, serial, split, folder))
                     serial += 1
     elif layout == "sysu":
-        test, val, train = _split_ids(n_ids, seed, (0.2, 0.2))
+        test, val, train = map(set, _split_ids(n_ids, seed, (0.2, 0.2)))
         if K < 2:
             raise ValueError(f"--images-per-id: sysu needs at least 2 (one visible, one infrared), got {K}")
         for pid in range(1, n_ids + 1):
@@ -166,7 +169,7 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
                     shots.append(Shot(f"cam{cam}/{pid:04d}/{n:04d}.jpg", pid, cam, 0, serial, split, native))
                     serial += 1
     else:  # pedes
-        test, val, train = _split_ids(n_ids, seed, (0.1, 0.1))
+        test, val, train = map(set, _split_ids(n_ids, seed, (0.1, 0.1)))
         if K < 1:
             raise ValueError(f"--images-per-id: pedes needs at least 1, got {K}")
         number = 0
@@ -212,7 +215,11 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         people, described = {}, {}  # pid -> Identity, pid -> its traits and outfits as dicts
-        lines, pedes_rows, splits = [], [], {}
+        pedes_rows, splits, folders = [], {}, set()
+        # Ground truth streams to a .part file (memory stays flat at 100,000+ images) and gets its
+        # real name last: its presence marks a finished world.
+        part = tmp / (GROUND_TRUTH + ".part")
+        gt = open(part, "w")
         for shot in tqdm(shots, desc=f"synth {layout}", unit="img", disable=not progress):
             if shot.pid not in people:
                 people[shot.pid] = sample_identity(seed, shot.pid, n_outfits[shot.pid])
@@ -225,18 +232,20 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
             img, shown = render(person.traits, outfit, cam, rng, size)
             caps = captions(person.traits, outfit, shown["view"], cam.modality, rng)
             target = tmp / shot.path
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
             if target.suffix == ".png":
                 img.save(target, format="PNG", compress_level=3)
             else:
                 img.save(target, format="JPEG", quality=92)
-            lines.append({
+            gt.write(json.dumps({
                 "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{shot.pid}_{shot.outfit + 1}",
                 "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
                 "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
                 "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
                 "traits": described[shot.pid]["traits"], "outfit": described[shot.pid]["outfits"][shot.outfit], "layout": layout, "seed": seed,
-            })
+            }) + "\n")
             splits[shot.split] = splits.get(shot.split, 0) + 1
             if layout == "pedes":
                 pedes_rows.append({"split": shot.layout_split, "captions": caps,
@@ -249,12 +258,12 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
                 (tmp / "exp" / name).write_text(",".join(str(i) for i in ids) + "\n")
         if layout == "pedes":
             (tmp / "reid_raw.json").write_text(json.dumps(pedes_rows))
-        # The ground truth goes last: its presence marks a finished world.
-        with open(tmp / GROUND_TRUTH, "w") as f:
-            for line in lines:
-                f.write(json.dumps(line) + "\n")
+        gt.close()
+        os.rename(part, tmp / GROUND_TRUTH)
         _publish(tmp, out)
     except BaseException:
+        if "gt" in locals():
+            gt.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": str(out), "images": len(shots), "splits": splits}
