@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,14 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_measured(cmd: list[str]) -> tuple[dict, float, int]:
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_measured(cmd: list[str]) -> tuple[dict, float, int, float]:
+    """(the child's JSON line, wall seconds, peak resident bytes, CPU seconds of the tree)."""
+    cpu0 = cpu_children()
     start = time.time()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
@@ -62,7 +70,8 @@ def run_measured(cmd: list[str]) -> tuple[dict, float, int]:
     t.join()
     if child.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {child.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), time.time() - start, peak[0]
+    return (json.loads(out.strip().splitlines()[-1]), time.time() - start, peak[0],
+            cpu_children() - cpu0)
 
 
 def dir_bytes(path: str) -> int:
@@ -124,13 +133,15 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         cmd = me + ["--stage", str(stage), "--out", out] + (
             ["--size", str(sizes[stage])] if sizes[stage] else [])
-        info, wall, peak = run_measured(cmd)
+        info, wall, peak, cpu = run_measured(cmd)
         rows = sum(info["rows"].values())
         size = dir_bytes(out)
         results[stage] = (rows, wall, peak, size)
         print(f"stage {stage}: {rows} rows in {wall:.1f} s wall ({rows / wall:,.0f} rows/s; "
-              f"generation {info['seconds']['rows']:.1f} s), peak memory {peak / 2**30:.2f} GiB, "
-              f"on disk {size / 2**20:.0f} MiB ({size / rows:.0f} bytes/row)")
+              f"generation {info['seconds']['rows']:.1f} s), {cpu:.1f} CPU s over all processes "
+              f"({rows / cpu:,.0f} rows per CPU second), peak memory {peak / 2**30:.2f} GiB, "
+              f"on disk {size / 2**20:.0f} MiB ({size / rows:.0f} bytes/row), "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
 
