@@ -179,19 +179,21 @@ def evaluate_reid(
             q = start + r
             kept = None if junk is None or not junk[r].any() else ~junk[r]
             good = same_pid[r] if kept is None else same_pid[r] & kept
+            order = None
+            if rankings is not None:  # checked even for a query without a match
+                order = _ranking_order(rankings[q], q, num_g, None if block is None else block[r])
             if not good.any():
                 continue
-            order = None
-            if rankings is not None:
-                order = _ranking_order(rankings[q], q, num_g, None if block is None else block[r])
+            if order is not None:
                 if kept is not None:
                     order = order[kept[order]]
                 pos = np.flatnonzero(good[order])
             else:
                 row = block[r] if kept is None else block[r][kept]
                 g = good if kept is None else good[kept]
-                pos = _match_positions(row, g)
-                if pos is None or rng is not None:
+                # cuhk03_classic samples from the whole kept order, so it always sorts
+                pos = None if rng is not None else _match_positions(row, g)
+                if pos is None:
                     order = np.argsort(row, kind="stable")
                     pos = np.flatnonzero(g[order])
                     if kept is not None:  # map back to gallery indices for the code below

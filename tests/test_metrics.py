@@ -329,6 +329,8 @@ def test_partial_ranking_with_similarity_fallback():
         (dict(q_pids=[1], g_pids=[1, 2], protocol="regdb", rankings=[[0, 0]]), r"rankings\[0\].*more than once"),
         (dict(q_pids=[1], g_pids=[1, 2], protocol="regdb", rankings=[[5]]), r"rankings\[0\].*outside"),
         (dict(q_pids=[1, 2], g_pids=[1, 2], protocol="regdb", rankings=[[0]]), "rankings has 1 rows"),
+        # a bad ranking of a query without any match is still an error
+        (dict(q_pids=[1, 3], g_pids=[1, 2], protocol="regdb", rankings=[[0], [7]]), r"rankings\[1\].*outside"),
         (dict(distmat=[["a"]], q_pids=[1], g_pids=[1], protocol="regdb"), "distmat must hold numbers"),
     ],
 )
