@@ -46,12 +46,10 @@ def captions(traits: Traits, outfit: Outfit, view: str, modality: str, rng: np.r
     def col(name):
         return "" if ir else _colour(name, rng) + " "
 
-    pattern = {"plain": "", "striped": "striped ", "checked": "checked "}.get(outfit.pattern, "")
-    if pattern and not ir:
-        pattern = f"{_colour(outfit.pattern_color, rng)} {pattern}"
-    elif ir:
-        pattern = ""
-    upper = _a(f"{col(outfit.upper_color)}{pattern}{_c(rng, GARMENT[outfit.upper_type])}")
+    # "a white and black striped shirt"; infrared shows no stripes (one material, one heat level).
+    pattern = "" if ir else {"striped": "striped ", "checked": "checked "}.get(outfit.pattern, "")
+    main = f"{_colour(outfit.upper_color, rng)} and {_colour(outfit.pattern_color, rng)} " if pattern else col(outfit.upper_color)
+    upper = _a(f"{main}{pattern}{_c(rng, GARMENT[outfit.upper_type])}")
     if outfit.pattern == "logo" and view == "front" and not ir:
         upper += " with a logo on the chest"
     if outfit.upper_type in ("jacket", "coat") and view == "front" and not ir:
