@@ -184,3 +184,47 @@ def test_last_complete_checkpoint(tmp_path):
         if state is not None:
             (d / "trainer_state.json").write_text(state)
     assert checks.last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
+
+
+def _store_of(images):
+    import io as _io
+
+    import datasets
+
+    from chatreid.data.store import features
+
+    rows = []
+    for i, img in enumerate(images):
+        buf = _io.BytesIO()
+        img.save(buf, format="PNG")
+        rows.append({"image_id": f"t/{i}.png", "image": {"bytes": buf.getvalue(), "path": None}, "dataset": "t",
+                     "path": f"{i}.png", "pid": i, "camid": 0, "split": "train", "clothes_id": None,
+                     "modality": "visible", "captions": [], "attributes": "{}", "width": img.width,
+                     "height": img.height})
+    return ImageStore(datasets.Dataset.from_list(rows, features=features()))
+
+
+def test_fast_image_path_equals_the_processor(processor):
+    gen = torch.Generator().manual_seed(0)
+    sizes = [(392, 196), (140, 56), (252, 140)]  # already multiples of 28: the processor does not resize
+    images = [Image.fromarray((torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()) for h, w in sizes]
+    store = _store_of(images + [Image.new("RGB", (210, 420)), Image.new("RGB", (50, 100))])
+    row = {"messages": [{"role": "user", "content": [{"type": "image", "text": None}] * 3 +
+                         [{"type": "text", "text": "Same person?"}]},
+                        {"role": "assistant", "content": [{"type": "text", "text": "Yes"}]}],
+           "image_ids": ["t/0.png", "t/1.png", "t/2.png"]}
+    fast = ReIDCollator(processor, store, 3)([row, row])
+    slow = ReIDCollator(processor, store, 3, fast_images=False)([row, row])
+    assert fast.keys() == slow.keys()
+    for k in fast:
+        if k == "pixel_values":
+            assert torch.allclose(fast[k], slow[k], atol=1e-5), (fast[k] - slow[k]).abs().max()
+        else:
+            assert torch.equal(fast[k], slow[k]), k
+    # other sizes: same grids and tokens under every stage policy (one resize instead of two)
+    row2 = {**row, "image_ids": ["t/3.png", "t/4.png", "t/0.png"]}
+    for stage in (1, 2, 3):
+        fast = ReIDCollator(processor, store, stage)([row2])
+        slow = ReIDCollator(processor, store, stage, fast_images=False)([row2])
+        assert torch.equal(fast["image_grid_thw"], slow["image_grid_thw"])
+        assert torch.equal(fast["input_ids"], slow["input_ids"]) and torch.equal(fast["labels"], slow["labels"])

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import torch
 
+from chatreid.training.fastimage import FastQwen2VLImages
 from chatreid.training.resolution import ResolutionPolicy, policy_for_stage
 
 IGNORE_INDEX = -100
+IMAGE_PAD = "<|image_pad|>"
 
 
 def count_image_placeholders(messages) -> int:
@@ -83,30 +85,59 @@ class ReIDCollator:
         policy: a :class:`ResolutionPolicy` or a stage number (1, 2, 3).
         max_length: refuse (rather than truncate) samples longer than this many tokens; ``None``
             for no limit. Truncation could cut image tokens and break the image/feature alignment.
+        fast_images: preprocess images with :mod:`chatreid.training.fastimage` (same arithmetic as
+            the processor, one resize per image, ~4x faster) instead of the processor's image path.
     """
 
-    def __init__(self, processor, store, policy: ResolutionPolicy | int = 3, max_length: int | None = None):
+    def __init__(self, processor, store, policy: ResolutionPolicy | int = 3, max_length: int | None = None,
+                 fast_images: bool = True):
         self.processor = processor
         self.store = store
         self.policy = policy_for_stage(policy) if isinstance(policy, int) else policy
         self.max_length = max_length
         self.masker = AssistantMasker(processor.tokenizer)
-        self.image_token_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.image_token_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+        self.fast = FastQwen2VLImages(processor.image_processor) if fast_images else None
 
     def images_of(self, row) -> list:
-        messages, ids = row["messages"], list(row["image_ids"])
-        if count_image_placeholders(messages) != len(ids):
-            raise ValueError(f"row has {count_image_placeholders(messages)} image placeholders but "
-                             f"{len(ids)} image_ids")
-        return [self.policy(self.store.image(i)) for i in ids]
+        """The row's images from the store, resized by the stage policy (stock-processor path)."""
+        self._check(row)
+        return [self.policy(self.store.image(i)) for i in row["image_ids"]]
+
+    def _check(self, row) -> None:
+        if count_image_placeholders(row["messages"]) != len(row["image_ids"]):
+            raise ValueError(f"row has {count_image_placeholders(row['messages'])} image placeholders but "
+                             f"{len(row['image_ids'])} image_ids")
+
+    def _encode_fast(self, rows, texts):
+        pixels, grids = [], []
+        expanded = []
+        for row, text in zip(rows, texts):
+            self._check(row)
+            pieces = text.split(IMAGE_PAD)
+            out = [pieces[0]]
+            for iid, piece in zip(row["image_ids"], pieces[1:]):
+                img = self.store.image(iid)
+                patches, grid = self.fast(img, self.policy.target(img.height, img.width))
+                pixels.append(patches)
+                grids.append(grid)
+                out += [IMAGE_PAD * (patches.shape[0] // self.fast.merge ** 2), piece]
+            expanded.append("".join(out))
+        batch = dict(self.processor.tokenizer(expanded, padding=True, padding_side="right", return_tensors="pt"))
+        batch["mm_token_type_ids"] = (batch["input_ids"] == self.image_token_id).long()
+        if pixels:
+            batch["pixel_values"] = torch.cat(pixels)
+            batch["image_grid_thw"] = torch.tensor(grids, dtype=torch.long)
+        return batch
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        texts, images = [], []
-        for row in rows:
-            images += self.images_of(row)
-            texts.append(self.processor.apply_chat_template(_clean(row["messages"]), tokenize=False))
-        batch = self.processor(text=texts, images=images or None, padding=True, padding_side="right",
-                               return_tensors="pt")
+        texts = [self.processor.apply_chat_template(_clean(row["messages"]), tokenize=False) for row in rows]
+        if self.fast is not None:
+            batch = self._encode_fast(rows, texts)
+        else:
+            images = [img for row in rows for img in self.images_of(row)]
+            batch = dict(self.processor(text=texts, images=images or None, padding=True, padding_side="right",
+                                        return_tensors="pt"))
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
             raise ValueError(f"a sample has {batch['input_ids'].shape[1]} tokens, over max_length="
                              f"{self.max_length}; raise max_length or use fewer/smaller images")
@@ -114,4 +145,4 @@ class ReIDCollator:
         labels[batch["attention_mask"] == 0] = IGNORE_INDEX
         labels[batch["input_ids"] == self.image_token_id] = IGNORE_INDEX  # an image inside an answer
         batch["labels"] = labels
-        return dict(batch)
+        return batch

@@ -1,0 +1,212 @@
+"""Training throughput on stage-2-like samples: the stock recipe vs the project's path, one run.
+
+A sample: one query + six gallery images at 392x196 (after the stage-2 policy) and ~120 text tokens,
+about 820 tokens; the answer (~10 tokens) is the only labelled text.
+
+* stock:   TRL 1.16 SFTTrainer defaults: activation (gradient) checkpointing on, transformers'
+           per-image vision attention loop, TRL's loss (its fused LM head).
+* project: train/sft.py's path: batched vision attention for equal-size images
+           (chatreid.model.fast), no gradient checkpointing, the same TRL loss. (On GPUs TRL's fused
+           head computes logits only at labelled positions; on the CPU it scores every position.)
+
+Both start from the same weights and see the same batches; the script checks their losses agree
+step by step. It also reports collated stage-2 samples/s on one CPU core (image-store lookup,
+resize policy, chat template, processor, label masking).
+
+    OMP_NUM_THREADS=1 python bench/train_throughput.py                 # tiny model, CPU
+    python bench/train_throughput.py --model-size 2b --batch-size 4    # random Qwen2-VL-2B shape, GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ANSWER = "These two images match the identity of the pedestrian in the query image."
+PROMPT = ("Given the query image of a pedestrian and a gallery set, find all images that match the identity of the "
+          "pedestrian in the query image. The pedestrian in the query image wears a red coat and black trousers and "
+          "carries a backpack; answer with the numbers of the matching gallery images, in order.")
+
+
+def make_store(n_images: int, seed: int = 0):
+    """An in-memory image store of JPEG person crops at 400x200 (stage 2 downsizes them to 384x192)."""
+    import datasets
+
+    from chatreid.data.store import ImageStore, features
+
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n_images):
+        arr = (torch.rand(200 // 8, 100 // 8, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        img = Image.fromarray(arr).resize((200, 400), Image.Resampling.NEAREST)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90)
+        rows.append({"image_id": f"bench/{i:05d}.jpg", "image": {"bytes": buf.getvalue(), "path": None},
+                     "dataset": "bench", "path": f"{i:05d}.jpg", "pid": i // 4, "camid": i % 6, "split": "train",
+                     "clothes_id": None, "modality": "visible", "captions": [], "attributes": "{}",
+                     "width": 200, "height": 400})
+    return ImageStore(datasets.Dataset.from_list(rows, features=features()), "bench")
+
+
+def make_rows(store, n: int, images_per_sample: int = 7):
+    ids = store.ids()
+    rows = []
+    for i in range(n):
+        picked = [ids[(i * images_per_sample + j) % len(ids)] for j in range(images_per_sample)]
+        content = [{"type": "image", "text": None}] * images_per_sample + [{"type": "text", "text": PROMPT}]
+        rows.append({"messages": [{"role": "user", "content": content},
+                                  {"role": "assistant", "content": [{"type": "text", "text": ANSWER}]}],
+                     "image_ids": picked})
+    return rows
+
+
+def qwen2vl_2b_config(tokenizer):
+    """Qwen2-VL-2B-Instruct's shapes, with the tiny tokenizer's special-token ids."""
+    from transformers import Qwen2VLConfig
+
+    ids = {k: tokenizer.convert_tokens_to_ids(t) for k, t in [
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
+    text = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                tie_word_embeddings=True, eos_token_id=ids["vision_end_token_id"],
+                pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"))
+    vision = dict(depth=32, embed_dim=1280, hidden_size=1536, num_heads=16, mlp_ratio=4, patch_size=14,
+                  spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+
+
+def bench_collation(processor, store, rows, batch_size: int, seconds: float) -> float:
+    from chatreid.training import ReIDCollator
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    collator = ReIDCollator(processor, store, 2)
+    collator(rows[:batch_size])  # warm caches (store index, tokenizer)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        collator(rows[(n % len(rows)):(n % len(rows)) + batch_size] or rows[:batch_size])
+        n += batch_size
+    torch.set_num_threads(threads)
+    return n / (time.perf_counter() - start)
+
+
+def make_trainer(model, processor, store, rows, *, checkpointing: bool, device: str, tmp: str):
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from chatreid.training import ReIDCollator
+
+    args = SFTConfig(output_dir=tmp, use_cpu=device == "cpu", bf16=device == "cuda", report_to="none",
+                     activation_checkpointing=checkpointing, max_length=None, remove_unused_columns=False,
+                     dataset_kwargs={"skip_prepare_dataset": True}, learning_rate=1e-5, logging_steps=1000)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows[:4]),
+                         processing_class=processor, data_collator=ReIDCollator(processor, store, 2))
+    if checkpointing:  # what Trainer.train() does with activation_checkpointing=True
+        model.activation_checkpointing_enable()
+    return trainer
+
+
+def run_steps(trainer, model, batches, device):
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    losses, times = [], []
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = trainer.compute_loss(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        losses.append(float(loss))
+    return losses, times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-size", choices=["tiny", "2b"], default="tiny")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per recipe (after 1 warm-up step)")
+    ap.add_argument("--collate-seconds", type=float, default=5.0)
+    args = ap.parse_args(argv)
+
+    from chatreid.model import load_model_and_processor, load_processor
+    from chatreid.model.fast import enable_batched_vision_attention
+    from chatreid.model.tiny import build_tiny_qwen2vl
+    from chatreid.training import ReIDCollator
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tmp = tempfile.mkdtemp(prefix="chatreid-bench-")
+    tiny_dir = build_tiny_qwen2vl(os.path.join(tmp, "tiny"))
+    processor = load_processor(str(tiny_dir))
+    store = make_store(64)
+    rows = make_rows(store, 64)
+
+    collate_rate = bench_collation(processor, store, rows, 8, args.collate_seconds)
+
+    def fresh_model():
+        if args.model_size == "tiny":
+            model, _ = load_model_and_processor(str(tiny_dir), dtype=torch.float32)
+        else:
+            from transformers import Qwen2VLForConditionalGeneration
+
+            torch.manual_seed(0)
+            model = Qwen2VLForConditionalGeneration._from_config(
+                qwen2vl_2b_config(processor.tokenizer), attn_implementation="sdpa", dtype=torch.float32)
+        return model.to(device)
+
+    collator = ReIDCollator(processor, store, 2)
+    n_batches = args.steps + 1
+    batches = [collator(rows[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(n_batches)]
+    tokens = float(batches[0]["attention_mask"].sum()) / args.batch_size
+    labelled = float((batches[0]["labels"] != -100).sum()) / args.batch_size
+
+    results = {}
+    for name, checkpointing, batched in [("stock", True, False), ("project", False, True)]:
+        model = fresh_model()
+        if batched:
+            enable_batched_vision_attention(model)
+        trainer = make_trainer(model, processor, store, rows, checkpointing=checkpointing, device=device, tmp=tmp)
+        losses, times = run_steps(trainer, model, batches, device)
+        rate = args.batch_size * len(times[1:]) / sum(times[1:])
+        mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+        results[name] = (rate, losses, mem)
+        del trainer, model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+    (rs, ls, ms), (rp, lp, mp) = results["stock"], results["project"]
+    tol = 2e-2 if device == "cuda" else 1e-4
+    same = all(abs(a - b) <= tol * max(1.0, abs(a)) for a, b in zip(ls, lp))
+    where = f"{device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else
+                           f", {torch.get_num_threads()} thread(s)")
+    print(f"model: {args.model_size} Qwen2-VL (random weights), device: {where}, batch {args.batch_size}, "
+          f"{tokens:.0f} tokens/sample ({labelled:.0f} labelled), 7 images at "
+          f"{int(batches[0]['image_grid_thw'][0][1]) * 14}x{int(batches[0]['image_grid_thw'][0][2]) * 14}")
+    print(f"{'recipe':<10}{'samples/s':>12}{'first loss':>14}{'last loss':>12}" + ("   peak GiB" if ms else ""))
+    for name, (r, l, m) in results.items():
+        print(f"{name:<10}{r:>12.2f}{l[0]:>14.6f}{l[-1]:>12.6f}" + (f"{m:>11.1f}" if m else ""))
+    print(f"speed-up (project / stock): {rp / rs:.2f}x; losses agree step by step (tol {tol}): {same}")
+    print(f"collation, stage 2, one CPU core: {collate_rate:.1f} samples/s (target >= 15)")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
