@@ -31,11 +31,11 @@ def files_under(root: Path, pattern: str = "*") -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    """One small world per layout (10 identities, seed 3)."""
+    """One small world per layout (10 identities, seed 3, few images each to stay fast)."""
     base = tmp_path_factory.mktemp("synth")
     out = {}
-    for layout in ("market", "ltcc", "sysu", "pedes"):
-        generate(layout, base / layout, 10, seed=3)
+    for layout, k in (("market", 6), ("ltcc", 6), ("sysu", 6), ("pedes", 2)):
+        generate(layout, base / layout, 10, seed=3, images_per_id=k)
         out[layout] = base / layout
     return out
 
@@ -340,7 +340,7 @@ def test_histogram_baseline_is_far_from_perfect(tmp_path):
     from chatreid.metrics import evaluate_reid
 
     root = tmp_path / "m"
-    generate("market", root, 40, seed=0, images_per_id=6)
+    generate("market", root, 30, seed=0, images_per_id=5)
     truth = load_ground_truth(root)
     q = [r for r in truth.values() if r["split"] == "query"]
     g = [r for r in truth.values() if r["split"] == "gallery"]
