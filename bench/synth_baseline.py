@@ -50,9 +50,9 @@ def main():
         res = evaluate_reid(rng.random((len(q), len(g))), ids(q, "pid"), ids(g, "pid"), ids(q, "camid"),
                             ids(g, "camid"), protocol="market")
         rows.append(("random ranking (chance)", res["rank1"], res["mAP"]))
-        print(f"{'method':<40} {'Rank-1':>7} {'mAP':>7}")
+        print(f"{'method':<44} {'Rank-1':>7} {'mAP':>7}")
         for name, r1, m in rows:
-            print(f"{name:<40} {100 * r1:6.1f}% {100 * m:6.1f}%")
+            print(f"{name:<44} {100 * r1:6.1f}% {100 * m:6.1f}%")
 
 
 if __name__ == "__main__":
