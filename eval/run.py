@@ -4,7 +4,10 @@
         --protocol market [--strategy pairwise|best_choice] [--prefilter efficientnet_lite0] \\
         [--top-k 50] [--tau T] --out runs/market
 
-    accelerate launch --num_processes 8 eval/run.py ...      # queries sharded over processes
+    accelerate launch --multi_gpu --num_processes 8 eval/run.py ...   # queries sharded over processes
+
+(On a CPU-only machine the same command, or ``torchrun --nproc_per_node N eval/run.py ...``,
+starts N CPU processes; ``accelerate launch --cpu`` starts only one.)
 
 What it does, per model (``--out/<model label>/``):
 
@@ -125,6 +128,8 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -
     folder.mkdir(parents=True, exist_ok=True)
     done = read_cache(folder)
     pending = [q for q in trial.queries if q.qid not in done]
+    # every process must split the same pending list: nobody writes before all have read
+    state.wait_for_everyone()
     if state.is_main_process:
         print(f"trial {trial.name}: {len(trial.queries)} queries, {len(done)} cached, {len(pending)} to run, "
               f"gallery {len(trial.gallery)}", flush=True)
@@ -135,6 +140,9 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -
     top_k, tau = (None, None) if text_queries else (args.top_k, args.tau)
     with state.split_between_processes(pending) as mine:
         shard = folder / f"rankings.{state.process_index}.jsonl"
+        if shard.exists() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
+            with open(shard, "a") as f:  # a line cut short by a kill: end it, so it stays one bad line
+                f.write("\n")
         with open(shard, "a") as f:
             bar = tqdm(mine, desc=f"{label_of(engine.model_info['name_or_path'])} trial {trial.name}",
                        unit="query", position=state.process_index, disable=len(mine) == 0)
@@ -256,9 +264,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"eval/run.py: error: {err}", file=sys.stderr)
         return 2
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # cpu=True lets processes started by a torchrun-style launcher form a gloo group on CPU
+    state = PartialState(cpu=not torch.cuda.is_available())
     labels = args.label or [label_of(m) for m in args.model]
     if len(set(labels)) != len(labels):
         print(f"eval/run.py: error: two models share the label {labels}; pass --label", file=sys.stderr)
