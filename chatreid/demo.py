@@ -52,7 +52,7 @@ class DemoConfig:
     """Everything the build depends on; the seed fixes every random choice."""
 
     name: str
-    ids: dict = field(default_factory=lambda: {"market": 60, "ltcc": 60, "sysu": 60, "pedes": 120})
+    ids: dict = field(default_factory=lambda: {"market": 40, "ltcc": 40, "sysu": 50, "pedes": 100})
     images_per_id: dict | None = None  # None: chatreid synth's defaults per layout
     # model (random init): decoder width/depth, vision tower depth/width, patch size
     hidden: int = 128
@@ -64,7 +64,7 @@ class DemoConfig:
     vision_heads: int = 4
     patch: int = 8
     # instruction rows per stage (train + validation)
-    rows: dict = field(default_factory=lambda: {1: 2000, 2: 4000, 3: 1500})
+    rows: dict = field(default_factory=lambda: {1: 1200, 2: 2600, 3: 600})
     # stage 2: the pairwise scorer reads the one-to-one Yes/No answers, so they get more weight
     # than the paper's mixture (27.5% / 9%); the other five tasks stay in.
     mix2: tuple = ("i2i_one_to_one=0.35", "i2i_many_to_many=0.15", "t2i_one_to_one=0.2",
@@ -72,7 +72,7 @@ class DemoConfig:
                    "attr_predict=0.075")
     gallery2: tuple = (2, 4)  # stage-2 gallery N ~ U{a..b}: few images a row keeps rows short
     gallery3: tuple = (2, 5)
-    steps: dict = field(default_factory=lambda: {1: 150, 2: 300, 3: 100})
+    steps: dict = field(default_factory=lambda: {1: 120, 2: 300, 3: 60})
     batch: int = 8
     lr: dict = field(default_factory=lambda: {1: 1e-3, 2: 1e-3, 3: 2e-4})
     top_k: int = 10  # pre-filter head the VLM re-ranks
@@ -332,10 +332,11 @@ def install(src: Path, out: Path, card: str, extra: dict) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the installed model is an ordinary folder
     try:
         for f in src.iterdir():
             if f.is_file() and f.name != "README.md":
-                shutil.copy2(f, tmp / f.name)
+                shutil.copyfile(f, tmp / f.name)  # plain 0644-style files, whatever the source's mode
         (tmp / "README.md").write_text(card)
         (tmp / "demo_build.json").write_text(json.dumps(extra, indent=1, default=str))
         old = None
