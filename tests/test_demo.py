@@ -1,0 +1,161 @@
+"""`python -m chatreid.demo build`: the demo model's shape, the stage chains' wiring, the atomic
+install, the report; and (slow) the whole pipeline end to end on a minimal configuration."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from chatreid import demo
+
+# The smallest configuration that still exercises every step: four layouts, three stages, every
+# chain of the ablation, every evaluation row. Colour-histogram pre-filter: no ImageNet network.
+MINIMAL = replace(
+    demo.CONFIGS["small"], name="minimal",
+    ids={"market": 8, "ltcc": 24, "sysu": 15, "pedes": 30},
+    images_per_id={"market": 4, "ltcc": 12, "sysu": 6, "pedes": 2},
+    hidden=32, layers=1, heads=2, kv_heads=1, vision_depth=1, vision_embed=16, vision_heads=2,
+    rows={1: 24, 2: 24, 3: 24}, steps={1: 2, 2: 2, 3: 2}, batch=2, top_k=3, prefilter="color_histogram",
+)
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    return demo.make_base_model(MINIMAL, tmp_path_factory.mktemp("demo") / "base")
+
+
+def test_base_model_reads_a_128x64_crop_as_16x8_patches(base_model):
+    """8-pixel patches: a Market-sized crop keeps its full resolution (16x8 patches, 32 tokens after
+    the 2x2 merger), and stage 1's upsizing to 256x128 is brought back to the same grid."""
+    from chatreid.model import load_model_and_processor
+    from chatreid.retrieval.scorer import check_model
+
+    model, processor = load_model_and_processor(str(base_model))
+    assert model.config.vision_config.patch_size == 8
+    for size in ((64, 128), (128, 256)):  # (width, height)
+        feats = processor.image_processor(images=[Image.new("RGB", size, (200, 30, 30))], return_tensors="pt")
+        assert feats["image_grid_thw"].tolist() == [[1, 16, 8]]
+    assert {"yes", "no", "image"} <= set(check_model(model, processor))  # the engine can score with it
+
+
+def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, tmp_path):
+    calls = []
+
+    class FakeSFT:
+        @staticmethod
+        def cli(argv):
+            args = dict(zip(argv[::2], argv[1::2]))
+            calls.append((int(args["--stage"]), Path(args["--output_dir"]).name,
+                          args.get("--previous_stage_checkpoint")))
+            (Path(args["--output_dir"]) / "final").mkdir(parents=True)
+            return 0
+
+    monkeypatch.setattr(demo, "_load_script", lambda path, name: FakeSFT)
+    base = tmp_path / "base"
+    models = demo.train_chains(MINIMAL, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
+                               demo.Timer())
+    runs = tmp_path / "runs"
+    # six runs, not nine: 1+2 is reused by 1+2+3
+    assert sorted(c[1] for c in calls) == ["s1", "s12", "s123", "s2", "s23", "s3"]
+    prev = {name: p for _, name, p in calls}
+    assert prev["s1"] is None
+    assert prev["s12"] == str(runs / "s1" / "final") and prev["s123"] == str(runs / "s12" / "final")
+    assert prev["s2"] == str(base) and prev["s23"] == str(runs / "s2" / "final") and prev["s3"] == str(base)
+    assert {k: v.parent.name for k, v in models.items()} == {"1+2+3": "s123", "2+3": "s23", "3": "s3", "1+2": "s12"}
+
+
+def _fake_model(folder: Path, tag: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"tag": tag}))
+    (folder / "model.safetensors").write_bytes(tag.encode() * 100)
+    return folder
+
+
+def test_install_replaces_the_model_and_a_failed_install_keeps_the_old_one(monkeypatch, tmp_path):
+    out = tmp_path / "models" / "chatreid-demo"
+    demo.install(_fake_model(tmp_path / "a", "old"), out, "card old", {"n": 1})
+    demo.install(_fake_model(tmp_path / "b", "new"), out, "card new", {"n": 2})
+    assert json.loads((out / "config.json").read_text()) == {"tag": "new"}
+    assert (out / "README.md").read_text() == "card new"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+
+    def broken_copy(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(demo.shutil, "copyfile", broken_copy)
+    with pytest.raises(OSError):
+        demo.install(_fake_model(tmp_path / "c", "bad"), out, "card bad", {"n": 3})
+    assert json.loads((out / "config.json").read_text()) == {"tag": "new"}  # the good model is intact
+    assert sorted(p.name for p in out.parent.iterdir()) == ["chatreid-demo"]  # no leftovers
+
+
+def _summary(results):
+    return {"config": MINIMAL.to_dict(), "results": results, "params": 123456, "losses": {"s123": 1.5, "s3": None},
+            "steps_s": {"synth (4 layouts)": 1.0}, "total_s": 2.0, "load_start": "1.0", "load_end": "2.0"}
+
+
+def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
+    r = {"rank1": 0.5, "mAP": 0.25, "mINP": 0.1, "queries": 4, "gallery": 9, "protocol": "market",
+         "top_k": 3, "prefilter": "color_histogram"}
+    results = {layout: {k: dict(r) for k in ("1+2+3", "2+3", "3", "1+2")} for layout in demo.LAYOUTS}
+    for layout in ("market", "ltcc", "sysu"):
+        results[layout]["pre-filter"] = dict(r, rank1=0.75)
+    text = demo.report(json.loads(json.dumps(_summary(results))))
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "50.0 / 25.0" in rows["ChatReID demo (stages 1+2+3)"] and rows["ChatReID demo (stages 1+2+3)"].endswith("| 25.0 |")
+    assert rows["stage 3 alone"].count("50.0 / 25.0") == 4
+    prefilter = rows["pre-filter alone (`color_histogram`)"]
+    assert prefilter.count("75.0 / 25.0") == 3 and prefilter.endswith("| — | — |")  # no t2i entry, no mean
+    assert "| 1+2+3 | 2 | 1.5 |" in text and "| 3 | 2 | None |" in text
+
+
+def test_cli_rejects_an_unknown_config(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["build", "--config", "huge"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
+    """Every step for real: SynthPeds -> store -> stage data -> six train/sft.py runs -> eval/run.py
+    on held-out identities -> installed model that the engine loads -> report."""
+    from chatreid.data.synthpeds import load_ground_truth
+    from chatreid.retrieval import ReIDEngine
+
+    out, work, rep = tmp_path / "model", tmp_path / "work", tmp_path / "report.md"
+    summary = demo.build(MINIMAL, out, work, rep)
+
+    # held out: no evaluated identity of a layout has a training image in that layout
+    for layout in demo.LAYOUTS:
+        truth = load_ground_truth(work / "synth" / layout).values()
+        train = {r["pid"] for r in truth if r["split"] == "train"}
+        test = {r["pid"] for r in truth if r["split"] in ("query", "gallery")}
+        assert test and not train & test, layout
+    # every model row in every setting, the baselines where an image query exists
+    for layout in demo.LAYOUTS:
+        rows = summary["results"][layout]
+        assert {"1+2+3", "2+3", "3", "1+2"} <= set(rows)
+        assert ("pre-filter" in rows) == (layout != "pedes")
+        for r in rows.values():
+            assert 0.0 <= r["rank1"] <= 1.0 and 0.0 < r["mAP"] <= 1.0
+    # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
+    installed = json.loads((out / "config.json").read_text())
+    assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
+    card = (out / "README.md").read_text()
+    assert "CHATREID_MODEL" in card and "--model" in card
+    engine = ReIDEngine.from_pretrained(str(out), prefilter="color_histogram")
+    crop = Image.new("RGB", (64, 128), (200, 30, 30))
+    assert len(engine.search(demo_query(crop), [crop, crop.rotate(180)]).ranking) == 2
+    text = rep.read_text()
+    assert "stage 3 alone" in text and "## Training" in text
+    assert all(name in text for name in ("standard", "cloth-changing", "visible-infrared", "text-to-image"))
+
+
+def demo_query(image):
+    from chatreid.retrieval import Query
+
+    return Query(images=[image])
