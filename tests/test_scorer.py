@@ -117,11 +117,10 @@ def test_score_needs_exactly_one_query_kind(mp):
 def test_pixel_values_equal_image_processor(mp):
     model, processor = mp
     ims = _images(4, seed=6) + _images(2, seed=6)[:1]  # mixed sizes, one repeated size
-    mine = S.pixel_values(processor.image_processor, ims)
-    for im, (pix, grid) in zip(ims, mine):
-        ref = processor.image_processor(images=[im], return_tensors="pt")
-        assert grid.tolist() == ref["image_grid_thw"][0].tolist()
-        np.testing.assert_allclose(pix.numpy(), ref["pixel_values"].numpy(), atol=1e-5)
+    pix, grid = S.pixel_values(processor.image_processor, ims)
+    ref = processor.image_processor(images=ims, return_tensors="pt")
+    assert grid.tolist() == ref["image_grid_thw"].tolist()
+    np.testing.assert_allclose(pix.numpy(), ref["pixel_values"].numpy(), atol=1e-5)
 
 
 def test_positions_equal_get_rope_index(mp):
