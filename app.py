@@ -141,12 +141,22 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
     def upload_gallery(files, session: Session):
         """Load the uploaded images and/or zips as the gallery."""
         session = session or Session()
+        if not files:  # every file was removed from the box
+            return clear_gallery(session)
         try:
             items, problems = load_gallery([_path(f) for f in files or []], limits)
             session = use_gallery(items, problems, session, "your upload")
         except UploadError as err:
             session.say(f"⚠️ {err}")
         return session, session.history, _ranked_gallery(session)
+
+    def clear_gallery(session: Session):
+        """The upload box was emptied: forget the gallery (and the ranking that pointed into it)."""
+        session = session or Session()
+        session.conv.set_gallery([])
+        session.ranked = []
+        session.say("Gallery cleared. Upload photos or a zip, or pick an example gallery.")
+        return session, session.history, []
 
     def example_gallery(name: str, session: Session):
         """Load a built-in example gallery by name."""
@@ -185,7 +195,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                                                   else "⚠️ " + reply.text))
         if reply.ranked is not None:
             session.ranked = reply.ranked
-        return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(value=None)
+        return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(value={"text": "", "files": []})
 
     def reset(session: Session):
         """Start over: clear the query, the ranking and the transcript; keep the gallery."""
@@ -262,8 +272,13 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             api_btn = gr.Button("search")
 
         model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
+        # New uploads add to the files already in the box; removing one reloads the rest.
         gallery_files.upload(upload_gallery, [gallery_files, state], [state, chatbot, results],
                              api_name="upload_gallery", concurrency_limit=4)
+        gallery_files.delete(upload_gallery, [gallery_files, state], [state, chatbot, results],
+                             api_visibility="private", concurrency_limit=4)
+        gallery_files.clear(clear_gallery, [state], [state, chatbot, results],
+                            api_visibility="private")
         example_pick.change(example_gallery, [example_pick, state], [state, chatbot, results],
                             api_name="example_gallery", concurrency_limit=4)
         box.submit(chat, [box, task, state], [state, chatbot, results, box], api_name="chat",

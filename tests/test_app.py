@@ -205,41 +205,59 @@ def test_stateless_search_endpoint(served, client):
 # -- a real browser ------------------------------------------------------------------------------
 
 @pytest.mark.browser
-def test_browser_upload_ask_and_see_the_ranking(served, tmp_path):
+def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
-    gallery = sorted((MARKET / "gallery").glob("*.jpg"))[:12]
+    n_market = len(list((MARKET / "gallery").glob("*.jpg")))
+    gallery = sorted((EXAMPLES_DIR / "ltcc" / "gallery").glob("*.jpg"))[:12]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(served.url)
             expect(page.locator("#model-info")).to_contain_text("Model:", timeout=30_000)
+            chat, box = page.locator("#chat"), page.locator("#ask textarea")
 
-            # a non-image gallery upload is answered in the chat
-            bad = tmp_path / "notes.png"
-            bad.write_text("not a photo")
-            page.locator("#gallery-upload input[type=file]").set_input_files([str(bad)])
-            expect(page.locator("#chat")).to_contain_text("gallery is empty", timeout=30_000)
-
-            page.locator("#gallery-upload input[type=file]").set_input_files([str(p) for p in gallery])
-            expect(page.locator("#chat")).to_contain_text("Gallery ready: 12 images", timeout=30_000)
-
-            page.locator("#ask input[type=file]").set_input_files(
-                [str(MARKET / "query" / "q_001_visible.jpg")])
-            box = page.locator("#ask textarea")
-            box.fill("Find this person in the gallery.")
-            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)  # attached
+            # a newcomer clicks the first example: its gallery loads and the message is filled
+            page.locator("text=Find this person in the gallery.").first.click()
+            expect(chat).to_contain_text(f"Gallery ready: {n_market} images", timeout=30_000)
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
             box.press("Enter")
-            expect(page.locator("#chat")).to_contain_text("Best matches", timeout=60_000)
-            expect(page.locator("#results img")).to_have_count(12, timeout=30_000)
-            caption = page.locator("#results").inner_text()
-            assert "#1 · " in caption and "#12 · " in caption
+            expect(chat).to_contain_text("Best matches", timeout=60_000)
+            expect(page.locator("#results img")).to_have_count(n_market, timeout=30_000)
             page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
             if os.environ.get("CHATREID_DOCS_SCREENSHOT"):
                 shutil.copy(tmp_path / "app.png", os.environ["CHATREID_DOCS_SCREENSHOT"])
+
+            # their own files: a gallery of 12 photos, a query photo and a request in words
+            page.locator("#gallery-upload input[type=file]").set_input_files([str(p) for p in gallery])
+            expect(chat).to_contain_text("Gallery ready: 12 images", timeout=30_000)
+            page.locator("#ask input[type=file]").set_input_files(
+                [str(EXAMPLES_DIR / "ltcc" / "query" / "q_001_visible.jpg")])
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
+            box.fill("Same person, but he may have changed clothes.")
+            box.press("Enter")
+            expect(chat).to_contain_text("cloth-changing Re-ID", timeout=60_000)
+            expect(page.locator("#results img")).to_have_count(12, timeout=30_000)
+            captions = page.locator("#results").inner_text()
+            assert "#1 · " in captions and "#12 · " in captions
+
+            # a non-image added to the gallery is named and skipped; the session keeps serving
+            bad = tmp_path / "notes.png"
+            bad.write_text("not a photo")
+            page.locator("#gallery-upload input[type=file]").set_input_files([str(bad)])
+            expect(chat).to_contain_text("notes.png: not an image file", timeout=30_000)
+            # (a message sent while the last one is still answered is ignored, as Gradio's
+            # submit triggers once: so wait for each answer before typing the next)
+            box.fill("search again")
+            box.press("Enter")
+            expect(chat.get_by_text("Best matches:")).to_have_count(3, timeout=60_000)
+            box.fill("why?")
+            box.press("Enter")
+            expect(chat).to_contain_text("Comparing the query with #1", timeout=60_000)
+            page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
         finally:
             browser.close()
     assert (tmp_path / "app.png").stat().st_size > 10_000

@@ -12,7 +12,7 @@ from PIL import Image
 from chatreid.data.attributes import VOCAB
 from chatreid.retrieval import SearchResult
 from chatreid.retrieval.conversation import (Conversation, GalleryItem, infer_task, interpret,
-                                             parse_attributes)
+                                             name_images, parse_attributes)
 
 
 class FakeEngine:
@@ -127,6 +127,14 @@ def test_interpret_actions(text, action, indices):
     assert intent.indices == indices
 
 
+def test_request_wording_adds_nothing_to_the_query(conv):
+    eng = FakeEngine()
+    conv.respond("find him", eng, images=[_img(7)])
+    conv.respond("search again please", eng)
+    assert conv.description == "" and eng.searches[-1].task == "standard"
+    assert len(eng.searches) == 2
+
+
 def test_result_references_without_results_are_still_references():
     # Recognised as a pick (answered "no results yet"), not searched for as a description.
     assert interpret("use #2 as the query", has_query=True, has_results=False).action == "pick"
@@ -217,8 +225,10 @@ def test_no_gallery_and_bad_preset(conv):
     assert not r.ok and "no gallery" in r.text.lower() and not eng.searches
     r = conv.respond("find him", eng, images=[_img(3)], task="telepathy")
     assert not r.ok and "unknown task" in r.text.lower()
-    r = conv.respond("find someone", eng, task="attribute")
+    r = conv.respond("find someone tall", eng, task="attribute")
     assert not r.ok and "attribute" in r.text.lower() and not eng.searches
+    r = conv.respond("find someone", eng)
+    assert not r.ok and "need a query" in r.text.lower() and not eng.searches
 
 
 def test_compare_needs_a_query_photo_for_text_queries(conv):
@@ -228,6 +238,16 @@ def test_compare_needs_a_query_photo_for_text_queries(conv):
     assert not r.ok and "compare #1 and #2" in r.text
     r = conv.respond("compare #1 and #2", eng)
     assert r.ok and eng.compares[-1] == ((250, 10, 10), (200, 10, 10))
+
+
+def test_engine_image_positions_become_file_names():
+    gallery = [GalleryItem(f"p{i}.jpg", None) for i in range(1, 13)]
+    assert name_images("The matching images are: Image 3, Image 1.", gallery) == \
+        "The matching images are: Image 3 (p3.jpg), Image 1 (p1.jpg)."
+    long = "The matching images are: " + ", ".join(f"Image {i}" for i in range(1, 13)) + "."
+    out = name_images(long, gallery, max_listed=8)
+    assert "Image 8 (p8.jpg), … (4 more)." in out and "Image 9" not in out
+    assert name_images("Image 40", gallery) == "Image 40"  # no such image: left alone
 
 
 def test_progress_is_forwarded(conv):

@@ -242,6 +242,7 @@ having holding holds who's one ones like plus also too as well they he she his h
 them it its find me see spot locate identify match matches which what where whose do does did
 my our your first second third last top best other cameras camera shot shots taken same-person
 might may maybe probably again here just only now also guy from by at shown appears appear
+please thanks thank ok okay try rerun re-run redo run more results
 """.split())
 _ATTRIBUTE_WORDS = (set(_COLOUR_WORDS) | _UPPER_NOUNS | _LOWER_NOUNS | set(_GENDER_WORDS)
                     | set(_AGE_WORDS) | set(_ACCESSORIES) | {
@@ -342,7 +343,7 @@ def interpret(text: str, *, has_new_images: bool = False, has_query: bool = Fals
     # References to results are recognised even before a search, so "use #2" gets "there are no
     # results yet" instead of being read as a description.
     if not has_new_images:
-        if _COMPARE_RE.search(low) and (has_results or idx or _QUERY_REF_RE.search(low)):
+        if _COMPARE_RE.search(low):
             # "why do the query and #1 match?", "compare #1 and #3", "why?" (query vs the best)
             if _QUERY_REF_RE.search(low) or len(idx) < 2:
                 idx = [0] + idx[:1] if idx else [0, 1]
@@ -354,6 +355,8 @@ def interpret(text: str, *, has_new_images: bool = False, has_query: bool = Fals
                           text=_strip_pick_words(text))
     attrs, notes = parse_attributes(text)
     desc = description_part(text)
+    if not attrs and not _leftover_words(desc):
+        desc = ""  # only request wording ("search again", "find him"): nothing to add to the query
     # A message without new photos, while a query exists, adds to it (adaptive refinement), unless
     # it plainly starts a new text search ("find a man in blue") and the query had no photo.
     refine = has_query and not has_new_images
@@ -592,12 +595,15 @@ def _explain_invalid(task: str, err: Exception) -> str:
     return f"The task '{TASK_NAMES[task]}' needs {needs}. ({err})"
 
 
-def name_images(text: str, gallery: Sequence[GalleryItem]) -> str:
+def name_images(text: str, gallery: Sequence[GalleryItem], max_listed: int = 8) -> str:
     """The engine names gallery images by position ("Image 3", 1-based); the chat numbers
     results by rank ("#1"), so positions are rewritten as file names to avoid two numberings."""
     def sub(m):
         k = int(m.group(1))
         return f"{m.group(0)} ({gallery[k - 1].name})" if 1 <= k <= len(gallery) else m.group(0)
+    refs = list(re.finditer(r"\bImage \d+\b", text))
+    if len(refs) > max_listed:  # a long list of matches is in the ranked gallery already
+        text = text[:refs[max_listed - 1].end()] + f", … ({len(refs) - max_listed} more)."
     return re.sub(r"\bImage (\d+)\b", sub, text)
 
 
