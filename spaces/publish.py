@@ -1,6 +1,7 @@
 """Publish a folder of this repository as a Hugging Face Space.
 
     python spaces/publish.py metric --repo-id USER/chatreid_metric [--private] [--dry-run DIR]
+    python spaces/publish.py app --repo-id USER/chatreid [--private] [--dry-run DIR]
 
 A target stages what its Space needs into a folder (here, never touching the sources), then
 `publish_folder` creates the Space if needed and uploads the folder. `publish_folder` is the piece
@@ -39,7 +40,17 @@ def stage_metric(dest: Path) -> Path:
     return dest
 
 
-TARGETS = {"metric": stage_metric}
+def stage_app(dest: Path) -> Path:
+    """The ChatReID chat Space; its staging lives beside the app's files in spaces/app_space.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chatreid_app_space", Path(__file__).with_name("app_space.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.stage_app(dest)
+
+
+TARGETS = {"metric": stage_metric, "app": stage_app}
 
 
 def publish_folder(
