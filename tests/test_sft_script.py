@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from chatreid.model.surgery import part_of
 from chatreid.training.checks import last_complete_checkpoint
-from chatreid.training.demo import make_demo_instructions, make_demo_store
+from training_data import instructions, synthpeds_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT = ROOT / "train" / "sft.py"
@@ -35,10 +35,10 @@ def sft():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    """A tiny SynthPeds image store and its stage 1/2/3 datasets (8 train, 2 validation rows each)."""
     root = tmp_path_factory.mktemp("data")
-    store = make_demo_store(root / "store")
-    return {"store": store, **{s: make_demo_instructions(store, s, root / f"stage{s}", n_train=8, n_val=2)
-                               for s in (1, 2, 3)}}
+    store = synthpeds_store(root / "synth")
+    return {"store": store, **{s: instructions(store, root / f"stage{s}", s, size=10) for s in (1, 2, 3)}}
 
 
 def _args(stage, data, base, out, *extra, steps=2):
@@ -172,7 +172,7 @@ def test_rows_with_unknown_image_ids_fail_before_training(sft, data, tiny_model_
 
     dsd = datasets.load_from_disk(str(data[1]))
     rows = dsd["train"].to_list()
-    rows[3]["image_ids"] = ["demo/not-in-store.png"]
+    rows[3]["image_ids"] = ["synthpeds/not-in-store.png"]
     bad = tmp_path / "bad"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows), "validation": dsd["validation"]}).save_to_disk(bad)
     args = _args(1, {**data, 1: bad}, tiny_model_dir, tmp_path / "run")

@@ -11,17 +11,29 @@ from chatreid.model import load_model_and_processor, load_processor
 from chatreid.model.fast import enable_batched_vision_attention
 from chatreid.training import IGNORE_INDEX, ReIDCollator, ResolutionPolicy, policy_for_stage
 from chatreid.training import checks
-from chatreid.training.demo import demo_rows, make_demo_instructions, make_demo_store
+from training_data import SIZES, image_store, instructions, rows_of, synthpeds_store
 
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory):
-    return make_demo_store(tmp_path_factory.mktemp("store"))
+    """A SynthPeds store whose image files are below, at, between and above the stage thresholds."""
+    return synthpeds_store(tmp_path_factory.mktemp("synth"), sizes=SIZES)
 
 
 @pytest.fixture(scope="module")
 def store(store_dir):
     return ImageStore.load(str(store_dir))
+
+
+@pytest.fixture(scope="module")
+def built(store_dir, tmp_path_factory):
+    """Stage 1, 2 and 3 instruction datasets built from the store by the instruction engine."""
+    root = tmp_path_factory.mktemp("instructions")
+    return {stage: instructions(store_dir, root / f"stage{stage}", stage, size=40) for stage in (1, 2, 3)}
+
+
+def _yes_no_rows(built, n):
+    return rows_of(built[2], n, tasks={"i2i_one_to_one"})
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +70,23 @@ def _answer_texts(processor, batch):
     return out
 
 
+def _rows_of_every_size(store, path):
+    """Single-turn rows of a built dataset, few, whose images between them have every size of SIZES."""
+    chosen, seen = [], set()
+    for row in rows_of(path, 10**9, single_turn=True, partial=True):
+        sizes = {store.image(iid).size[::-1] for iid in row["image_ids"]}
+        if sizes - seen:
+            chosen.append(row)
+            seen |= sizes
+        if seen >= set(SIZES):
+            break
+    assert seen == set(SIZES), seen
+    return chosen
+
+
 @pytest.mark.parametrize("stage", [1, 2, 3])
-def test_collator_resolves_ids_and_trains_only_answers(processor, store, stage):
-    rows = demo_rows(store, stage, 3, pids=list(range(8)), seed=stage)
+def test_collator_resolves_ids_and_trains_only_answers(processor, store, built, stage):
+    rows = _rows_of_every_size(store, built[stage])
     batch = ReIDCollator(processor, store, stage)(rows)
     answers = [r["messages"][1]["content"][0]["text"] for r in rows]
     assert _answer_texts(processor, batch) == [a + "<|im_end|>" for a in answers]
@@ -93,10 +119,10 @@ def test_multi_turn_rows_train_every_answer_and_nothing_else(processor, store):
         "A man in a red coat.<|im_end|> No<|im_end|>"
 
 
-def test_loss_ignores_prompt_and_images(tiny_model_dir, processor, store):
+def test_loss_ignores_prompt_and_images(tiny_model_dir, processor, store, built):
     """Changing only the prompt text leaves the label set intact; the loss is the answers' mean NLL."""
     model, _ = load_model_and_processor(str(tiny_model_dir))
-    rows = demo_rows(store, 2, 2, pids=list(range(8)))
+    rows = _yes_no_rows(built, 2)
     batch = ReIDCollator(processor, store, 2)(rows)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():
@@ -111,33 +137,33 @@ def test_loss_ignores_prompt_and_images(tiny_model_dir, processor, store):
     assert int(mask.sum()) == 4  # "Yes"/"No" + <|im_end|> for two rows
 
 
-def test_collator_errors_and_pickles(processor, store):
+def test_collator_errors_and_pickles(processor, store, built):
     collator = ReIDCollator(processor, store, 2)
-    bad = demo_rows(store, 2, 1, pids=list(range(8)))[0]
+    bad = _yes_no_rows(built, 1)[0]
     bad = {**bad, "image_ids": bad["image_ids"][:1]}
     with pytest.raises(ValueError, match="placeholders"):
         collator([bad])
     clone = pickle.loads(pickle.dumps(collator))  # dataloader workers get a copy
-    row = demo_rows(store, 2, 1, pids=list(range(8)))
+    row = _yes_no_rows(built, 1)
     a, b = collator(row), clone(row)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_dataloader_workers_give_the_same_batches(processor, store):
-    rows = demo_rows(store, 3, 4, pids=list(range(8)))
+def test_dataloader_workers_give_the_same_batches(processor, store, built):
+    rows = rows_of(built[3], 4)
     collator = ReIDCollator(processor, store, 3)
     loader = torch.utils.data.DataLoader(rows, batch_size=2, collate_fn=collator, num_workers=1)
     for got, want in zip(loader, [collator(rows[:2]), collator(rows[2:])]):
         assert all(torch.equal(got[k], want[k]) for k in want)
 
 
-def test_check_rows(store_dir, store, tmp_path):
-    data = checks.load_instructions(str(make_demo_instructions(store_dir, 3, tmp_path / "s3")))
+def test_check_rows(store, built, tmp_path):
+    data = checks.load_instructions(str(built[3]))
     assert checks.check_rows(data["train"], store) == len(data["train"])
     import datasets
 
     rows = data["train"].to_list()
-    rows[2]["image_ids"] = rows[2]["image_ids"][:-1] + ["demo/nowhere.png"]
+    rows[2]["image_ids"] = rows[2]["image_ids"][:-1] + ["synthpeds/nowhere.png"]
     with pytest.raises(ValueError, match="not in image store.*nowhere"):
         checks.check_rows(datasets.Dataset.from_list(rows), store)
     rows = data["train"].to_list()
@@ -186,29 +212,11 @@ def test_last_complete_checkpoint(tmp_path):
     assert checks.last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
 
 
-def _store_of(images):
-    import io as _io
-
-    import datasets
-
-    from chatreid.data.store import features
-
-    rows = []
-    for i, img in enumerate(images):
-        buf = _io.BytesIO()
-        img.save(buf, format="PNG")
-        rows.append({"image_id": f"t/{i}.png", "image": {"bytes": buf.getvalue(), "path": None}, "dataset": "t",
-                     "path": f"{i}.png", "pid": i, "camid": 0, "split": "train", "clothes_id": None,
-                     "modality": "visible", "captions": [], "attributes": "{}", "width": img.width,
-                     "height": img.height})
-    return ImageStore(datasets.Dataset.from_list(rows, features=features()))
-
-
-def test_fast_image_path_equals_the_processor(processor):
+def test_fast_image_path_equals_the_processor(processor, tmp_path):
     gen = torch.Generator().manual_seed(0)
     sizes = [(392, 196), (140, 56), (252, 140)]  # already multiples of 28: the processor does not resize
     images = [Image.fromarray((torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()) for h, w in sizes]
-    store = _store_of(images + [Image.new("RGB", (210, 420)), Image.new("RGB", (50, 100))])
+    store = ImageStore.load(image_store(tmp_path, images + [Image.new("RGB", (210, 420)), Image.new("RGB", (50, 100))]))
     row = {"messages": [{"role": "user", "content": [{"type": "image", "text": None}] * 3 +
                          [{"type": "text", "text": "Same person?"}]},
                         {"role": "assistant", "content": [{"type": "text", "text": "Yes"}]}],
