@@ -143,3 +143,51 @@ def test_positions_equal_get_rope_index(mp):
     ref, _ = model.model.get_rope_index(full, mm_token_type_ids=(full == sc.tokens["image"]).int(),
                                         image_grid_thw=grid, attention_mask=mask)
     assert torch.equal(mine[:, mask.bool()], ref[:, mask.bool()])
+
+
+def test_patch_embeddings_equal_the_towers_own(mp):
+    """The patch embedding computed from the image bytes (summed temporal kernel, normalisation
+    folded in) equals the vision tower's Conv3d over the processor's pixels, and encode() gives the
+    tower's output for the processor's pixels."""
+    model, processor = mp
+    ims = _images(5, seed=8) + [_images(1, seed=8)[0].convert("L")]  # mixed sizes, a grey image
+    emb, grid = S.patch_embeddings(model, processor.image_processor, ims)
+    ref = processor.image_processor(images=[im.convert("RGB") for im in ims], return_tensors="pt")
+    assert grid.tolist() == ref["image_grid_thw"].tolist()
+    want = model.model.visual.patch_embed(ref["pixel_values"]).detach()
+    np.testing.assert_allclose(emb.numpy(), want.numpy(), atol=1e-4)
+    enc = S.encode(model, processor, ims, batch_size=4)
+    pooled = model.model.get_image_features(ref["pixel_values"], ref["image_grid_thw"]).pooler_output
+    for e, p in zip(enc, pooled):
+        np.testing.assert_allclose(e.embeds.numpy(), p.detach().numpy(), atol=1e-5)
+    assert [e.thw for e in enc] == [tuple(g) for g in ref["image_grid_thw"].tolist()]
+    # afterwards the tower's patch embedding is its own again, for every caller
+    again = model.model.visual.patch_embed(ref["pixel_values"]).detach()
+    assert np.array_equal(again.numpy(), want.numpy())
+
+
+def test_encode_falls_back_to_processor_pixels(mp, monkeypatch):
+    """A model whose patch embedding is not the Conv3d layout goes the processor's pixel way."""
+    model, processor = mp
+    ims = _images(3, seed=9)
+    fast = S.encode(model, processor, ims)
+    monkeypatch.setattr(S, "_patch_conv", lambda model, ip: None)
+    called = []
+    real = S.pixel_values
+    monkeypatch.setattr(S, "pixel_values", lambda ip, images: called.append(len(images)) or real(ip, images))
+    slow = S.encode(model, processor, ims)
+    assert called == [3]
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a.embeds.numpy(), b.embeds.numpy(), atol=1e-5)
+
+
+def test_same_size_candidates_batch_matches_naive_loop(mp):
+    """The bench's setting: many equal-size candidates in one batch (positions shared across rows)."""
+    model, processor = mp
+    rng = np.random.default_rng(10)
+    ims = [Image.fromarray(rng.integers(0, 255, (84, 56, 3), dtype=np.uint8)) for _ in range(6)]
+    ims.append(Image.fromarray(rng.integers(0, 255, (56, 84, 3), dtype=np.uint8)))  # one other shape
+    enc = S.encode(model, processor, ims)
+    fast = S.PairScorer(model, processor).score(enc[1:], query_image=enc[0], batch_size=16)
+    naive = np.array([S.naive_yes_probability(model, processor, [ims[0], c]) for c in ims[1:]])
+    np.testing.assert_allclose(fast, naive, atol=TOL)

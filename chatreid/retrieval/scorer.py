@@ -29,6 +29,7 @@ Supported: Qwen2-VL and Qwen2.5-VL (``model.model.visual``, ``model.model.langua
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -44,6 +45,11 @@ class EncodedImage:
 
     embeds: torch.Tensor  # (n_tokens, hidden)
     grid_thw: torch.Tensor  # (3,) long
+    thw: tuple[int, int, int] | None = None  # grid_thw as Python ints (no device sync to read it)
+
+    def __post_init__(self):
+        if self.thw is None:
+            self.thw = tuple(int(v) for v in self.grid_thw.tolist())
 
     @property
     def num_tokens(self) -> int:
@@ -145,16 +151,161 @@ def pixel_values(image_processor, images: Sequence) -> tuple[torch.Tensor, torch
     return out, grids
 
 
+_PATCH = threading.local()  # per-thread patch embeddings handed to the vision tower (``encode``)
+
+
+def _given_patch_embeds(patch_embed) -> None:
+    """Let ``patch_embed`` return embeddings computed outside it, once, on this thread only.
+
+    Wraps the module's current forward (whatever hooks it carries); while ``_PATCH.embeds`` is
+    unset (every other caller, every other thread) the module behaves exactly as before.
+    """
+    if getattr(patch_embed, "_chatreid_given", False):
+        return
+    inner = patch_embed.forward
+
+    def forward(hidden_states, *args, **kwargs):
+        given = getattr(_PATCH, "embeds", None)
+        if given is None:
+            return inner(hidden_states, *args, **kwargs)
+        _PATCH.embeds = None  # one use: the tower's single patch_embed call
+        return given
+
+    patch_embed.forward = forward
+    patch_embed._chatreid_given = True
+
+
+def _patch_conv(model, image_processor):
+    """(weight, bias) of the vision tower's patch embedding as a 2-D convolution over raw RGB
+    bytes, or None where the model or processor is not the layout this relies on.
+
+    Qwen2-VL embeds each 14x14 patch of an image with a Conv3d whose kernel spans
+    ``temporal_patch_size`` frames, and the processor feeds a still image as that many identical
+    copies. So the temporal kernel slices can be summed, and the processor's rescale/normalise
+    (x * rescale_factor - mean) / std folded in: W' = sum_t W[:, c, t] * rescale / std[c],
+    b' = -sum_{c,y,x} sum_t W[:, c, t] * mean[c] / std[c]. Exact in real arithmetic; in float32 the
+    embeddings differ from the processor path's by about its own rounding (~1e-6).
+    """
+    ip = image_processor
+    visual = getattr(getattr(model, "model", None), "visual", None)
+    pe = getattr(visual, "patch_embed", None)
+    proj = getattr(pe, "proj", None)
+    needed = ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "size", "resample",
+              "rescale_factor")
+    if not isinstance(proj, torch.nn.Conv3d) or not all(getattr(ip, a, None) is not None for a in needed) \
+            or not (ip.do_resize and ip.do_rescale and ip.do_normalize) or getattr(ip, "do_convert_rgb", True) is False:
+        return None
+    t, p = ip.temporal_patch_size, ip.patch_size
+    if tuple(proj.kernel_size) != (t, p, p) or tuple(proj.stride) != (t, p, p) or proj.in_channels != 3 \
+            or tuple(proj.padding) != (0, 0, 0) or tuple(proj.dilation) != (1, 1, 1) or proj.groups != 1 \
+            or getattr(pe, "temporal_patch_size", t) != t or getattr(pe, "patch_size", p) != p:
+        return None
+    w = proj.weight.detach().float().sum(2)  # (embed, 3, p, p): identical frames
+    scale = torch.tensor([float(ip.rescale_factor) / sd for sd in ip.image_std], device=w.device)
+    shift = torch.tensor([mu / sd for mu, sd in zip(ip.image_mean, ip.image_std)], device=w.device)
+    bias = -(w * shift.view(1, 3, 1, 1)).sum((1, 2, 3))
+    if proj.bias is not None:
+        bias = bias + proj.bias.detach().float()
+    return (w * scale.view(1, 3, 1, 1)).contiguous(), bias
+
+
+def _resized_arrays(image_processor, images: Sequence) -> dict[tuple[int, int], list[tuple[int, np.ndarray]]]:
+    """Each image resized exactly as the Qwen2-VL processor does, as uint8 (H, W, 3), grouped by size."""
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    ip = image_processor
+    factor = ip.patch_size * ip.merge_size
+    size = ip.size if isinstance(ip.size, dict) else dict(ip.size)
+    resample = Image.Resampling(int(ip.resample))
+    groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for i, im in enumerate(images):
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        h, w = smart_resize(im.height, im.width, factor=factor, min_pixels=size["shortest_edge"],
+                            max_pixels=size["longest_edge"])
+        if (w, h) != im.size:
+            im = im.resize((w, h), resample=resample)
+        groups.setdefault((h, w), []).append((i, np.asarray(im)))
+    return groups
+
+
+_CHUNK_PIXELS = 1 << 19  # pixels per convolution call in ``patch_embeddings`` (6 MB as float32)
+
+
+def patch_embeddings(model, image_processor, images: Sequence, conv=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(patch embeddings, image_grid_thw)``: what the vision tower's ``patch_embed`` makes of the
+    processor's pixels for ``images``, computed straight from the resized RGB bytes.
+
+    One strided 2-D convolution per group of equal-size images (``_patch_conv``), on the model's
+    device, then the outputs put in Qwen2-VL's patch order (merged row, merged column, row in the
+    merge window, column in it). Skips the processor's float pixel tensor, which holds every
+    pixel ``temporal_patch_size`` times.
+    """
+    ip = image_processor
+    weight, bias = conv if conv is not None else _patch_conv(model, ip)
+    p, m = ip.patch_size, ip.merge_size
+    device, dtype = weight.device, model.model.visual.patch_embed.proj.weight.dtype
+    groups = _resized_arrays(ip, images)
+    grids = torch.zeros(len(images), 3, dtype=torch.long)
+    for (h, w), group in groups.items():
+        for i, _ in group:
+            grids[i] = torch.tensor([1, h // p, w // p])
+    counts = (grids[:, 1] * grids[:, 2]).tolist()
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    out = torch.empty(int(starts[-1]), weight.shape[0], device=device, dtype=dtype)
+    for (h, w), group in groups.items():
+        # a few images at a time: the float copy stays small (reused memory, no fresh pages)
+        step = max(1, _CHUNK_PIXELS // (h * w))
+        for c0 in range(0, len(group), step):
+            part = group[c0:c0 + step]
+            x = torch.from_numpy(np.stack([a for _, a in part])).to(device)  # (n, H, W, 3) uint8
+            x = x.permute(0, 3, 1, 2).float()  # channels-last memory, NCHW view
+            y = torch.nn.functional.conv2d(x, weight, bias, stride=p)  # (n, embed, H/p, W/p)
+            n, e, gh, gw = y.shape
+            y = y.view(n, e, gh // m, m, gw // m, m).permute(0, 2, 4, 3, 5, 1)  # Qwen2-VL's patch order
+            idx = [i for i, _ in part]
+            if idx == list(range(idx[0], idx[0] + n)):  # consecutive images: one copy
+                out[starts[idx[0]]:starts[idx[0] + n]].view(n, gh // m, gw // m, m, m, e).copy_(y)
+            else:
+                for k, i in enumerate(idx):
+                    out[starts[i]:starts[i + 1]].view(gh // m, gw // m, m, m, e).copy_(y[k])
+    return out, grids
+
+
 @torch.no_grad()
 def encode(model, processor, images: Sequence, batch_size: int = 16) -> list[EncodedImage]:
-    """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call."""
+    """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call.
+
+    Where the model and processor have Qwen2-VL's layout, the patch embedding is computed from the
+    image bytes (``patch_embeddings``) and handed to the tower in place of its own Conv3d over the
+    processor's pixels; everything after it (vision blocks, merger) is the model's own code.
+    Otherwise the pixels go the processor's way (``pixel_values``).
+    """
     out: list[EncodedImage] = []
     device = model.device
+    ip = processor.image_processor
+    conv = _patch_conv(model, ip)
+    if conv is not None:
+        _given_patch_embeds(model.model.visual.patch_embed)
     for start in range(0, len(images), batch_size):
-        pixels, grid = pixel_values(processor.image_processor, images[start:start + batch_size])
-        pixels, grid = pixels.to(device), grid.to(device)
-        pooled = model.model.get_image_features(pixels, grid, return_dict=True).pooler_output
-        out += [EncodedImage(e, g) for e, g in zip(pooled, grid)]
+        chunk = images[start:start + batch_size]
+        if conv is not None:
+            embeds, grid = patch_embeddings(model, ip, chunk, conv)
+            thws = grid.tolist()
+            grid = grid.to(device)
+            _PATCH.embeds = embeds
+            try:
+                # ``embeds`` stands in for the pixels; the patch embedding returns it as its output
+                pooled = model.model.get_image_features(embeds, grid, return_dict=True).pooler_output
+            finally:
+                _PATCH.embeds = None
+        else:
+            pixels, grid = pixel_values(ip, chunk)
+            thws = grid.tolist()
+            pixels, grid = pixels.to(device), grid.to(device)
+            pooled = model.model.get_image_features(pixels, grid, return_dict=True).pooler_output
+        out += [EncodedImage(e, g, tuple(t)) for e, g, t in zip(pooled, grid, thws)]
     return out
 
 
@@ -270,7 +421,13 @@ class Reader:
         ids_np = ids.cpu().numpy()
         lens = mask.sum(1).tolist()
         pos = np.zeros((3,) + ids_np.shape, dtype=np.int64)
+        done: dict[tuple, int] = {}  # rows with the same tokens and image grids share positions
         for b, (row, n) in enumerate(zip(ids_np, lens)):
+            key = (row[:n].tobytes(), tuple(im.thw for im in rows[b]))
+            if key in done:
+                pos[:, b, :n] = pos[:, done[key], :n]
+                continue
+            done[key] = b
             is_img = row[:n] == self.image_token_id
             # run boundaries: where is_img flips
             edges = np.flatnonzero(np.diff(is_img.astype(np.int8))) + 1
@@ -282,7 +439,7 @@ class Reader:
                     pos[:, b, s_:e_] = cur + np.arange(e_ - s_)
                     cur += e_ - s_
                     continue
-                t, gh, gw = (int(v) for v in rows[b][k].grid_thw)
+                t, gh, gw = rows[b][k].thw
                 h, w = gh // merge, gw // merge
                 if t * h * w != e_ - s_:
                     raise RuntimeError(f"image {k} of row {b}: {e_ - s_} tokens for a {t}x{h}x{w} grid")
@@ -328,11 +485,9 @@ class Reader:
             batch = items[start:start + batch_size]
             lens = [len(it.ids) for it in batch]
             width = max(lens)
-            full = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=device)
-            mask = torch.zeros_like(full)
-            for r, it in enumerate(batch):
-                full[r, :lens[r]] = torch.tensor(it.ids, device=device)
-                mask[r, :lens[r]] = 1
+            full = torch.tensor([it.ids + [self.pad_id] * (width - n) for it, n in zip(batch, lens)], dtype=torch.long)
+            mask = (torch.arange(width)[None, :] < torch.tensor(lens)[:, None]).long()
+            full, mask = full.to(device), mask.to(device)
             suffix_images = [im for it in batch for im in it.images[len(prefix_images):]]
             pos = self._positions(full, mask, [it.images for it in batch])[:, :, prefix_len:]
             emb = self._embed(full[:, prefix_len:], suffix_images)
@@ -390,6 +545,7 @@ class PairScorer:
         self.tokens = check_model(model, processor)
         self.builder = SequenceBuilder(processor, self.tokens["image"])
         self.reader = Reader(model, processor, self.tokens["image"])
+        self._chats: dict[str, str] = {}  # question -> chat-templated prompt (the template is slow to render)
 
     def score(self, candidates: Sequence[EncodedImage], query_image: EncodedImage | None = None,
               text: str | None = None, batch_size: int = 16, progress=None, share_prefix: bool = True) -> np.ndarray:
@@ -397,7 +553,11 @@ class PairScorer:
         if (query_image is None) == (text is None):
             raise ValueError("score: give exactly one of query_image and text")
         question, n_query = yes_no_prompt("standard" if text is None else "text_to_image", text)
-        chat = chat_prompt(self.processor, question)
+        if question not in self._chats:
+            if len(self._chats) >= 256:
+                self._chats.clear()
+            self._chats[question] = chat_prompt(self.processor, question)
+        chat = self._chats[question]
         lead = [query_image] if n_query else []
         items = [Item(self.builder.build(chat, lead + [c]), lead + [c]) for c in candidates]
         (logits,) = self.reader.read(items, [(1, [self.tokens["yes"], self.tokens["no"]])], batch_size=batch_size,
