@@ -396,6 +396,19 @@ def report(summary: dict) -> str:
                 maps.append(r["mAP"])
         mean = _pct(sum(maps) / len(maps)) if len(maps) == len(LAYOUTS) else "—"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
+    def mean_map(key):  # over the settings where the row has a number
+        vals = [results[l][key]["mAP"] for l in LAYOUTS if key in results.get(l, {})]
+        return sum(vals) / len(vals) if vals else None
+
+    def over(a, b, layouts):
+        wins = [l for l in layouts if a in results.get(l, {}) and b in results.get(l, {})
+                and results[l][a]["mAP"] > results[l][b]["mAP"]]
+        have = [l for l in layouts if a in results.get(l, {}) and b in results.get(l, {})]
+        return f"{len(wins)} of {len(have)} settings" + (f" ({', '.join(wins)})" if wins else "")
+
+    verdict = [f"- 1+2+3 has a higher mAP than stage 3 alone in {over('1+2+3', '3', LAYOUTS)}; "
+               f"mean mAP {_pct(mean_map('1+2+3'))} vs {_pct(mean_map('3'))}." if cfg.ablation else "",
+               f"- 1+2+3 has a higher mAP than the pre-filter alone in {over('1+2+3', 'pre-filter', LAYOUTS)}."]
     sizes = []
     for layout in LAYOUTS:
         any_r = next(iter(results.get(layout, {}).values()), None)
@@ -418,6 +431,8 @@ in pre-filter order; text-to-image queries have no image to pre-filter, so the V
 whole gallery and the image-only baselines have no entry.
 
 {chr(10).join(lines)}
+
+{chr(10).join(v for v in verdict if v)}
 
 Evaluation sets: {'; '.join(sizes)}. SYSU: {cfg.sysu_trials} of the 10 gallery trials.
 
