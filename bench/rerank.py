@@ -13,7 +13,8 @@ as in ENV-NOTES' GPU figures):
 Both use the model as ``ReIDEngine.from_pretrained`` loads it (vision attention batched over
 equal-size images, ``chatreid.model.fast``; ``--stock-vision`` turns that off for both).
 
-- project: ``chatreid.retrieval.scorer``: every image through the vision tower once, the shared
+- project: ``chatreid.retrieval.scorer``: every image through the vision tower once (its patch
+  embedding computed straight from the resized RGB bytes, ``scorer.patch_embeddings``), the shared
   prefix (system turn, question start, query image) once, candidate suffixes in batches, only the
   Yes/No rows of the LM head.
 

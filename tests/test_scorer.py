@@ -191,3 +191,17 @@ def test_same_size_candidates_batch_matches_naive_loop(mp):
     fast = S.PairScorer(model, processor).score(enc[1:], query_image=enc[0], batch_size=16)
     naive = np.array([S.naive_yes_probability(model, processor, [ims[0], c]) for c in ims[1:]])
     np.testing.assert_allclose(fast, naive, atol=TOL)
+
+
+def test_encode_from_several_threads(mp):
+    """The patch-embedding hand-over is per thread: concurrent encodes get their own images."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, processor = mp
+    sets = [_images(4, seed=s) for s in (11, 12, 13, 14)]
+    alone = [S.encode(model, processor, ims, batch_size=2) for ims in sets]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda ims: S.encode(model, processor, ims, batch_size=2), sets))
+    for a, b in zip(alone, together):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x.embeds.numpy(), y.embeds.numpy(), atol=1e-5)

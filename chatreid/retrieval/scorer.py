@@ -6,7 +6,8 @@ re-encoding the query image and re-reading the same instruction. Here, per query
 
 1. every distinct image goes through the vision tower once (``encode_images``), and its merged
    patch embeddings are spliced into the token embeddings wherever that image appears;
-   (pixel preprocessing is vectorised too: ``pixel_values``);
+   its patch embedding is computed straight from the resized RGB bytes (``patch_embeddings``:
+   one 2-D convolution, the temporal kernel summed and the normalisation folded in);
 2. the longest prefix that all prompts share (system turn, instruction words, the query image) is
    run through the language model once, and its key/value cache is repeated across the batch;
 3. only the differing suffixes (candidate image, the rest of the question, the assistant header)
