@@ -244,7 +244,10 @@ def patch_embeddings(model, image_processor, images: Sequence, conv=None) -> tup
     pixel ``temporal_patch_size`` times.
     """
     ip = image_processor
-    weight, bias = conv if conv is not None else _patch_conv(model, ip)
+    conv = conv if conv is not None else _patch_conv(model, ip)
+    if conv is None:
+        raise ValueError("patch_embeddings: the model's patch embedding or the image processor is not Qwen2-VL's layout")
+    weight, bias = conv
     p, m = ip.patch_size, ip.merge_size
     device, dtype = weight.device, model.model.visual.patch_embed.proj.weight.dtype
     groups = _resized_arrays(ip, images)
