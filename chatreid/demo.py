@@ -312,7 +312,8 @@ def _prod(shape) -> int:
 
 
 def model_card(cfg: DemoConfig, params: int, results: dict) -> str:
-    """README.md of the demo model. Its first paragraph is the banner the chat app shows."""
+    """README.md of the demo model. Its first paragraph is the banner the chat app shows (app.py's
+    ``_banner_markdown``; the heading follows the front matter directly so that it is skipped)."""
     main = results.get("market", {}).get("1+2+3")
     score = f" (SynthPeds standard Re-ID: Rank-1 {100 * main['rank1']:.1f}, mAP {100 * main['mAP']:.1f})" if main else ""
     image_layouts = [l for l in LAYOUTS if "pre-filter" in results.get(l, {}) and "1+2+3" in results[l]]
@@ -326,7 +327,6 @@ library_name: transformers
 pipeline_tag: image-text-to-text
 tags: [chatreid, person-reid, qwen2-vl, demo]
 ---
-
 # ChatReID demo model
 
 This is the **ChatReID demo model**: a {params / 1e6:.1f}M-parameter Qwen2-VL-architecture model trained from \

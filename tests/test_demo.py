@@ -145,8 +145,11 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
-    card = (out / "README.md").read_text()
-    assert "CHATREID_MODEL" in card and "--model" in card
+    import app  # the banner the chat app shows for this model: the card's first paragraph
+    from chatreid.app_support import ModelChoice
+
+    banner = app._banner_markdown(ModelChoice(str(out), "demo"))
+    assert "demo model" in banner and "CHATREID_MODEL" in banner and "--model" in banner
     engine = ReIDEngine.from_pretrained(str(out), prefilter="color_histogram")
     crop = Image.new("RGB", (64, 128), (200, 30, 30))
     assert len(engine.search(demo_query(crop), [crop, crop.rotate(180)]).ranking) == 2
