@@ -292,6 +292,36 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     return results
 
 
+def yes_separation(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
+    """Does the VLM tell people apart? From eval/run.py's own ranking files (nothing is re-scored):
+    over the candidates each model scored, the AUC of P(Yes) for same-identity against
+    other-identity candidates (0.5: chance, 1: perfect) and the mean P(Yes) of each group."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "eval"))
+    from benchmarks import check_protocol, load_trials
+
+    out: dict[str, dict] = {}
+    for layout, root in roots.items():
+        protocol = check_protocol("synthpeds", str(root), None)
+        trial = load_trials("synthpeds", str(root), protocol, cfg.sysu_trials if layout == "sysu" else None)[0]
+        qpid = {q.qid: q.pid for q in trial.queries}
+        for folder in sorted((work / "eval" / layout / "vlm").glob(f"*/trial_{trial.name}")):
+            label = json.loads((folder.parent / "results.json").read_text())["label"]
+            pos, neg = [], []
+            for f in folder.glob("rankings.*.jsonl"):
+                for line in f.read_text().splitlines():
+                    row = json.loads(line)
+                    for g, score in zip(row["ranking"], row["scores"]):
+                        (pos if trial.gallery[g].pid == qpid[row["qid"]] else neg).append(score)
+            if pos and neg:
+                p, n = np.asarray(pos), np.asarray(neg)
+                auc = float((p[:, None] > n[None]).mean() + 0.5 * (p[:, None] == n[None]).mean())
+                out.setdefault(layout, {})[label] = {"auc": auc, "p_same": float(p.mean()), "p_other": float(n.mean()),
+                                                     "pairs": len(pos) + len(neg)}
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # outputs
 def param_count(path: Path) -> int:
@@ -420,6 +450,12 @@ def report(summary: dict) -> str:
         if any_r:
             sizes.append(f"{layout}: {any_r['queries']} queries, gallery {any_r['gallery']}, protocol `{any_r['protocol']}`")
     steps = "\n".join(f"| {k} | {v} |" for k, v in summary["steps_s"].items())
+    sep = summary.get("separation") or {}
+    sep_rows = "\n".join(
+        f"| {key} | " + " | ".join(
+            (lambda r: "—" if r is None else f"{r['auc']:.2f} ({r['p_same']:.2f} / {r['p_other']:.2f})")(
+                sep.get(l, {}).get(key)) for l in LAYOUTS) + " |"
+        for key in CHAINS if any(key in sep.get(l, {}) for l in LAYOUTS))
     loss_rows = "\n".join(f"| {'+'.join(k[1:])} | {cfg.steps[int(k[-1])]} | {v if v is None else round(v, 3)} |"
                           for k, v in (losses or {}).items())
     return f"""# ChatReID demo build: the method in miniature on SynthPeds
@@ -440,6 +476,16 @@ whole gallery and the image-only baselines have no entry.
 {chr(10).join(v for v in verdict if v)}
 
 Evaluation sets: {'; '.join(sizes)}. SYSU: {cfg.sysu_trials} of the 10 gallery trials.
+
+## Does the VLM tell people apart?
+
+AUC of P(Yes) for same-identity vs other-identity candidates among those each model scored
+(read from eval/run.py's ranking files; 0.5 is chance), and mean P(Yes) of each group.
+The pre-filter's head is hard: its candidates already look alike.
+
+| model | {' | '.join(f'{l} AUC (P same / P other)' for l in LAYOUTS)} |
+|---|{'---|' * len(LAYOUTS)}
+{sep_rows}
 
 ## Training (final logged loss, answer tokens only)
 
@@ -492,7 +538,7 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     results = evaluate(cfg, models, roots, work, timer)
     params = param_count(models["1+2+3"])
     losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
-    summary = {"losses": losses, "config": cfg.to_dict(), "results": results, "steps_s": timer.steps, "total_s": timer.total,
+    summary = {"losses": losses, "separation": yes_separation(work, roots, cfg), "config": cfg.to_dict(), "results": results, "steps_s": timer.steps, "total_s": timer.total,
                "load_start": load_start, "load_end": _load(), "params": params}
     install(models["1+2+3"], out, model_card(cfg, params, results), summary)
     if report_path is not None:
@@ -520,6 +566,10 @@ def main(argv=None) -> int:
         summary = json.loads((Path(args.work) / "summary.json").read_text())
         summary.setdefault("losses", {p.parent.name: final_loss(p)
                                       for p in sorted((Path(args.work) / "runs").glob("s*/final"))})
+        if "separation" not in summary:
+            cfg = DemoConfig(**summary["config"])
+            roots = {l: Path(args.work) / "synth" / l for l in LAYOUTS}
+            summary["separation"] = yes_separation(Path(args.work), roots, cfg)
         write_report(summary, Path(args.report))
         return 0
     cfg = replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation)

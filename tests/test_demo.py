@@ -142,6 +142,11 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         assert ("pre-filter" in rows) == (layout != "pedes")
         for r in rows.values():
             assert 0.0 <= r["rank1"] <= 1.0 and 0.0 < r["mAP"] <= 1.0
+    # the P(Yes) separation is read back for every model that scored image or text candidates
+    for layout in demo.LAYOUTS:
+        sep = summary["separation"][layout]
+        assert set(sep) == {"1+2+3", "2+3", "3", "1+2"}
+        assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] > 0 for r in sep.values())
     # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
