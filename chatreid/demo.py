@@ -88,7 +88,8 @@ class DemoConfig:
 CONFIGS = {
     # the shipped demo model: sized for about 30 minutes on 2 CPU cores
     "full": DemoConfig("full"),
-    # a quick end-to-end run (a few minutes): the same steps with fewer identities, rows and training steps, and a smaller model
+    # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
+    # training steps, and a smaller model
     "small": DemoConfig("small", ids={"market": 16, "ltcc": 30, "sysu": 20, "pedes": 30},
                         images_per_id={"market": 6, "ltcc": 12, "sysu": 8, "pedes": 3},
                         hidden=64, layers=2, vision_depth=2, vision_embed=32, vision_heads=2,
