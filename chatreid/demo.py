@@ -539,7 +539,8 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     results = evaluate(cfg, models, roots, work, timer)
     params = param_count(models["1+2+3"])
     losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
-    summary = {"losses": losses, "separation": yes_separation(work, roots, cfg), "config": cfg.to_dict(), "results": results, "steps_s": timer.steps, "total_s": timer.total,
+    summary = {"losses": losses, "separation": yes_separation(work, roots, cfg), "config": cfg.to_dict(),
+               "results": results, "steps_s": timer.steps, "total_s": timer.total,
                "load_start": load_start, "load_end": _load(), "params": params}
     install(models["1+2+3"], out, model_card(cfg, params, results), summary)
     if report_path is not None:

@@ -106,7 +106,8 @@ def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
         results[layout]["pre-filter"] = dict(r, rank1=0.75)
     text = demo.report(json.loads(json.dumps(_summary(results))))
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    assert "50.0 / 25.0" in rows["ChatReID demo (stages 1+2+3)"] and rows["ChatReID demo (stages 1+2+3)"].endswith("| 25.0 |")
+    demo_row = rows["ChatReID demo (stages 1+2+3)"]
+    assert "50.0 / 25.0" in demo_row and demo_row.endswith("| 25.0 |")
     assert rows["stage 3 alone"].count("50.0 / 25.0") == 4
     prefilter = rows["pre-filter alone (`color_histogram`)"]
     assert prefilter.count("75.0 / 25.0") == 3 and prefilter.endswith("| — | — |")  # no t2i entry, no mean
