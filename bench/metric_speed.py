@@ -133,8 +133,8 @@ def main(argv=None) -> int:
     )
     ratio = peak_fast / distmat.nbytes
     print()
-    print(f"| path | time (s) | peak RSS (GiB) | peak / matrix |")
-    print(f"|---|---|---|---|")
+    print("| path | time (s) | peak RSS (GiB) | peak / matrix |")
+    print("|---|---|---|---|")
     print(f"| evaluate_reid (chunked) | {t_fast:.1f} | {peak_fast / gib:.2f} | {ratio:.2f} |")
     print(f"| classic loop (rows sorted {args.classic_chunk} at a time){note} | {t_classic:.1f} | "
           f"{peak_classic / gib:.2f} | {peak_classic / distmat.nbytes:.2f} |")

@@ -28,11 +28,12 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from PIL import Image as PILImage
 
 from chatreid.data.record import Record
+from chatreid.hub import PushError, load_hub_dataset  # noqa: F401 - PushError is part of this API
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ def features():
 
 class BadImageError(ValueError):
     """An image file that cannot be read or decoded (the message names the file)."""
-
-
-class PushError(RuntimeError):
-    """A push to the Hub failed; the message says the local store is intact."""
 
 
 @dataclass
@@ -314,13 +311,7 @@ class ImageStore:
             return cls(ds, text)
         if os.path.exists(text) or not _REPO_ID.match(text) or text.startswith("."):
             raise FileNotFoundError(f"{text}: no such image store folder (nor a Hub dataset id)")
-        try:
-            ds = datasets.load_dataset(text, revision=revision, token=token)
-        except Exception as err:
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-            hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
-            raise ValueError(f"cannot load image store {text!r} from the Hub{hint}: "
-                             f"{type(err).__name__}: {err}".splitlines()[0]) from err
+        ds = load_hub_dataset(text, "image store", revision=revision, token=token)
         if isinstance(ds, datasets.DatasetDict):
             ds = _single_split(ds, text)
         return cls(ds, text)

@@ -21,12 +21,12 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from chatreid.hub import PushError, load_hub_dataset  # noqa: F401 - PushError is part of this API
 from chatreid.instructions import stage1, stage2, stage3
 from chatreid.instructions.config import BuildConfig
 from chatreid.instructions.pool import SPLITS, build_pool, columns, split_identities
@@ -35,10 +35,6 @@ from chatreid.instructions.rows import features
 log = logging.getLogger(__name__)
 BUILD_INFO = "chatreid_instructions.json"
 _STATE: dict = {}  # what forked workers inherit: contexts, shard plans, config
-
-
-class PushError(RuntimeError):
-    """A push to the Hub failed; the message says where the intact local copy is."""
 
 
 def allocate(mix: dict[str, float], n: int) -> dict[str, int]:
@@ -294,13 +290,7 @@ def load(path_or_repo, *, revision: str | None = None, token: str | None = None)
     elif os.path.exists(text) or text.startswith((".", "/")):
         raise FileNotFoundError(f"{text}: not a built instruction dataset folder")
     else:
-        try:
-            dsd = datasets.load_dataset(text, revision=revision, token=token)
-        except Exception as err:
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-            hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
-            raise ValueError(f"cannot load instruction dataset {text!r} from the Hub{hint}: "
-                             f"{type(err).__name__}: {err}".splitlines()[0]) from err
+        dsd = load_hub_dataset(text, "instruction dataset", revision=revision, token=token)
     if not isinstance(dsd, datasets.DatasetDict) or set(dsd) != set(SPLITS):
         raise ValueError(f"{text}: expected a DatasetDict with splits {SPLITS}")
     missing = [c for c in ("messages", "image_ids", "task", "meta") if c not in dsd["train"].column_names]

@@ -121,7 +121,6 @@ def items(pool) -> np.ndarray:
 
 
 def rows(ctx, rng, pairs: np.ndarray, captioned: set) -> list[dict]:
-    from chatreid import prompts as P
     from chatreid.instructions.rows import make_row
 
     pool = ctx.pool

@@ -19,11 +19,12 @@ Other architectures load only with ``trust_remote_code=True`` and are used at th
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl import Qwen2VLProcessor
+
+from chatreid.hub import offline
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
@@ -83,8 +84,7 @@ def _hub_kwargs(revision: str | None, token: str | bool | None) -> dict:
 
 def _explain_missing(name_or_path: str, err: Exception) -> OSError:
     """One clear line for the commonest failure: a Hub id that is not cached while offline."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if not Path(name_or_path).exists() and offline:
+    if not Path(name_or_path).exists() and offline():
         return OSError(
             f"cannot load {name_or_path!r}: it is not a local folder, and HF_HUB_OFFLINE=1 forbids "
             f"downloading it (and it is not in the cache). Pass a local path, e.g. one made by "

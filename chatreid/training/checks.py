@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chatreid.hub import load_hub_dataset, offline
 from chatreid.model.surgery import part_of
 
 REQUIRED_COLUMNS = ("messages", "image_ids")
@@ -29,13 +30,7 @@ def load_instructions(name_or_path: str, *, revision: str | None = None):
     elif os.path.exists(name_or_path) or not re.match(r"^[\w.-]+/[\w.-]+$", name_or_path):
         raise FileNotFoundError(f"instruction dataset {name_or_path!r}: no such folder (nor a Hub dataset id)")
     else:
-        try:
-            ds = datasets.load_dataset(name_or_path, revision=revision)
-        except Exception as err:  # noqa: BLE001 - the Hub raises many kinds; one clear line for all
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-            hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
-            raise FileNotFoundError(f"instruction dataset {name_or_path!r} cannot be loaded from the Hub{hint}: "
-                                    f"{type(err).__name__}") from err
+        ds = load_hub_dataset(name_or_path, "instruction dataset", revision=revision, error=FileNotFoundError)
     if isinstance(ds, datasets.Dataset):
         ds = datasets.DatasetDict({"train": ds})
     return ds
@@ -102,8 +97,7 @@ def check_previous_stage(stage: int, previous: str | None) -> str | None:
     if local_like and not (Path(resolved) / "config.json").is_file():
         raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no config.json there (nor in final/); "
                                 f"did the stage-{stage - 1} run finish?")
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if not os.path.exists(previous) and offline:
+    if not os.path.exists(previous) and offline():
         try:  # a Hub id is fine offline only if it is cached
             from huggingface_hub import snapshot_download
 
