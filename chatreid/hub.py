@@ -30,5 +30,5 @@ def load_hub_dataset(repo_id: str, what: str, *, revision=None, token=None, erro
         return datasets.load_dataset(repo_id, **kwargs)
     except Exception as err:  # noqa: BLE001 - the Hub raises many kinds; one clear line for all
         hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline() else ""
-        raise error(f"cannot load {what} {repo_id!r} from the Hub{hint}: "
+        raise error(f"cannot load {what} {repo_id!r}: no such local folder, and not from the Hub{hint}: "
                     f"{type(err).__name__}: {err}".splitlines()[0]) from err

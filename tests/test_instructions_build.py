@@ -220,3 +220,20 @@ def test_store_object_is_accepted(stage1_store, tmp_path):
     store = ImageStore.load(stage1_store[0])
     info = build(store, tmp_path / "o", BuildConfig(stage=3, size=60, val_fraction=0.2), progress=False)
     assert sum(info["rows"].values()) == 60
+
+
+def test_a_store_too_small_for_validation_gives_an_empty_typed_split(tmp_path):
+    """val_fraction rounds to no identity: the build still writes, and reads back, both splits."""
+    store = make_store(tmp_path / "store", [DatasetSpec("synthpeds", 6, images=(3, 4))])
+    out = tmp_path / "o"
+    info = build(store, out, BuildConfig(stage=2, size=40, val_fraction=0.05), progress=False)
+    assert info["rows"] == {"train": 40, "validation": 0}
+    dsd = load(out)
+    assert len(dsd["train"]) == 40 and len(dsd["validation"]) == 0
+    assert dsd["validation"].features == dsd["train"].features
+    assert validate(out, store, progress=False).ok
+
+
+def test_load_of_a_missing_folder_names_it():
+    with pytest.raises(ValueError, match="'stage2-missing': no such local folder"):
+        load("stage2-missing")

@@ -184,8 +184,10 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     for s in SPLITS:
         files = [j["path"] for j in jobs if j["split"] == s]
         parts = [datasets.Dataset.from_file(f) for f in files]
+        # a split with no rows (a tiny store, val_fraction 0) is saved empty but typed;
+        # from_list([]) cannot carry nested features, from_dict of empty columns can
         splits[s] = datasets.concatenate_datasets(parts) if parts else \
-            datasets.Dataset.from_list([], features=features())
+            datasets.Dataset.from_dict({k: [] for k in features()}, features=features())
     dsd = datasets.DatasetDict(splits)
     final = work / "dataset"
     if final.exists():
@@ -194,7 +196,10 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     if not progress:
         datasets.disable_progress_bars()
     try:
-        dsd.save_to_disk(str(final))  # a plain copy of the shard files: I/O-bound, one process
+        # a plain copy of the shard files: I/O-bound, one process. An empty split gets one (empty)
+        # shard: with the default zero shards, datasets cannot load it back
+        empty = {s: 1 for s, d in dsd.items() if len(d) == 0}
+        dsd.save_to_disk(str(final), num_shards=empty or None)
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
