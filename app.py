@@ -16,7 +16,6 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # Before gradio is imported: no analytics or version look-ups leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -26,7 +25,7 @@ import gradio as gr  # noqa: E402
 
 from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, UploadError,  # noqa: E402
                                   app_default_model, example_galleries, load_example_gallery,
-                                  load_gallery, load_query_images)
+                                  load_gallery, load_query_images, model_card_summary)
 from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
                                              HELP_TEXT, Reply)
 
@@ -111,12 +110,9 @@ def _model_markdown(engine, choice: ModelChoice) -> str:
 def _banner_markdown(choice: ModelChoice) -> str:
     """The model's own description: the first paragraph of its model card (README.md) when it is
     a local folder. This is where the embedded demo model introduces itself."""
-    card = Path(choice.name_or_path) / "README.md"
-    if card.is_file():
-        text = re.sub(r"^---\n.*?\n---\n", "", card.read_text(encoding="utf-8"), flags=re.S)
-        paras = [p.strip() for p in text.split("\n\n") if p.strip() and not p.startswith("#")]
-        if paras:
-            return paras[0]
+    summary = model_card_summary(choice.name_or_path)
+    if summary:
+        return summary
     return ("*About the model: the embedded ChatReID demo model will describe itself here "
             "(first paragraph of its model card).*")
 

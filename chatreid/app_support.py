@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -304,3 +305,14 @@ def load_example_gallery(name: str, limits: Limits, root: Path = EXAMPLES_DIR) -
                           f"{', '.join(examples) or '(none installed)'}.")
     items, _ = load_gallery(examples[name].gallery, limits)
     return items
+
+
+def model_card_summary(name_or_path: str) -> str | None:
+    """The first paragraph of a local model's card (``README.md``), front matter and headings
+    skipped: how a model (the embedded demo above all) introduces itself in the app."""
+    card = Path(name_or_path) / "README.md"
+    if not card.is_file():
+        return None
+    text = re.sub(r"^---\n.*?\n---\n", "", card.read_text(encoding="utf-8"), flags=re.S)
+    paras = [p for p in (q.strip() for q in text.split("\n\n")) if p and not p.startswith("#")]
+    return paras[0] if paras else None

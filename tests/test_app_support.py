@@ -182,3 +182,11 @@ def test_example_galleries_are_consistent():
         total += sum(f.stat().st_size for f in e.gallery + e.queries)
     assert total < 2_000_000
     assert not ex["pedes"].queries  # the text example has no query photo
+
+
+@pytest.mark.parametrize("front_gap", ["", "\n"])
+def test_model_card_summary_skips_front_matter_and_headings(tmp_path, front_gap):
+    (tmp_path / "README.md").write_text(
+        f"---\nlicense: apache-2.0\n---\n{front_gap}# A model\n\nWhat it is.\n\n## More\n\nDetails.\n")
+    assert app_support.model_card_summary(str(tmp_path)) == "What it is."
+    assert app_support.model_card_summary(str(tmp_path / "absent")) is None
