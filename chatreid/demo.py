@@ -38,6 +38,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from chatreid.atomic import install_dir
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "models" / "chatreid-demo"
 DEFAULT_REPORT = REPO / "docs" / "demo-report.md"
@@ -389,13 +391,7 @@ def install(src: Path, out: Path, card: str, extra: dict) -> None:
                 shutil.copyfile(f, tmp / f.name)  # plain 0644-style files, whatever the source's mode
         (tmp / "README.md").write_text(card)
         (tmp / "demo_build.json").write_text(json.dumps(extra, indent=1, default=str))
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old.{os.getpid()}"
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -33,6 +33,7 @@ from typing import Iterator
 from PIL import Image as PILImage
 
 from chatreid.data.record import Record
+from chatreid.atomic import install_dir
 from chatreid.hub import PushError, load_hub_dataset  # noqa: F401 - PushError is part of this API
 
 log = logging.getLogger(__name__)
@@ -255,13 +256,7 @@ def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite:
         store = ImageStore.load(str(store_dir))
         (store_dir / "README.md").write_text(dataset_card(store, title=out.name))
         del store
-        if out.exists():  # overwrite: move the old store aside first, delete it last
-            old = out.parent / f".{out.name}.old-{tag}"
-            out.rename(old)
-            store_dir.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            store_dir.rename(out)
+        install_dir(store_dir, out)  # overwrite: the old store goes only once the new one is in
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if bars_were_on:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chatreid.atomic import install_dir
 from chatreid.hub import PushError, load_hub_dataset  # noqa: F401 - PushError is part of this API
 from chatreid.instructions import stage1, stage2, stage3
 from chatreid.instructions.config import BuildConfig
@@ -219,13 +220,7 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     (final / BUILD_INFO).write_text(json.dumps(info, indent=1, default=str))
     (final / "README.md").write_text(dataset_card(info))
     del dsd, splits, parts
-    if out.exists():  # overwrite: move the old one aside, delete it last
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        final.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        final.rename(out)
+    install_dir(final, out)  # overwrite: the old dataset goes only once the new one is in
     shutil.rmtree(work, ignore_errors=True)
     info["seconds"]["total"] = round(time.time() - t0, 2)
     return info

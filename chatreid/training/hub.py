@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import uuid
 from pathlib import Path
+
+from chatreid.atomic import install_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,7 @@ def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | No
     processor.save_pretrained(tmp)
     if card is not None:
         (tmp / "README.md").write_text(card)
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out
+    return install_dir(tmp, out)
 
 
 def model_card(*, stage: int, base: str, previous: str | None, dataset: str, store: str, repo_id: str | None,

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from chatreid.data.attributes import validate
 from chatreid.data.synthpeds.captions import captions
+from chatreid.atomic import install_dir
 from chatreid.data.synthpeds.render import render
 from chatreid.data.synthpeds.world import Camera, attributes, sample_camera, sample_identity
 
@@ -260,24 +261,13 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
             (tmp / "reid_raw.json").write_text(json.dumps(pedes_rows))
         gt.close()
         os.rename(part, tmp / GROUND_TRUTH)
-        _publish(tmp, out)
+        install_dir(tmp, out)
     except BaseException:
         if "gt" in locals():
             gt.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": str(out), "images": len(shots), "splits": splits}
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an old ``out`` is moved aside first, then removed."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "x")
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
 
 
 REQUIRED = ("path", "pid", "camid", "clothes_id", "modality", "split", "attributes", "captions")

@@ -1,0 +1,28 @@
+"""Installing a finished folder in place of an old one, so that no reader ever sees half of one.
+
+Every writer of a folder that later code trusts (SynthPeds worlds, image stores, instruction
+datasets, checkpoints, the demo model) builds it beside its destination, then calls
+``install_dir``: a crash before the call leaves the old folder untouched, a crash during it leaves
+the old folder or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+
+def install_dir(built: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Move the finished folder ``built`` to ``out`` (same filesystem). An existing ``out`` is
+    moved aside first and deleted only once the new one is in place."""
+    built, out = Path(built), Path(out)
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+    os.replace(built, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
