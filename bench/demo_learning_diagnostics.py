@@ -143,7 +143,6 @@ def overfit(store, steps=60, variants=("base",), n=16):
             lr = 1e-3
             if variant.startswith("lr"):
                 lr = float(variant[2:])
-            hook = None
             if variant == "scaled":  # scale merger output to the text embedding norm
                 te_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().detach()
 
