@@ -17,6 +17,17 @@ def _clothes(pid_text: str, cam: str) -> str:
     return f"{pid_text}_{'AB' if cam in 'AB' else 'C'}"
 
 
+def _identity_folders(folder, what: str, out: Collector):
+    """(pid text, folder) of each numbered identity folder; other folders are reported as bad."""
+    for pdir in sorted(require_dir(folder, what).iterdir()):
+        if not pdir.is_dir():
+            continue
+        if not pdir.name.isdigit():
+            out.bad(pdir, "identity folder name is not a number")
+            continue
+        yield pdir.name, pdir
+
+
 def read_prcc(root, *, query: str = "both", include_val: bool = False,
               skip_bad: bool = False, dataset: str = "prcc"):
     """PRCC at ``root`` (the ``prcc`` folder holding ``rgb/``).
@@ -39,32 +50,20 @@ def read_prcc(root, *, query: str = "both", include_val: bool = False,
     if include_val:
         train_dirs.append(("val", rgb / "val"))
     for name, folder in train_dirs:
-        for pdir in sorted(require_dir(folder, f"PRCC rgb/{name}/ folder").iterdir()):
-            if not pdir.is_dir():
-                continue
-            if not pdir.name.isdigit():
-                out.bad(pdir, "identity folder name is not a number")
-                continue
+        for pid, pdir in _identity_folders(folder, f"PRCC rgb/{name}/ folder", out):
             for path in image_files(pdir):
                 m = NAME.match(path.name)
                 if not m:
                     out.bad(path, "file name does not start with camera 'A_', 'B_' or 'C_'")
                     continue
                 cam = m.group(1)
-                out.add(path, int(pdir.name), CAMERAS[cam], "train",
-                        clothes_id=_clothes(pdir.name, cam))
+                out.add(path, int(pid), CAMERAS[cam], "train", clothes_id=_clothes(pid, cam))
     test = require_dir(rgb / "test", "PRCC rgb/test/ folder")
     for cam in "ABC":
         split = "gallery" if cam == "A" else "query"
         if split == "query" and query not in (cam, "both"):
             continue
-        for pdir in sorted(require_dir(test / cam, f"PRCC rgb/test/{cam}/ folder").iterdir()):
-            if not pdir.is_dir():
-                continue
-            if not pdir.name.isdigit():
-                out.bad(pdir, "identity folder name is not a number")
-                continue
+        for pid, pdir in _identity_folders(test / cam, f"PRCC rgb/test/{cam}/ folder", out):
             for path in image_files(pdir):
-                out.add(path, int(pdir.name), CAMERAS[cam], split,
-                        clothes_id=_clothes(pdir.name, cam))
+                out.add(path, int(pid), CAMERAS[cam], split, clothes_id=_clothes(pid, cam))
     return out.result()
