@@ -77,11 +77,22 @@ class DemoConfig:
     steps: dict = field(default_factory=lambda: {1: 120, 2: 300, 3: 60})
     batch: int = 8
     lr: dict = field(default_factory=lambda: {1: 1e-3, 2: 1e-3, 3: 2e-4})
+    schedule: str = "cosine"  # transformers' lr_scheduler_type, after a 5% warmup
+    # Stage 2's decoder. The paper's surgery ("base") puts the stage-1 encoder into a fresh copy of
+    # the *pretrained* base decoder, which already speaks. Our base is random, so a fresh decoder
+    # throws away everything stage 1 taught it, including how to read image tokens; "stage1"
+    # keeps the stage-1 decoder (see docs/demo-learning.md).
+    stage2_decoder: str = "base"
     top_k: int = 10  # pre-filter head the VLM re-ranks
     prefilter: str = "efficientnet_lite0"  # eval/run.py's default (pip-shipped ImageNet weights)
     sysu_trials: int = 1
     ablation: bool = True
+    diagnostic: bool = True  # also evaluate 1+2 (the demo chain before stage 3)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.stage2_decoder not in ("base", "stage1"):
+            raise ValueError(f"stage2_decoder must be 'base' (the paper's surgery) or 'stage1', not {self.stage2_decoder!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,11 +225,17 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
 
 def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base: Path, prev: Path | None,
                 out: Path) -> Path:
+    import torch
+
+    if stage == 2 and cfg.stage2_decoder == "stage1":
+        base = prev  # the surgery's "fresh decoder" then comes from the stage-1 model itself
+    # fp32 everywhere, so a GPU run learns what the CPU run learns (it only runs faster)
     argv = ["--config", REPO / f"train/configs/stage{stage}.yaml", "--stage", stage,
             "--base_model", base, "--dataset_name", data[stage], "--image_store", store, "--output_dir", out,
-            "--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--max_steps", cfg.steps[stage],
+            "--use_cpu", str(not torch.cuda.is_available()).lower(), "--bf16", "false", "--dtype", "float32",
+            "--max_steps", cfg.steps[stage],
             "--per_device_train_batch_size", cfg.batch, "--gradient_accumulation_steps", 1,
-            "--learning_rate", cfg.lr[stage], "--warmup_steps", 0.05, "--lr_scheduler_type", "cosine",
+            "--learning_rate", cfg.lr[stage], "--warmup_steps", 0.05, "--lr_scheduler_type", cfg.schedule,
             "--logging_steps", 10, "--save_strategy", "no", "--dataloader_num_workers", 0,
             "--dataloader_persistent_workers", "false", "--report_to", "none", "--seed", cfg.seed,
             "--disable_tqdm", "true"]
@@ -246,7 +263,8 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
     """Every chain of CHAINS, sharing prefixes (1+2 is the first half of 1+2+3)."""
     sft = _load_script(REPO / "train" / "sft.py", "chatreid_demo_sft")
     done: dict[tuple, Path] = {(): base}
-    chains = CHAINS if cfg.ablation else {k: v for k, v in CHAINS.items() if k in ("1+2+3", "1+2")}
+    chains = {k: v for k, v in CHAINS.items()
+              if (cfg.ablation or k not in ("2+3", "3")) and (cfg.diagnostic or k != "1+2")}
     for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
         for i, stage in enumerate(chain):
             key = chain[:i + 1]
@@ -415,8 +433,9 @@ def report(summary: dict) -> str:
     rows = [("1+2+3", "ChatReID demo (stages 1+2+3)")]
     if cfg.ablation:
         rows += [("2+3", "stages 2+3"), ("3", "stage 3 alone")]
-    rows += [("1+2", "stages 1+2 (no stage 3; diagnostic)"), ("pre-filter", f"pre-filter alone (`{cfg.prefilter}`)"),
-             ("colour histogram", "colour histogram (HSV, no learning)")]
+    if cfg.diagnostic:
+        rows += [("1+2", "stages 1+2 (no stage 3; diagnostic)")]
+    rows += [("pre-filter", f"pre-filter alone (`{cfg.prefilter}`)"), ("colour histogram", "colour histogram (HSV, no learning)")]
     head = "| model | " + " | ".join(f"{SETTING[l]} ({l}) R1 / mAP" for l in LAYOUTS) + " | mean mAP |"
     lines = [head, "|" + "---|" * (len(LAYOUTS) + 2)]
     for key, name in rows:
@@ -546,6 +565,31 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     return summary
 
 
+def override(cfg: DemoConfig, assignments: list[str]) -> DemoConfig:
+    """``["steps.1=800", "schedule=\"constant\""]`` -> a copy of ``cfg`` with those fields set."""
+    fields = cfg.to_dict()
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise ValueError(f"--set {text!r}: expected FIELD=VALUE")
+        with contextlib.suppress(json.JSONDecodeError):  # else a bare word, a string: schedule=constant
+            value = json.loads(value)
+        name, _, sub = key.partition(".")
+        if name not in fields:
+            raise ValueError(f"--set {text!r}: DemoConfig has no field {name!r} (fields: {', '.join(fields)})")
+        if sub:
+            if not isinstance(fields[name], dict):
+                raise ValueError(f"--set {text!r}: {name} is not a per-stage or per-layout table")
+            table = dict(fields[name])
+            k = int(sub) if sub.isdigit() else sub
+            if k not in table:
+                raise ValueError(f"--set {text!r}: {name} has no entry {sub!r} (entries: {', '.join(map(str, table))})")
+            table[k] = value
+            value = table
+        fields[name] = value
+    return DemoConfig(**{k: tuple(v) if isinstance(getattr(cfg, k), tuple) else v for k, v in fields.items()})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chatreid.demo", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -556,6 +600,8 @@ def main(argv=None) -> int:
     b.add_argument("--report", default=str(DEFAULT_REPORT), help="report path ('' for none)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-ablation", action="store_true", help="train only the 1+2+3 chain")
+    b.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one DemoConfig field (VALUE is JSON; a stage's entry as steps.1=800); repeatable")
     r = sub.add_parser("report", help="re-render the report from a finished build's summary.json")
     r.add_argument("--work", default=str(REPO / "runs" / "demo"))
     r.add_argument("--report", default=str(DEFAULT_REPORT))
@@ -570,8 +616,8 @@ def main(argv=None) -> int:
             summary["separation"] = yes_separation(Path(args.work), roots, cfg)
         write_report(summary, Path(args.report))
         return 0
-    cfg = replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation)
     try:
+        cfg = override(replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation), args.set)
         build(cfg, Path(args.out), Path(args.work), Path(args.report) if args.report else None)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"chatreid.demo: error: {err}", file=sys.stderr)
