@@ -242,6 +242,123 @@ def generalize(store, steps=150, lr=1e-3, bs=8, variant="base"):
             evaluate(f"variant={variant} step {step + 1}")
 
 
+# ----------------------------------------------------------------------------------------------
+# (6) where the Re-ID signal is lost: the vision features vs the decoder's comparison
+def heldout_pairs(store, layouts=("market", "sysu", "ltcc"), n=100, seed=0):
+    """``n`` same-identity and ``n`` other-identity image pairs per layout, from the *test*
+    identities (query + gallery) of the demo store: (layout, image a, image b, same)."""
+    import random
+
+    meta = store.metadata()
+    rng = random.Random(seed)
+    pairs = []
+    for layout in layouts:
+        ds = f"synthpeds_{layout}"
+        by_pid: dict = {}
+        for i, (d, split) in enumerate(zip(meta["dataset"], meta["split"])):
+            if d == ds and split in ("query", "gallery"):
+                by_pid.setdefault(meta["pid"][i], []).append(meta["image_id"][i])
+        pids = sorted(p for p in by_pid if len(by_pid[p]) > 1)
+        for _ in range(n):
+            p = rng.choice(pids)
+            a, b = rng.sample(by_pid[p], 2)
+            other = rng.choice(by_pid[rng.choice([q for q in pids if q != p])])
+            pairs += [(layout, a, b, 1), (layout, a, other, 0)]
+    return pairs
+
+
+def pair_auc(pairs, scores) -> str:
+    """AUC of same-identity vs other-identity pairs, per layout (0.5: chance)."""
+    out = []
+    for layout in dict.fromkeys(x[0] for x in pairs):
+        pos = torch.tensor([s for s, x in zip(scores, pairs) if x[0] == layout and x[3]])
+        neg = torch.tensor([s for s, x in zip(scores, pairs) if x[0] == layout and not x[3]])
+        auc = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
+        out.append(f"{layout} {auc.item():.3f}")
+    return " ".join(out)
+
+
+def i2i_template():
+    rows = load_from_disk(str(DATA / "stage2"))["train"]
+    return next(r for r in rows if r["task"] == "i2i_one_to_one")
+
+
+def features(store, checkpoints):
+    """How well do image features alone separate same from other people (held-out pairs)? Raw
+    pixels, then each checkpoint's merger output (mean-pooled, and pooled to 8 regions) compared by
+    cosine. No decoder involved: if these AUCs are well above the P(Yes) AUCs, the comparison the
+    decoder has to learn is what fails, not the features."""
+    import numpy as np
+
+    pairs = heldout_pairs(store)
+    ids = sorted({x for p in pairs for x in p[1:3]})
+    pix = {i: np.asarray(store.image(i).convert("RGB").resize((32, 64)), dtype=np.float32).ravel() / 255 for i in ids}
+    print(f"[features] {'raw pixels 64x32 (L2)':44s}", pair_auc(pairs, [-float(np.linalg.norm(pix[a] - pix[b]))
+                                                                      for _, a, b, _ in pairs]), flush=True)
+    template = i2i_template()
+    for ckpt in checkpoints:
+        model, proc = load_model_and_processor(str(ckpt), dtype=torch.float32)
+        model.eval()
+        col = ReIDCollator(proc, store, 2)
+        feats = {}
+        with torch.no_grad():
+            for s in range(0, len(ids), 32):
+                chunk = ids[s:s + 32]
+                b = col([{**template, "image_ids": [c, c]} for c in chunk])
+                parts = torch.split(image_features(model, b["pixel_values"], b["image_grid_thw"]),
+                                    (b["image_grid_thw"].prod(-1) // 4).tolist())
+                feats.update({c: parts[2 * k] for k, c in enumerate(chunk)})
+        pool = {"mean-pooled": lambda v: v.mean(0),
+                "8 regions": lambda v: torch.nn.functional.adaptive_avg_pool1d(v.T[None], 8)[0].flatten()}
+        for name, f in pool.items():
+            vec = {i: torch.nn.functional.normalize(f(feats[i]), dim=0) for i in ids}
+            print(f"[features] {Path(ckpt).parent.name + '/' + Path(ckpt).name:30s} {name:13s}",
+                  pair_auc(pairs, [float(vec[a] @ vec[b]) for _, a, b, _ in pairs]), flush=True)
+
+
+def pairs_curve(store, init, data, train_store, steps=1000, lr=1e-3, bs=16, every=250):
+    """Can the model learn "same person?" at all? Train only on stage-2 i2i_one_to_one rows (``data``,
+    e.g. ``chatreid build-data --stage 2 --mix i2i_one_to_one=1``), constant lr after 20 warmup
+    steps, and print the held-out pair AUC of P(Yes) every ``every`` steps."""
+    torch.manual_seed(0)
+    model, proc = load_model_and_processor(str(init), dtype=torch.float32)
+    enable_batched_vision_attention(model)
+    rows = load_from_disk(str(data))["train"].filter(lambda r: r["task"] == "i2i_one_to_one").shuffle(seed=0)
+    pairs, template = heldout_pairs(store), i2i_template()
+    yes, no = (proc.tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
+    eval_col, col = ReIDCollator(proc, store, 2), ReIDCollator(proc, ImageStore.load(str(train_store)), 2)
+
+    def evaluate(step, loss):
+        model.eval()
+        scores = []
+        with torch.no_grad():
+            for s in range(0, len(pairs), 32):
+                chunk = pairs[s:s + 32]
+                b = eval_col([{**template, "image_ids": [x[1], x[2]]} for x in chunk])
+                logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits
+                at = (b["labels"] != -100).float().argmax(1) - 1  # the position that predicts the answer
+                scores += torch.softmax(logits[torch.arange(len(chunk)), at][:, [yes, no]], -1)[:, 0].tolist()
+        model.train()
+        print(f"[pairs] step {step} train loss {loss:.3f} (chance {math.log(2) / 2:.3f}) held-out AUC "
+              f"{pair_auc(pairs, scores)} ({time.time() - t0:.0f}s)", flush=True)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    t0, ema = time.time(), float("nan")
+    evaluate(0, ema)
+    for step in range(steps):
+        i = (step * bs) % (len(rows) - bs)
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / 20)
+        loss = model(**col([rows[j] for j in range(i, i + bs)])).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema = loss.item() if math.isnan(ema) else 0.95 * ema + 0.05 * loss.item()
+        if (step + 1) % every == 0:
+            evaluate(step + 1, ema)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all")
@@ -249,6 +366,11 @@ def main(argv=None):
     ap.add_argument("--variants", default="base")
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--checkpoints", nargs="*", default=[str(BASE)], help="features: models to probe")
+    ap.add_argument("--init", default=str(BASE), help="pairs: the model to train")
+    ap.add_argument("--data", default=None, help="pairs: stage-2 rows with i2i_one_to_one tasks")
+    ap.add_argument("--train-store", default=str(STORE), help="pairs: the image store of --data")
+    ap.add_argument("--every", type=int, default=250)
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     store = ImageStore.load(str(STORE))
@@ -261,6 +383,10 @@ def main(argv=None):
             generalize(store, a.steps, a.lr, variant=v)
     if a.what in ("overfit", "all"):
         overfit(store, a.steps, tuple(a.variants.split(",")), a.n)
+    if a.what == "features":
+        features(store, a.checkpoints)
+    if a.what == "pairs":
+        pairs_curve(store, a.init, a.data or DATA / "stage2", a.train_store, a.steps, a.lr, every=a.every)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ One command, every step through the project's own entry points (nothing here tra
    the instruction builders only ever read ``train``-split images).
 3. ``chatreid build-data``: stage 1, 2 and 3 instruction rows.
 4. A randomly initialised Qwen2-VL (``chatreid.model.tiny``'s tokenizer and config, with more
-   capacity and 8x8 patches: a 128x64 crop is 16x8 patches, 32 tokens after the 2x2 merger).
+   capacity and 8x8 patches; crops are read at 64x32: 8x4 patches, 8 tokens after the 2x2 merger).
 5. ``train/sft.py`` (its ``cli``, in this process): stages 1 -> 2 -> 3 (the demo model), and
    for the Table 4 ablation stage 3 alone and stages 2 -> 3, all from the same random base.
 6. ``eval/run.py`` (its ``main``): Rank-1 / mAP on each layout's held-out identities for every
@@ -65,6 +65,10 @@ class DemoConfig:
     vision_embed: int = 96
     vision_heads: int = 4
     patch: int = 8
+    # The image processor's pixel cap: 128x64 crops are read at 64x32, 8x4 patches, 8 tokens after
+    # the 2x2 merger. Steps cost a third of 128x64's, and stage 1's features separate held-out
+    # people at least as well (docs/demo-learning.md).
+    max_pixels: int = 64 * 32
     # instruction rows per stage (train + validation)
     rows: dict = field(default_factory=lambda: {1: 1200, 2: 2600, 3: 600})
     # stage 2: the pairwise scorer reads the one-to-one Yes/No answers, so they get more weight
@@ -74,10 +78,11 @@ class DemoConfig:
                    "attr_predict=0.075")
     gallery2: tuple = (2, 4)  # stage-2 gallery N ~ U{a..b}: few images a row keeps rows short
     gallery3: tuple = (2, 5)
-    steps: dict = field(default_factory=lambda: {1: 120, 2: 300, 3: 60})
+    # Stage 1 needs hundreds of steps before colour words come from the image (docs/demo-learning.md)
+    steps: dict = field(default_factory=lambda: {1: 800, 2: 1000, 3: 150})
     batch: int = 8
     lr: dict = field(default_factory=lambda: {1: 1e-3, 2: 1e-3, 3: 2e-4})
-    schedule: str = "cosine"  # transformers' lr_scheduler_type, after a 5% warmup
+    schedule: str = "constant_with_warmup"  # transformers' lr_scheduler_type, after a 5% warmup
     # Stage 2's decoder. The paper's surgery ("base") puts the stage-1 encoder into a fresh copy of
     # the *pretrained* base decoder, which already speaks. Our base is random, so a fresh decoder
     # throws away everything stage 1 taught it, including how to read image tokens; "stage1"
@@ -191,8 +196,9 @@ def make_instructions(cfg: DemoConfig, store: Path, work: Path) -> dict[int, Pat
 
 def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     """A randomly initialised Qwen2-VL: the tiny factory's tokenizer and config, scaled up, with
-    ``cfg.patch``-pixel patches; the image processor keeps 128x64 crops at 128x64 (its pixel cap
-    undoes stage 1's upsizing to 256x128, which would only cost tokens on synthetic crops)."""
+    ``cfg.patch``-pixel patches; the image processor's pixel cap (``cfg.max_pixels``) brings every
+    crop, and stage 1's upsizing to 256x128, back to the same grid: on synthetic crops more pixels
+    would only cost tokens."""
     import torch
     from transformers import Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -209,7 +215,7 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     config.vision_config.num_heads = cfg.vision_heads
     factor = cfg.patch * 2  # the 2x2 merger
     image_processor = Qwen2VLImageProcessorPil(patch_size=cfg.patch, min_pixels=4 * factor * factor,
-                                               max_pixels=128 * 64)
+                                               max_pixels=cfg.max_pixels)
     processor = ChatReIDQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                          chat_template=QWEN2_VL_CHAT_TEMPLATE)
     torch.manual_seed(cfg.seed)
@@ -313,12 +319,16 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     return results
 
 
-def yes_separation(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
-    """Does the VLM tell people apart? From eval/run.py's own ranking files (nothing is re-scored):
-    over the candidates each model scored, the AUC of P(Yes) for same-identity against
-    other-identity candidates (0.5: chance, 1: perfect) and the mean P(Yes) of each group."""
+def _auc(pos, neg) -> float:
     import numpy as np
 
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None]
+    return float((p > n).mean() + 0.5 * (p == n).mean())
+
+
+def scored_pairs(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
+    """From eval/run.py's own ranking files (nothing is re-scored): per layout and model label, the
+    (query, candidate record, P(Yes), same identity) of every candidate the model scored."""
     sys.path.insert(0, str(REPO / "eval"))
     from benchmarks import check_protocol, load_trials
 
@@ -326,20 +336,78 @@ def yes_separation(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
     for layout, root in roots.items():
         protocol = check_protocol("synthpeds", str(root), None)
         trial = load_trials("synthpeds", str(root), protocol, cfg.sysu_trials if layout == "sysu" else None)[0]
-        qpid = {q.qid: q.pid for q in trial.queries}
+        queries = {q.qid: q for q in trial.queries}
         for folder in sorted((work / "eval" / layout / "vlm").glob(f"*/trial_{trial.name}")):
             label = json.loads((folder.parent / "results.json").read_text())["label"]
-            pos, neg = [], []
-            for f in folder.glob("rankings.*.jsonl"):
+            rows = out.setdefault(layout, {}).setdefault(label, [])
+            for f in sorted(folder.glob("rankings.*.jsonl")):
                 for line in f.read_text().splitlines():
                     row = json.loads(line)
-                    for g, score in zip(row["ranking"], row["scores"]):
-                        (pos if trial.gallery[g].pid == qpid[row["qid"]] else neg).append(score)
+                    q = queries[row["qid"]]
+                    rows += [(q, trial.gallery[g], score, trial.gallery[g].pid == q.pid)
+                             for g, score in zip(row["ranking"], row["scores"])]
+    return out
+
+
+def yes_separation(pairs: dict) -> dict:
+    """Does the VLM tell people apart? Over the candidates each model scored, the AUC of P(Yes)
+    for same-identity against other-identity candidates (0.5: chance, 1: perfect) and the mean
+    P(Yes) of each group."""
+    out: dict[str, dict] = {}
+    for layout, by_label in pairs.items():
+        for label, rows in by_label.items():
+            pos = [score for *_, score, same in rows if same]
+            neg = [score for *_, score, same in rows if not same]
             if pos and neg:
-                p, n = np.asarray(pos), np.asarray(neg)
-                auc = float((p[:, None] > n[None]).mean() + 0.5 * (p[:, None] == n[None]).mean())
-                out.setdefault(layout, {})[label] = {"auc": auc, "p_same": float(p.mean()), "p_other": float(n.mean()),
-                                                     "pairs": len(pos) + len(neg)}
+                out.setdefault(layout, {})[label] = {"auc": _auc(pos, neg), "p_same": sum(pos) / len(pos),
+                                                     "p_other": sum(neg) / len(neg), "pairs": len(rows)}
+    return out
+
+
+def region_features(model, processor, images) -> "torch.Tensor":
+    """Each image's merged vision tokens (what the decoder reads), averaged into 8 groups in raster
+    order (horizontal bands of a pedestrian crop), flattened and L2-normalised: (n, 8 * hidden)."""
+    import torch
+
+    feats = []
+    with torch.no_grad():
+        for im in images:
+            x = processor.image_processor(images=[im], return_tensors="pt")
+            out = model.model.get_image_features(x["pixel_values"].to(model.dtype), x["image_grid_thw"])
+            out = getattr(out, "pooler_output", out)
+            tokens = torch.cat(list(out)) if isinstance(out, (list, tuple)) else out
+            pooled = torch.nn.functional.adaptive_avg_pool1d(tokens.T.float()[None], 8)[0]
+            feats.append(torch.nn.functional.normalize(pooled.flatten(), dim=0))
+    return torch.stack(feats)
+
+
+def feature_separation(pairs: dict, models: dict[str, Path]) -> dict:
+    """On the same candidate pairs as :func:`yes_separation` (image queries), the AUC of the cosine
+    between each model's own image features (:func:`region_features`). No decoder is involved, so
+    a feature AUC well above the P(Yes) AUC says the image tokens carry what tells these people
+    apart and the decoder has not learned to compare two images (docs/demo-learning.md)."""
+    import torch
+    from PIL import Image
+
+    from chatreid.model import load_model_and_processor
+
+    out: dict[str, dict] = {}
+    for label, path in models.items():
+        model, processor = load_model_and_processor(str(path), dtype=torch.float32)
+        model.eval()
+        for layout, by_label in pairs.items():
+            rows = [r for r in by_label.get(label, []) if r[0].path]  # text queries: no image to compare
+            if not rows:
+                continue
+            paths = sorted({r[0].path for r in rows} | {r[1].path for r in rows})
+            index = {p: i for i, p in enumerate(paths)}
+            f = region_features(model, processor, [Image.open(p).convert("RGB") for p in paths])
+            cos = [float(f[index[q.path]] @ f[index[g.path]]) for q, g, _, _ in rows]
+            pos = [c for c, r in zip(cos, rows) if r[3]]
+            neg = [c for c, r in zip(cos, rows) if not r[3]]
+            if pos and neg:
+                out.setdefault(layout, {})[label] = {"auc": _auc(pos, neg), "pairs": len(rows)}
+        del model
     return out
 
 
@@ -472,6 +540,15 @@ def report(summary: dict) -> str:
             (lambda r: "—" if r is None else f"{r['auc']:.2f} ({r['p_same']:.2f} / {r['p_other']:.2f})")(
                 sep.get(l, {}).get(key)) for l in LAYOUTS) + " |"
         for key in CHAINS if any(key in sep.get(l, {}) for l in LAYOUTS))
+    fsep = summary.get("feature_separation") or {}
+    feat_layouts = [l for l in LAYOUTS if l in fsep]
+    feat_rows = "\n".join(
+        f"| {key} | " + " | ".join(
+            f"{sep.get(l, {}).get(key, {}).get('auc', float('nan')):.2f} | {fsep[l][key]['auc']:.2f}"
+            if key in fsep[l] else "— | —" for l in feat_layouts) + " |"
+        for key in CHAINS if any(key in fsep[l] for l in feat_layouts))
+    feat_table = ("| model | " + " | ".join(f"{l} P(Yes) AUC | {l} feature AUC" for l in feat_layouts) + " |\n|---|"
+                  + "---|---|" * len(feat_layouts) + "\n" + feat_rows) if feat_rows else "(not measured in this build)"
     loss_rows = "\n".join(f"| {'+'.join(k[1:])} | {cfg.steps[int(k[-1])]} | {v if v is None else round(v, 3)} |"
                           for k, v in (losses or {}).items())
     return f"""# ChatReID demo build: the method in miniature on SynthPeds
@@ -502,6 +579,17 @@ The pre-filter's head is hard: its candidates already look alike.
 | model | {' | '.join(f'{l} AUC (P same / P other)' for l in LAYOUTS)} |
 |---|{'---|' * len(LAYOUTS)}
 {sep_rows}
+
+### The vision side vs the comparison
+
+On the same pairs (image queries), the AUC of the cosine between each model's own image features
+(its merged vision tokens pooled into 8 horizontal bands; no decoder involved) beside the AUC of its
+P(Yes). Feature AUCs well above the P(Yes) AUCs mean that the image tokens the decoder reads already
+carry what tells these people apart (even a random encoder's do: stage 3 alone keeps its random
+encoder frozen) and the decoder has not learned to compare two images. `docs/demo-learning.md`
+has the experiments behind this.
+
+{feat_table}
 
 ## Training (final logged loss, answer tokens only)
 
@@ -554,7 +642,9 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     results = evaluate(cfg, models, roots, work, timer)
     params = param_count(models["1+2+3"])
     losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
-    summary = {"losses": losses, "separation": yes_separation(work, roots, cfg), "config": cfg.to_dict(),
+    pairs = scored_pairs(work, roots, cfg)
+    summary = {"losses": losses, "separation": yes_separation(pairs),
+               "feature_separation": feature_separation(pairs, models), "config": cfg.to_dict(),
                "results": results, "steps_s": timer.steps, "total_s": timer.total,
                "load_start": load_start, "load_end": _load(), "params": params}
     install(models["1+2+3"], out, model_card(cfg, params, results), summary)
@@ -613,7 +703,7 @@ def main(argv=None) -> int:
         if "separation" not in summary:
             cfg = DemoConfig(**summary["config"])
             roots = {l: Path(args.work) / "synth" / l for l in LAYOUTS}
-            summary["separation"] = yes_separation(Path(args.work), roots, cfg)
+            summary["separation"] = yes_separation(scored_pairs(Path(args.work), roots, cfg))
         write_report(summary, Path(args.report))
         return 0
     try:

@@ -4,6 +4,7 @@ install, the report; and (slow) the whole pipeline end to end on a minimal confi
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,18 +29,73 @@ def base_model(tmp_path_factory):
     return demo.make_base_model(MINIMAL, tmp_path_factory.mktemp("demo") / "base")
 
 
-def test_base_model_reads_a_128x64_crop_as_16x8_patches(base_model):
-    """8-pixel patches: a Market-sized crop keeps its full resolution (16x8 patches, 32 tokens after
-    the 2x2 merger), and stage 1's upsizing to 256x128 is brought back to the same grid."""
+def test_base_model_reads_every_crop_on_the_grid_of_its_pixel_cap(base_model):
+    """8-pixel patches and a 64x32 pixel cap: a Market-sized 128x64 crop and stage 1's upsizing to
+    256x128 are both read as 8x4 patches (8 tokens after the 2x2 merger)."""
     from chatreid.model import load_model_and_processor
     from chatreid.retrieval.scorer import check_model
 
+    assert MINIMAL.max_pixels == 64 * 32
     model, processor = load_model_and_processor(str(base_model))
     assert model.config.vision_config.patch_size == 8
     for size in ((64, 128), (128, 256)):  # (width, height)
         feats = processor.image_processor(images=[Image.new("RGB", size, (200, 30, 30))], return_tensors="pt")
-        assert feats["image_grid_thw"].tolist() == [[1, 16, 8]]
+        assert feats["image_grid_thw"].tolist() == [[1, 8, 4]]
     assert {"yes", "no", "image"} <= set(check_model(model, processor))  # the engine can score with it
+
+
+def test_region_features_tell_different_colours_apart(base_model):
+    """The feature probe of the report: unit vectors, one per image, and an image is closer to
+    itself with a little noise than to a crop of other colours."""
+    import numpy as np
+
+    from chatreid.model import load_model_and_processor
+
+    model, processor = load_model_and_processor(str(base_model))
+    rng = np.random.default_rng(0)
+    red = Image.new("RGB", (64, 128), (200, 30, 30))
+    noisy = Image.fromarray(np.clip(np.asarray(red, dtype=np.int16) + rng.integers(-8, 9, (128, 64, 3)), 0, 255)
+                            .astype(np.uint8))
+    blue = Image.new("RGB", (64, 128), (20, 40, 210))
+    f = demo.region_features(model, processor, [red, noisy, blue])
+    assert f.shape == (3, 8 * model.config.text_config.hidden_size)
+    assert np.allclose(f.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    assert float(f[0] @ f[1]) > float(f[0] @ f[2])
+
+
+def test_set_overrides_fields_and_stage_entries_and_names_what_is_wrong():
+    cfg = demo.override(demo.CONFIGS["full"], ["steps.1=5", "lr.3=0.01", "schedule=cosine", "ablation=false",
+                                               "gallery2=[3, 5]"])
+    assert cfg.steps == {**demo.CONFIGS["full"].steps, 1: 5} and cfg.lr[3] == 0.01
+    assert cfg.schedule == "cosine" and cfg.ablation is False and cfg.gallery2 == (3, 5)
+    assert demo.CONFIGS["full"].steps[1] == 800  # the table is not touched
+    for bad, words in (("stepz.1=5", "no field 'stepz'"), ("steps.9=5", "no entry '9'"),
+                       ("schedule", "expected FIELD=VALUE"), ("seed.1=2", "not a per-stage"),
+                       ("stage2_decoder=decoder", "stage2_decoder must be")):
+        with pytest.raises(ValueError, match=words):
+            demo.override(demo.CONFIGS["full"], [bad])
+
+
+def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monkeypatch, tmp_path):
+    seen = {}
+
+    class FakeSFT:
+        @staticmethod
+        def cli(argv):
+            args = dict(zip(argv[::2], argv[1::2]))
+            seen[Path(args["--output_dir"]).name] = args["--base_model"]
+            (Path(args["--output_dir"]) / "final").mkdir(parents=True)
+            return 0
+
+    monkeypatch.setattr(demo, "_load_script", lambda path, name: FakeSFT)
+    base = tmp_path / "base"
+    for choice, s12_base in (("base", str(base)), ("stage1", str(tmp_path / "runs" / "s1" / "final"))):
+        seen.clear()
+        cfg = replace(MINIMAL, stage2_decoder=choice, ablation=False, diagnostic=False)
+        models = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
+                                   demo.Timer())
+        assert set(models) == {"1+2+3"} and seen["s12"] == s12_base and seen["s1"] == str(base)
+        shutil.rmtree(tmp_path / "runs")
 
 
 def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, tmp_path):
@@ -143,11 +199,17 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         assert ("pre-filter" in rows) == (layout != "pedes")
         for r in rows.values():
             assert 0.0 <= r["rank1"] <= 1.0 and 0.0 < r["mAP"] <= 1.0
-    # the P(Yes) separation is read back for every model that scored image or text candidates
+    # the P(Yes) separation is read back for every model that scored image or text candidates, and
+    # the feature separation is measured on the same pairs wherever the query is an image
     for layout in demo.LAYOUTS:
         sep = summary["separation"][layout]
         assert set(sep) == {"1+2+3", "2+3", "3", "1+2"}
         assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] > 0 for r in sep.values())
+    assert set(summary["feature_separation"]) == {"market", "ltcc", "sysu"}
+    for layout, by_model in summary["feature_separation"].items():
+        assert set(by_model) == {"1+2+3", "2+3", "3", "1+2"}
+        assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] == summary["separation"][layout][m]["pairs"]
+                   for m, r in by_model.items())
     # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
@@ -160,7 +222,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     crop = Image.new("RGB", (64, 128), (200, 30, 30))
     assert len(engine.search(demo_query(crop), [crop, crop.rotate(180)]).ranking) == 2
     text = rep.read_text()
-    assert "stage 3 alone" in text and "## Training" in text
+    assert "stage 3 alone" in text and "## Training" in text and "feature AUC" in text
     assert all(name in text for name in ("standard", "cloth-changing", "visible-infrared", "text-to-image"))
 
 
