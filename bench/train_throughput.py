@@ -168,8 +168,9 @@ def main(argv=None):
             from transformers import Qwen2VLForConditionalGeneration
 
             torch.manual_seed(0)
-            model = Qwen2VLForConditionalGeneration._from_config(
-                qwen2vl_2b_config(processor.tokenizer), attn_implementation="sdpa", dtype=torch.float32)
+            with torch.device(device):  # initialise 2.2B parameters where they will live, not on the CPU
+                model = Qwen2VLForConditionalGeneration._from_config(
+                    qwen2vl_2b_config(processor.tokenizer), attn_implementation="sdpa", dtype=torch.float32)
         return model.to(device)
 
     collator = ReIDCollator(processor, store, 2)
