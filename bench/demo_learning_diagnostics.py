@@ -2,6 +2,9 @@
 
 Usage:  OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py [probe|rope|overfit|generalize|all]
             [--steps N] [--variants base,scaled,vislr10] [--lr X] [--n ROWS]
+        OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py features --checkpoints DIR [DIR ...]
+        OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py pairs --init DIR [--data ROWS]
+            [--train-store STORE] [--steps N] [--lr X] [--every N] [--curriculum duplicate:800,pair:1400]
 
 Loads runs/demo/base (the randomly initialised demo Qwen2-VL) and batches built by
 chatreid.training.ReIDCollator from runs/demo/data/stage{1,2} and runs/demo/store, and runs:
@@ -19,6 +22,10 @@ chatreid.training.ReIDCollator from runs/demo/data/stage{1,2} and runs/demo/stor
               held-out loss with right vs shuffled images, all answer tokens and colour-word tokens;
               variants base / scaled (merger output at text-embedding norm) / vislr10 (10x lr on
               vision tower + merger).
+  features (8) held-out same/other image pairs (the demo store's test identities) separated by
+              the cosine of each checkpoint's own image features, no decoder: raw pixels beside.
+  pairs   (9) train on i2i_one_to_one rows only and print the held-out AUC of P(Yes) as it trains;
+              with --curriculum, positives first as exact or augmented duplicates.
 Prints its findings; see docs/demo-learning.md for the recorded numbers and the verdict.
 """
 
@@ -37,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from datasets import load_from_disk  # noqa: E402
 
+from chatreid import prompts  # noqa: E402
 from chatreid.data.store import ImageStore  # noqa: E402
 from chatreid.model import load_model_and_processor  # noqa: E402
 from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
@@ -316,17 +324,54 @@ def features(store, checkpoints):
                   pair_auc(pairs, [float(vec[a] @ vec[b]) for _, a, b, _ in pairs]), flush=True)
 
 
-def pairs_curve(store, init, data, train_store, steps=1000, lr=1e-3, bs=16, every=250):
+class AugmentedStore:
+    """An image store whose ``ID#aug`` images are camera-like changes of image ID: a random crop,
+    a per-channel colour cast, brightness, a mirror and sometimes blur (curriculum positives)."""
+
+    def __init__(self, store, seed=1):
+        import random
+
+        self.store, self.rng = store, random.Random(seed)
+
+    def image(self, iid):
+        import numpy as np
+        from PIL import Image, ImageEnhance, ImageFilter
+
+        if not iid.endswith("#aug"):
+            return self.store.image(iid)
+        rng, im = self.rng, self.store.image(iid[:-4]).convert("RGB")
+        w, h = im.size
+        dx, dy = int(w * rng.uniform(0, .12)), int(h * rng.uniform(0, .08))
+        im = im.crop((rng.randint(0, dx), rng.randint(0, dy), w - rng.randint(0, dx), h - rng.randint(0, dy)))
+        arr = np.asarray(im.resize((w, h)), dtype=np.float32) * np.array([rng.uniform(.8, 1.2) for _ in range(3)])
+        im = ImageEnhance.Brightness(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))).enhance(rng.uniform(.7, 1.3))
+        if rng.random() < .5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return im.filter(ImageFilter.GaussianBlur(rng.uniform(.5, 1.2))) if rng.random() < .3 else im
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def pairs_curve(store, init, data, train_store, steps=1000, lr=1e-3, bs=16, every=250, curriculum=None):
     """Can the model learn "same person?" at all? Train only on stage-2 i2i_one_to_one rows (``data``,
     e.g. ``chatreid build-data --stage 2 --mix i2i_one_to_one=1``), constant lr after 20 warmup
-    steps, and print the held-out pair AUC of P(Yes) every ``every`` steps."""
+    steps, gradients clipped at norm 1, and print the held-out pair AUC of P(Yes) every ``every``
+    steps. ``curriculum`` ("duplicate:800,augmented:800,pair:1400") replaces the positives' second
+    image, phase by phase, with the first image itself or an :class:`AugmentedStore` change of it;
+    "pair" keeps the real (other-camera) positive."""
     torch.manual_seed(0)
     model, proc = load_model_and_processor(str(init), dtype=torch.float32)
     enable_batched_vision_attention(model)
     rows = load_from_disk(str(data))["train"].filter(lambda r: r["task"] == "i2i_one_to_one").shuffle(seed=0)
     pairs, template = heldout_pairs(store), i2i_template()
     yes, no = (proc.tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
-    eval_col, col = ReIDCollator(proc, store, 2), ReIDCollator(proc, ImageStore.load(str(train_store)), 2)
+    eval_col = ReIDCollator(proc, store, 2)
+    col = ReIDCollator(proc, AugmentedStore(ImageStore.load(str(train_store))), 2)
+    phases = [(kind, int(n)) for kind, n in (p.split(":") for p in (curriculum or f"pair:{steps}").split(","))]
+    if any(kind not in ("pair", "duplicate", "augmented") for kind, _ in phases):
+        raise ValueError(f"--curriculum {curriculum!r}: phases are pair, duplicate or augmented")
+    kinds = [kind for kind, n in phases for _ in range(n)]
 
     def evaluate(step, loss):
         model.eval()
@@ -339,20 +384,28 @@ def pairs_curve(store, init, data, train_store, steps=1000, lr=1e-3, bs=16, ever
                 at = (b["labels"] != -100).float().argmax(1) - 1  # the position that predicts the answer
                 scores += torch.softmax(logits[torch.arange(len(chunk)), at][:, [yes, no]], -1)[:, 0].tolist()
         model.train()
-        print(f"[pairs] step {step} train loss {loss:.3f} (chance {math.log(2) / 2:.3f}) held-out AUC "
-              f"{pair_auc(pairs, scores)} ({time.time() - t0:.0f}s)", flush=True)
+        print(f"[pairs] step {step} ({kinds[step - 1] if step else 'start'}) train loss {loss:.3f} (chance "
+              f"{math.log(2) / 2:.3f}) held-out AUC {pair_auc(pairs, scores)} ({time.time() - t0:.0f}s)", flush=True)
+
+    def positives_as(batch, kind):
+        if kind == "pair":
+            return batch
+        second = lambda iid: iid + "#aug" if kind == "augmented" else iid  # noqa: E731
+        return [{**r, "image_ids": [r["image_ids"][0], second(r["image_ids"][0])]}
+                if r["messages"][-1]["content"][0]["text"] == prompts.YES else r for r in batch]
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     t0, ema = time.time(), float("nan")
     evaluate(0, ema)
-    for step in range(steps):
+    for step, kind in enumerate(kinds):
         i = (step * bs) % (len(rows) - bs)
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 20)
-        loss = model(**col([rows[j] for j in range(i, i + bs)])).loss
+        loss = model(**col(positives_as([rows[j] for j in range(i, i + bs)], kind))).loss
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # as train/sft.py (TRL's max_grad_norm)
         opt.step()
         ema = loss.item() if math.isnan(ema) else 0.95 * ema + 0.05 * loss.item()
         if (step + 1) % every == 0:
@@ -371,6 +424,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="pairs: stage-2 rows with i2i_one_to_one tasks")
     ap.add_argument("--train-store", default=str(STORE), help="pairs: the image store of --data")
     ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--curriculum", default=None, help="pairs: e.g. duplicate:800,augmented:800,pair:1400")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     store = ImageStore.load(str(STORE))
@@ -386,7 +440,8 @@ def main(argv=None):
     if a.what == "features":
         features(store, a.checkpoints)
     if a.what == "pairs":
-        pairs_curve(store, a.init, a.data or DATA / "stage2", a.train_store, a.steps, a.lr, every=a.every)
+        pairs_curve(store, a.init, a.data or DATA / "stage2", a.train_store, a.steps, a.lr, every=a.every,
+                    curriculum=a.curriculum)
 
 
 if __name__ == "__main__":
