@@ -46,6 +46,7 @@ from datasets import load_from_disk  # noqa: E402
 
 from chatreid import prompts  # noqa: E402
 from chatreid.data.store import ImageStore  # noqa: E402
+from chatreid.demo import region_features  # noqa: E402
 from chatreid.model import load_model_and_processor  # noqa: E402
 from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
 from chatreid.model.surgery import part_of  # noqa: E402
@@ -293,9 +294,10 @@ def i2i_template():
 
 def features(store, checkpoints):
     """How well do image features alone separate same from other people (held-out pairs)? Raw
-    pixels, then each checkpoint's merger output (mean-pooled, and pooled to 8 regions) compared by
-    cosine. No decoder involved: if these AUCs are well above the P(Yes) AUCs, the comparison the
-    decoder has to learn is what fails, not the features."""
+    pixels, then each checkpoint's merged vision tokens pooled to 8 regions
+    (``chatreid.demo.region_features``, as the build's report does) compared by cosine. No decoder
+    is involved: if these AUCs are well above the P(Yes) AUCs, the comparison the decoder has to
+    learn is what fails, not the features."""
     import numpy as np
 
     pairs = heldout_pairs(store)
@@ -303,25 +305,13 @@ def features(store, checkpoints):
     pix = {i: np.asarray(store.image(i).convert("RGB").resize((32, 64)), dtype=np.float32).ravel() / 255 for i in ids}
     print(f"[features] {'raw pixels 64x32 (L2)':44s}", pair_auc(pairs, [-float(np.linalg.norm(pix[a] - pix[b]))
                                                                       for _, a, b, _ in pairs]), flush=True)
-    template = i2i_template()
     for ckpt in checkpoints:
         model, proc = load_model_and_processor(str(ckpt), dtype=torch.float32)
         model.eval()
-        col = ReIDCollator(proc, store, 2)
-        feats = {}
-        with torch.no_grad():
-            for s in range(0, len(ids), 32):
-                chunk = ids[s:s + 32]
-                b = col([{**template, "image_ids": [c, c]} for c in chunk])
-                parts = torch.split(image_features(model, b["pixel_values"], b["image_grid_thw"]),
-                                    (b["image_grid_thw"].prod(-1) // 4).tolist())
-                feats.update({c: parts[2 * k] for k, c in enumerate(chunk)})
-        pool = {"mean-pooled": lambda v: v.mean(0),
-                "8 regions": lambda v: torch.nn.functional.adaptive_avg_pool1d(v.T[None], 8)[0].flatten()}
-        for name, f in pool.items():
-            vec = {i: torch.nn.functional.normalize(f(feats[i]), dim=0) for i in ids}
-            print(f"[features] {Path(ckpt).parent.name + '/' + Path(ckpt).name:30s} {name:13s}",
-                  pair_auc(pairs, [float(vec[a] @ vec[b]) for _, a, b, _ in pairs]), flush=True)
+        f = region_features(model, proc, [store.image(i) for i in ids])
+        vec = dict(zip(ids, f))
+        print(f"[features] {Path(ckpt).parent.name + '/' + Path(ckpt).name:44s}",
+              pair_auc(pairs, [float(vec[a] @ vec[b]) for _, a, b, _ in pairs]), flush=True)
 
 
 class AugmentedStore:

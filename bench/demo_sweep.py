@@ -60,7 +60,7 @@ def run_variant(name: str, sets: list[str], work: Path, threads: int, config: st
 
 def row(name: str, summary: dict | None) -> str:
     if summary is None:
-        return f"| {name} | unfinished |" + " |" * 7
+        return f"| {name} | unfinished |" + " |" * 6
     res, sep = summary["results"], summary.get("separation", {})
     cells = []
     for layout in LAYOUTS:

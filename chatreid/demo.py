@@ -1,6 +1,7 @@
 """The embedded demo: the whole method in miniature on SynthPeds, from scratch, on CPUs.
 
     python -m chatreid.demo build [--out models/chatreid-demo] [--config small|full] [--work runs/demo]
+                                  [--set FIELD=VALUE ...]   (any DemoConfig field: steps.1=1500)
 
 One command, every step through the project's own entry points (nothing here trains or scores):
 
@@ -365,8 +366,9 @@ def yes_separation(pairs: dict) -> dict:
 
 
 def region_features(model, processor, images) -> "torch.Tensor":
-    """Each image's merged vision tokens (what the decoder reads), averaged into 8 groups in raster
-    order (horizontal bands of a pedestrian crop), flattened and L2-normalised: (n, 8 * hidden)."""
+    """Each image's merged vision tokens (what the decoder reads), averaged into 8 groups of
+    consecutive tokens in raster order (at 64x32 the 4x2 tokens themselves, at 128x64 eight
+    horizontal bands), flattened and L2-normalised: (n, 8 * hidden)."""
     import torch
 
     feats = []
@@ -583,7 +585,7 @@ The pre-filter's head is hard: its candidates already look alike.
 ### The vision side vs the comparison
 
 On the same pairs (image queries), the AUC of the cosine between each model's own image features
-(its merged vision tokens pooled into 8 horizontal bands; no decoder involved) beside the AUC of its
+(its merged vision tokens pooled into 8 regions; no decoder involved) beside the AUC of its
 P(Yes). Feature AUCs well above the P(Yes) AUCs mean that the image tokens the decoder reads already
 carry what tells these people apart (even a random encoder's do: stage 3 alone keeps its random
 encoder frozen) and the decoder has not learned to compare two images. `docs/demo-learning.md`
