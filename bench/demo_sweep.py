@@ -12,8 +12,8 @@ sooner). As each build finishes its summary is added to ``OUT/sweep.json`` and t
 A variant still running at the deadline is stopped and listed as unfinished.
 
 The table: mAP (%) of the demo chain 1+2+3 (and, where the variant trains them, 2+3 and stage 3
-alone) per layout, the pre-filter's mAP, the AUC of P(Yes) same vs other person (market), and the
-training seconds.
+alone) per layout, the pre-filter's mAP, on market the AUC of P(Yes) same vs other person and of the
+model's own image features on the same pairs (see docs/demo-report.md), and the seconds taken.
 """
 
 from __future__ import annotations
@@ -60,23 +60,23 @@ def run_variant(name: str, sets: list[str], work: Path, threads: int, config: st
 
 def row(name: str, summary: dict | None) -> str:
     if summary is None:
-        return f"| {name} | unfinished |" + " |" * 6
+        return f"| {name} | unfinished |" + " |" * 7
     res, sep = summary["results"], summary.get("separation", {})
     cells = []
     for layout in LAYOUTS:
         r = res.get(layout, {})
         vals = [r.get(k, {}).get("mAP") for k in ("1+2+3", "2+3", "3", "pre-filter")]
         cells.append(" / ".join("—" if v is None else f"{100 * v:.1f}" for v in vals))
-    auc = sep.get("market", {}).get("1+2+3", {}).get("auc")
+    aucs = [d.get("market", {}).get("1+2+3", {}).get("auc") for d in (sep, summary.get("feature_separation", {}))]
     train = sum(v for k, v in summary["steps_s"].items() if k.startswith("train"))
-    return (f"| {name} | " + " | ".join(cells) + f" | {'—' if auc is None else f'{auc:.2f}'} | {train:.0f} | "
-            f"{summary['total_s']:.0f} |")
+    return (f"| {name} | " + " | ".join(cells) + "".join(f" | {'—' if a is None else f'{a:.2f}'}" for a in aucs)
+            + f" | {train:.0f} | {summary['total_s']:.0f} |")
 
 
 def write(out: Path, done: dict, pending: list[str]) -> None:
     head = ("| variant | " + " | ".join(f"{l} mAP 123 / 23 / 3 / pre" for l in LAYOUTS)
-            + " | market AUC (123) | train s | total s |")
-    lines = [head, "|---" * 8 + "|"] + [row(n, s) for n, s in done.items()] + [row(n, None) for n in pending]
+            + " | market P(Yes) AUC (123) | market feature AUC (123) | train s | total s |")
+    lines = [head, "|---" * 9 + "|"] + [row(n, s) for n, s in done.items()] + [row(n, None) for n in pending]
     sets = "\n".join(f"- `{n}`: {' '.join(VARIANTS[n])}" for n in list(done) + pending)
     (out / "sweep.md").write_text("\n".join(lines) + "\n\n" + sets + "\n")
     (out / "sweep.json").write_text(json.dumps(done, indent=1, default=str))
