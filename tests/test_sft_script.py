@@ -204,6 +204,17 @@ def test_resume_from_a_copied_checkpoint_matches_the_uninterrupted_run(sft, data
 
 @pytest.mark.slow
 def test_resume_after_kill_ends_where_an_uninterrupted_run_does(sft, data, tiny_model_dir, tmp_path):
+    # One thread here as in the killed subprocess (_env): float reductions depend on the thread
+    # count, so a 2-thread reference would differ from it by more than the tolerance.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _resume_after_kill(sft, data, tiny_model_dir, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _resume_after_kill(sft, data, tiny_model_dir, tmp_path):
     steps = ["--save_steps", "2", "--save_strategy", "steps"]
     ref = tmp_path / "ref"
     assert sft.cli(_args(2, data, tiny_model_dir, ref, "--previous_stage_checkpoint", str(tiny_model_dir),
