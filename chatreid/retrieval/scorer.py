@@ -113,27 +113,12 @@ def pixel_values(image_processor, images: Sequence) -> tuple[torch.Tensor, torch
     if not all(getattr(ip, a, None) is not None for a in needed) or not (ip.do_resize and ip.do_rescale and ip.do_normalize):
         f = ip(images=[im.convert("RGB") for im in images], return_tensors="pt")
         return f["pixel_values"], f["image_grid_thw"]
-    from PIL import Image
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
     p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
-    size = ip.size if isinstance(ip.size, dict) else dict(ip.size)
-    arrays: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-    for i, im in enumerate(images):
-        im = im.convert("RGB")
-        h, w = smart_resize(im.height, im.width, factor=p * m, min_pixels=size["shortest_edge"],
-                            max_pixels=size["longest_edge"])
-        im = im.resize((w, h), resample=Image.Resampling(int(ip.resample)))
-        arrays.setdefault((h, w), []).append((i, np.asarray(im)))
+    arrays = _resized_arrays(ip, images)
     # (x * rescale - mean) / std as one multiply-add, channel-last (no transposed copy)
     scale = torch.tensor([float(ip.rescale_factor) / sd for sd in ip.image_std], dtype=torch.float32)
     shift = torch.tensor([mu / sd for mu, sd in zip(ip.image_mean, ip.image_std)], dtype=torch.float32)
-    grids = torch.zeros(len(images), 3, dtype=torch.long)
-    for (h, w), group in arrays.items():
-        for i, _ in group:
-            grids[i] = torch.tensor([1, h // p, w // p])
-    counts = (grids[:, 1] * grids[:, 2]).tolist()
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    grids, starts = _grids(arrays, len(images), p)
     out = torch.empty(int(starts[-1]), 3 * t * p * p)
     for (h, w), group in arrays.items():
         x = torch.from_numpy(np.stack([a for _, a in group])).float().mul_(scale).sub_(shift)  # (n, H, W, C)
@@ -231,6 +216,17 @@ def _resized_arrays(image_processor, images: Sequence) -> dict[tuple[int, int], 
     return groups
 
 
+def _grids(groups: dict, n: int, patch: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``image_grid_thw`` of ``n`` images grouped by ``_resized_arrays``, and where each image's
+    patches start in the concatenated output (``starts[i]:starts[i + 1]``)."""
+    grids = torch.zeros(n, 3, dtype=torch.long)
+    for (h, w), group in groups.items():
+        for i, _ in group:
+            grids[i] = torch.tensor([1, h // patch, w // patch])
+    counts = (grids[:, 1] * grids[:, 2]).tolist()
+    return grids, np.concatenate([[0], np.cumsum(counts)]).astype(int)
+
+
 _CHUNK_PIXELS = 1 << 19  # pixels per convolution call in ``patch_embeddings`` (6 MB as float32)
 
 
@@ -251,12 +247,7 @@ def patch_embeddings(model, image_processor, images: Sequence, conv=None) -> tup
     p, m = ip.patch_size, ip.merge_size
     device, dtype = weight.device, model.model.visual.patch_embed.proj.weight.dtype
     groups = _resized_arrays(ip, images)
-    grids = torch.zeros(len(images), 3, dtype=torch.long)
-    for (h, w), group in groups.items():
-        for i, _ in group:
-            grids[i] = torch.tensor([1, h // p, w // p])
-    counts = (grids[:, 1] * grids[:, 2]).tolist()
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    grids, starts = _grids(groups, len(images), p)
     out = torch.empty(int(starts[-1]), weight.shape[0], device=device, dtype=dtype)
     for (h, w), group in groups.items():
         # a few images at a time: the float copy stays small (reused memory, no fresh pages)
