@@ -5,21 +5,14 @@ The Hub is never contacted: ``huggingface_hub.HfApi`` is replaced by fakes at th
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
+from hub_fakes import FakeApi, hub_error, load_publish
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _publish_module():
-    spec = importlib.util.spec_from_file_location("chatreid_publish", ROOT / "spaces" / "publish.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _front_matter(readme: Path) -> dict:
@@ -29,7 +22,7 @@ def _front_matter(readme: Path) -> dict:
 
 
 def test_stage_app_space(tmp_path):
-    publish = _publish_module()
+    publish = load_publish()
     staged = publish.TARGETS["app"](tmp_path / "space")
     meta = _front_matter(staged / "README.md")
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
@@ -47,41 +40,12 @@ def test_stage_app_space(tmp_path):
     assert (ROOT / "app.py").is_file() and (ROOT / "examples" / "manifest.json").is_file()
 
 
-class _Response:
-    def __init__(self, status):
-        import httpx2
-
-        self.value = httpx2.Response(status, request=httpx2.Request("POST", "https://huggingface.co/api/repos/create"))
-
-
-def _hub_error(status):
-    from huggingface_hub.errors import HfHubHTTPError
-
-    return HfHubHTTPError(f"{status} Client Error", response=_Response(status).value)
-
-
-class FakeApi:
-    """Records calls; raises ``error`` from create_repo when given."""
-
-    def __init__(self, error=None, token=None):
-        self.error, self.calls = error, []
-
-    def create_repo(self, repo_id, **kw):
-        self.calls.append(("create_repo", repo_id, kw))
-        if self.error:
-            raise self.error
-        return f"https://huggingface.co/spaces/{repo_id}"
-
-    def upload_folder(self, **kw):
-        self.calls.append(("upload_folder", kw))
-
-
 @pytest.mark.parametrize("status,why", [(401, "not logged in"), (403, "no write access")])
 def test_failed_app_push_says_why(tmp_path, monkeypatch, capsys, status, why):
-    publish = _publish_module()
+    publish = load_publish()
     import huggingface_hub
 
-    fake = FakeApi(error=_hub_error(status))
+    fake = FakeApi(fail=hub_error(status))
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: fake)
     code = publish.main(["app", "--repo-id", "someone/chatreid"])
     assert code == 1
@@ -91,7 +55,7 @@ def test_failed_app_push_says_why(tmp_path, monkeypatch, capsys, status, why):
 
 
 def test_app_push_uploads_the_staged_folder(tmp_path, monkeypatch, capsys):
-    publish = _publish_module()
+    publish = load_publish()
     import huggingface_hub
 
     fake = FakeApi()
@@ -100,11 +64,11 @@ def test_app_push_uploads_the_staged_folder(tmp_path, monkeypatch, capsys):
     def upload_folder(**kw):
         # the folder exists while uploading and holds the Space's entry point
         seen["files"] = sorted(p.name for p in Path(kw["folder_path"]).iterdir())
-        fake.calls.append(("upload_folder", kw))
+        fake.calls.append(("upload_folder", kw["repo_id"], kw))
 
     fake.upload_folder = upload_folder
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: fake)
     assert publish.main(["app", "--repo-id", "someone/chatreid"]) == 0
     assert "published app to https://huggingface.co/spaces/someone/chatreid" in capsys.readouterr().out
     assert {"app.py", "README.md", "requirements.txt", "chatreid", "examples"} <= set(seen["files"])
-    assert fake.calls[1][1]["repo_type"] == "space"
+    assert fake.calls[1][2]["repo_type"] == "space"

@@ -1,37 +1,13 @@
 """spaces/publish.py at the Hub client boundary: HfApi is faked; nothing leaves the machine."""
 
-import importlib.util
 from pathlib import Path
 
-import httpx
 import pytest
-from huggingface_hub.errors import HfHubHTTPError
+
+from hub_fakes import FakeApi, hub_error, load_publish
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("publish", ROOT / "spaces" / "publish.py")
-publish = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(publish)
-
-
-class FakeApi:
-    def __init__(self, token=None, fail=None):
-        self.token, self.fail, self.calls = token, fail, []
-
-    def create_repo(self, repo_id, **kw):
-        self.calls.append(("create_repo", repo_id, kw))
-        if self.fail:
-            raise self.fail
-        return f"https://huggingface.co/spaces/{repo_id}"
-
-    def upload_folder(self, **kw):
-        self.calls.append(("upload_folder", kw["repo_id"], kw))
-        self.uploaded = sorted(p.relative_to(kw["folder_path"]).as_posix()
-                               for p in Path(kw["folder_path"]).rglob("*") if p.is_file())
-
-
-def http_error(status):
-    request = httpx.Request("POST", "https://huggingface.co/api/repos/create")
-    return HfHubHTTPError(f"{status} error", response=httpx.Response(status, request=request))
+publish = load_publish()
 
 
 def test_stage_metric_vendors_the_metric_code(tmp_path):
@@ -59,7 +35,7 @@ def test_publish_folder_creates_a_gradio_space_and_uploads(tmp_path):
 def test_failed_push_says_why_and_keeps_local_files(tmp_path, status, reason):
     staged = publish.stage_metric(tmp_path / "space")
     with pytest.raises(publish.PublishError, match=reason):
-        publish.publish_folder(staged, "me/chatreid_metric", api=FakeApi(fail=http_error(status)))
+        publish.publish_folder(staged, "me/chatreid_metric", api=FakeApi(fail=hub_error(status)))
     assert (staged / "chatreid_metric.py").is_file()
 
 
@@ -75,7 +51,7 @@ def test_cli_uses_the_hub_client(monkeypatch, capsys):
     assert made[0].token == "t0k" and [c[0] for c in made[0].calls] == ["create_repo", "upload_folder"]
     assert "published metric to https://huggingface.co/spaces/me/chatreid_metric" in capsys.readouterr().out
 
-    monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: FakeApi(fail=http_error(401)))
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: FakeApi(fail=hub_error(401)))
     assert publish.main(["metric", "--repo-id", "me/chatreid_metric"]) == 1
     assert "not logged in" in capsys.readouterr().err
 
