@@ -46,7 +46,7 @@ from datasets import load_from_disk  # noqa: E402
 
 from chatreid import prompts  # noqa: E402
 from chatreid.data.store import ImageStore  # noqa: E402
-from chatreid.demo import region_features  # noqa: E402
+from chatreid.demo import auc, region_features  # noqa: E402
 from chatreid.model import load_model_and_processor  # noqa: E402
 from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
 from chatreid.model.surgery import part_of  # noqa: E402
@@ -280,10 +280,9 @@ def pair_auc(pairs, scores) -> str:
     """AUC of same-identity vs other-identity pairs, per layout (0.5: chance)."""
     out = []
     for layout in dict.fromkeys(x[0] for x in pairs):
-        pos = torch.tensor([s for s, x in zip(scores, pairs) if x[0] == layout and x[3]])
-        neg = torch.tensor([s for s, x in zip(scores, pairs) if x[0] == layout and not x[3]])
-        auc = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
-        out.append(f"{layout} {auc.item():.3f}")
+        pos = [s for s, x in zip(scores, pairs) if x[0] == layout and x[3]]
+        neg = [s for s, x in zip(scores, pairs) if x[0] == layout and not x[3]]
+        out.append(f"{layout} {auc(pos, neg):.3f}")
     return " ".join(out)
 
 

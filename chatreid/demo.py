@@ -38,8 +38,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatreid.atomic import install_dir
+
+if TYPE_CHECKING:  # torch loads with the steps that need it, not with `--help`
+    import torch
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "models" / "chatreid-demo"
@@ -320,7 +324,8 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     return results
 
 
-def _auc(pos, neg) -> float:
+def auc(pos, neg) -> float:
+    """P(a positive's score > a negative's), ties counting half: 0.5 is chance, 1 perfect."""
     import numpy as np
 
     p, n = np.asarray(pos)[:, None], np.asarray(neg)[None]
@@ -360,12 +365,12 @@ def yes_separation(pairs: dict) -> dict:
             pos = [score for *_, score, same in rows if same]
             neg = [score for *_, score, same in rows if not same]
             if pos and neg:
-                out.setdefault(layout, {})[label] = {"auc": _auc(pos, neg), "p_same": sum(pos) / len(pos),
+                out.setdefault(layout, {})[label] = {"auc": auc(pos, neg), "p_same": sum(pos) / len(pos),
                                                      "p_other": sum(neg) / len(neg), "pairs": len(rows)}
     return out
 
 
-def region_features(model, processor, images) -> "torch.Tensor":
+def region_features(model, processor, images) -> torch.Tensor:
     """Each image's merged vision tokens (what the decoder reads), averaged into 8 groups of
     consecutive tokens in raster order (at 64x32 the 4x2 tokens themselves, at 128x64 eight
     horizontal bands), flattened and L2-normalised: (n, 8 * hidden)."""
@@ -408,7 +413,7 @@ def feature_separation(pairs: dict, models: dict[str, Path]) -> dict:
             pos = [c for c, r in zip(cos, rows) if r[3]]
             neg = [c for c, r in zip(cos, rows) if not r[3]]
             if pos and neg:
-                out.setdefault(layout, {})[label] = {"auc": _auc(pos, neg), "pairs": len(rows)}
+                out.setdefault(layout, {})[label] = {"auc": auc(pos, neg), "pairs": len(rows)}
         del model
     return out
 
