@@ -23,11 +23,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, UploadError,  # noqa: E402
-                                  app_default_model, example_galleries, load_example_gallery,
+from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, SessionStore,  # noqa: E402
+                                  SettingsError, UploadError, app_default_model, check_message,
+                                  example_galleries, image_bytes, load_example_gallery,
                                   load_gallery, load_query_images, model_card_summary)
 from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
-                                             HELP_TEXT, Reply)
+                                             HELP_TEXT, Reply, as_text)
 
 log = logging.getLogger("chatreid.app")
 
@@ -46,6 +47,7 @@ else:
         return fn
 
 MAX_SHOWN = 100  # ranked images sent to the page; the rest are summarised in words
+MAX_HISTORY = 200  # chat messages a session keeps (the oldest go first)
 
 
 class RequestTimeout(ChatError):
@@ -78,9 +80,23 @@ class Session:
     conv: Conversation = field(default_factory=Conversation)
     history: list = field(default_factory=list)
     ranked: list = field(default_factory=list)  # what the results gallery shows
+    dropped: str = ""  # why the session's images were dropped, told at its next request
 
     def say(self, text: str) -> None:
         self.history.append({"role": "assistant", "content": text})
+        del self.history[:-MAX_HISTORY]
+
+    def nbytes(self) -> int:
+        """Memory of the images this session holds (gallery and query photos)."""
+        return (sum(image_bytes(g.image) for g in self.conv.gallery)
+                + sum(image_bytes(im) for im in self.conv.query_images))
+
+    def drop(self, reason: str) -> None:
+        """Forget the images (the SessionStore's idle expiry or budget); keep the transcript."""
+        self.conv.set_gallery([])
+        self.conv.reset()
+        self.ranked = []
+        self.dropped = reason
 
 
 def _ranked_gallery(session: Session) -> list:
@@ -121,29 +137,51 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
     """The Blocks app around ``engine`` (anything with ``search``/``compare``/``describe``)."""
     limits = limits or Limits.from_env()
     limits.apply_to_pillow()
+    model_max = getattr(engine, "max_pixels", None)
+    if model_max:  # images are reduced on arrival to what this model's processor reads at most
+        limits.model_pixels = min(limits.model_pixels, int(model_max))
+    count_tokens = getattr(engine, "count_tokens", None)
+    store = SessionStore.from_limits(limits)
     examples = example_galleries()
+
+    def begin(session: Session | None) -> Session:
+        """Every request starts here: idle sessions expire, this one is registered (or Busy)."""
+        session = session or Session()
+        store.begin(session)
+        if session.dropped:
+            session.say(f"This session's gallery and query were dropped because {session.dropped}. "
+                        "Upload the gallery again (or pick an example) to go on.")
+            session.dropped = ""
+        return session
 
     # ---- handlers (each answers in the chat; none lets an exception end the session) ----------
     def use_gallery(items, problems, session: Session, origin: str) -> Session:
+        old = sum(image_bytes(g.image) for g in session.conv.gallery)
+        store.admit(session, sum(image_bytes(g.image) for g in items), replaces_bytes=old)
         session.conv.set_gallery(items)
         session.ranked = []
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
-            text += "\n\nSkipped: " + "; ".join(problems) + "."
+            text += "\n\nSkipped: " + "; ".join(as_text(p) for p in problems) + "."
         session.say(text + (" Now attach a photo of the person or describe them." if
                             not session.conv.has_query else " Ask again to search it."))
         return session
 
     def upload_gallery(files, session: Session):
         """Load the uploaded images and/or zips as the gallery."""
-        session = session or Session()
         if not files:  # every file was removed from the box
             return clear_gallery(session)
+        try:
+            session = begin(session)
+        except UploadError as err:  # Busy: this session could not even be registered
+            return _refused(session, err)
         try:
             items, problems = load_gallery([_path(f) for f in files or []], limits)
             session = use_gallery(items, problems, session, "your upload")
         except UploadError as err:
-            session.say(f"⚠️ {err}")
+            session.say(f"⚠️ {as_text(str(err))}")
+        finally:
+            store.end(session)
         return session, session.history, _ranked_gallery(session)
 
     def clear_gallery(session: Session):
@@ -156,37 +194,63 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
 
     def example_gallery(name: str, session: Session):
         """Load a built-in example gallery by name."""
-        session = session or Session()
         if not name:
+            session = session or Session()
             return session, session.history, _ranked_gallery(session)
+        try:
+            session = begin(session)
+        except UploadError as err:
+            return _refused(session, err)
         try:
             items = load_example_gallery(name, limits)
             session = use_gallery(items, [], session, f"the example “{examples[name].title}”")
         except UploadError as err:
-            session.say(f"⚠️ {err}")
+            session.say(f"⚠️ {as_text(str(err))}")
+        finally:
+            store.end(session)
         return session, session.history, _ranked_gallery(session)
 
     def chat(message, task: str, session: Session, progress=gr.Progress()):
         """One chat turn: ``message`` is {"text", "files"}; files are the query photos."""
-        session = session or Session()
         message = message or {}
         text = (message.get("text") or "").strip()
         files = [_path(f) for f in message.get("files") or []]
-        user = [text] if text else []
+        try:
+            session = begin(session)
+        except UploadError as err:
+            return (*_refused(session, err), gr.MultimodalTextbox(value={"text": "", "files": []}))
+        try:
+            # Checked before anything else: an over-long message is neither run nor kept (the
+            # transcript shows its length, not its text).
+            check_message(text, limits, count_tokens)
+        except UploadError as err:
+            session.history.append({"role": "user", "content": [
+                f"*(a message of {len(text):,} characters, not shown)*"]})
+            session.say(f"⚠️ {err}")
+            store.end(session)
+            return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(
+                value={"text": "", "files": []})
+        user = [as_text(text)] if text else []
         user += [{"path": f} for f in files]
         if user:
             session.history.append({"role": "user", "content": user})
         try:
             images, names = load_query_images(files, limits)
+            if images:
+                store.admit(session, sum(image_bytes(im) for im in images),
+                            replaces_bytes=sum(image_bytes(im) for im in session.conv.query_images))
             deadline = time.monotonic() + limits.request_seconds
             session.conv, reply = run_turn(session.conv, engine, text, images, names, task or AUTO,
                                            limits.top_k, progress, deadline)
         except UploadError as err:
-            reply = Reply(f"⚠️ {err}", ok=False)
+            reply = Reply(f"⚠️ {as_text(str(err))}", ok=False)
         except Exception as err:  # the model failed: say so, keep the session
             log.exception("chat turn failed")
-            reply = Reply(f"⚠️ Something went wrong while answering ({type(err).__name__}: {err}). "
-                          "The session is still open; try again or start over.", ok=False)
+            reply = Reply(f"⚠️ Something went wrong while answering ({type(err).__name__}: "
+                          f"{as_text(str(err))}). The session is still open; try again or start "
+                          "over.", ok=False)
+        finally:
+            store.end(session)
         session.say(reply.text if reply.ok else (reply.text if reply.text.startswith("⚠️")
                                                   else "⚠️ " + reply.text))
         if reply.ranked is not None:
@@ -203,19 +267,24 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
 
     def search(query_images, gallery_files, text: str, task: str, progress=gr.Progress()):
         """Stateless search for scripts: returns {"task", "answer", "ranking": [{rank, name, score}]}."""
-        session = Session()
         if not query_images and not (text or "").strip():
             return {"ok": False, "error": "Nothing to search for: give query images, a request "
                                           "text, or both."}
+        session = Session()
         try:
+            check_message(text or "", limits, count_tokens)
+            store.begin(session)
             items, problems = load_gallery([_path(f) for f in gallery_files or []], limits)
-            session.conv.set_gallery(items)
             images, names = load_query_images([_path(f) for f in query_images or []], limits)
+            store.admit(session, sum(image_bytes(im) for im in [g.image for g in items] + images))
+            session.conv.set_gallery(items)
             deadline = time.monotonic() + limits.request_seconds
             session.conv, reply = run_turn(session.conv, engine, text or "", images, names,
                                            task or AUTO, limits.top_k, progress, deadline)
         except UploadError as err:
             return {"ok": False, "error": str(err)}
+        finally:
+            store.forget(session)  # nothing of a stateless request is kept
         if not reply.ok or reply.ranked is None:
             return {"ok": False, "error": reply.text}
         return {"ok": True, "task": reply.task, "answer": reply.text, "skipped": problems,
@@ -224,7 +293,9 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
 
     # ---- layout --------------------------------------------------------------------------------
     with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as demo:
-        state = gr.State(Session(), time_to_live=4 * 3600)  # bounded memory per session
+        # Our SessionStore drops an idle session's images after CHATREID_IDLE_MINUTES; Gradio
+        # forgets the (then small) session object itself an hour later.
+        state = gr.State(Session(), time_to_live=limits.idle_minutes * 60 + 3600)
         gr.Markdown("# ChatReID — find a person by talking to a Re-ID model")
         gr.Markdown(_model_markdown(engine, choice), elem_id="model-info")
         gr.Markdown(_banner_markdown(choice), elem_id="model-banner")
@@ -284,7 +355,15 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                       api_name="search", **model_calls)
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     demo.chatreid_limits = limits  # launch() reads max_file_size from here
+    demo.chatreid_sessions = store  # for tests and the load benchmark
     return demo
+
+
+def _refused(session: Session | None, err: Exception):
+    """The answer to a request that could not even start (the server is busy)."""
+    session = session or Session()
+    session.say(f"⚠️ {err}")
+    return session, session.history, _ranked_gallery(session)
 
 
 def _path(f) -> str:
@@ -311,7 +390,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         server_name=host, server_port=port, share=share,
         max_file_size=f"{limits.max_file_mb}mb",
         allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else [],
-        state_session_capacity=200,  # each session holds a gallery in memory
+        state_session_capacity=limits.max_sessions,  # also enforced by the app's SessionStore
         footer_links=["api", "settings"], **kwargs)
 
 
@@ -332,11 +411,17 @@ def main(argv=None) -> None:
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:  # every CHATREID_* setting, checked before the model is loaded
+        limits = Limits.from_env()
+    except SettingsError as err:
+        raise SystemExit(f"app.py: {err}") from None
+    for name in Limits.unknown_settings():
+        log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
     choice = app_default_model(args.model)
     if choice.notice:
         log.warning(re.sub(r"[*`]", "", choice.notice))
     log.info("loading model %s (%s)", choice.name_or_path, choice.source)
-    demo = build_demo(load_engine(choice), choice)
+    demo = build_demo(load_engine(choice), choice, limits)
     launch(demo, host=args.host, port=args.port, share=args.share)
 
 

@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -92,42 +94,102 @@ def build_tiny_model(path: Path) -> Path:
 # Limits
 # ----------------------------------------------------------------------------------------------
 
-def _env_int(name: str, default: int) -> int:
+class SettingsError(ValueError):
+    """A ``CHATREID_*`` setting that cannot be used; the message is one line naming it."""
+
+
+# Every setting the app reads: name -> (Limits field, default, least allowed value, what it is).
+# ``None`` as default: unset means "no limit" (only CHATREID_TOP_K).
+SETTINGS = {
+    "CHATREID_MAX_FILE_MB": ("max_file_mb", 20, 1, "one upload, MB"),
+    "CHATREID_MAX_GALLERY": ("max_gallery", 200, 1, "images in one gallery"),
+    "CHATREID_MAX_QUERY_IMAGES": ("max_query_images", 4, 1, "query photos in one message"),
+    "CHATREID_MAX_PIXELS": ("max_pixels", 4096 * 4096, 1, "pixels of one uploaded image"),
+    "CHATREID_MAX_ZIP_MB": ("max_zip_mb", 200, 1, "unpacked size of one zip, MB"),
+    "CHATREID_IMAGE_PIXELS": ("model_pixels", 1024 * 1024, 1024,
+                              "pixels the model may read of one image (capped by its processor)"),
+    "CHATREID_MAX_MESSAGE_CHARS": ("max_message_chars", 2000, 1, "characters of one message"),
+    "CHATREID_MAX_MESSAGE_TOKENS": ("max_message_tokens", 512, 1, "tokens of one message"),
+    "CHATREID_REQUEST_SECONDS": ("request_seconds", 300, 1, "one search, seconds"),
+    "CHATREID_CONCURRENCY": ("concurrency", 1, 1, "model calls at once"),
+    "CHATREID_QUEUE_SIZE": ("queue_size", 64, 1, "waiting requests"),
+    "CHATREID_TOP_K": ("top_k", None, 1, "images the model scores"),
+    "CHATREID_IDLE_MINUTES": ("idle_minutes", 30, 1, "minutes before an idle session is dropped"),
+    "CHATREID_MEMORY_MB": ("memory_mb", 2048, 16, "images held by all sessions together, MB"),
+    "CHATREID_MAX_SESSIONS": ("max_sessions", 200, 1, "sessions held at once"),
+}
+# Settings read elsewhere (model choice, cache, tests); only checked for being non-empty.
+OTHER_SETTINGS = ("CHATREID_MODEL", "CHATREID_CACHE", "CHATREID_TEST_HF_HOME",
+                  "CHATREID_DOCS_SCREENSHOT")
+# What a session keeps of an image besides what the model reads: enough for the results
+# thumbnails and the pre-filter's 256x128 input.
+THUMB_PIXELS = 512 * 256
+
+
+def _env_int(name: str, least: int) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
     try:
-        return int(os.environ.get(name, default))
+        value = int(raw.strip())
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {os.environ[name]!r}") from None
+        raise SettingsError(f"{name} must be a whole number (at least {least}), got {raw!r}") from None
+    if value < least:
+        raise SettingsError(f"{name} must be at least {least}, got {value}")
+    return value
 
 
 @dataclass
 class Limits:
-    """Every limit of the app; each can be set by the environment variable in its comment."""
+    """Every limit of the app; each can be set by its environment variable (``SETTINGS``)."""
 
     max_file_mb: int = 20           # CHATREID_MAX_FILE_MB: one upload (launch max_file_size)
     max_gallery: int = 200          # CHATREID_MAX_GALLERY: images in one gallery
     max_query_images: int = 4       # CHATREID_MAX_QUERY_IMAGES
-    max_pixels: int = 4096 * 4096   # CHATREID_MAX_PIXELS: width*height of one image
+    max_pixels: int = 4096 * 4096   # CHATREID_MAX_PIXELS: width*height of one uploaded image
     max_zip_mb: int = 200           # CHATREID_MAX_ZIP_MB: uncompressed size of a zip's images
+    model_pixels: int = 1024 * 1024  # CHATREID_IMAGE_PIXELS: most pixels the model reads of one
+    #                                 image; the app lowers it to the processor's max_pixels
+    max_message_chars: int = 2000   # CHATREID_MAX_MESSAGE_CHARS
+    max_message_tokens: int = 512   # CHATREID_MAX_MESSAGE_TOKENS
     request_seconds: int = 300      # CHATREID_REQUEST_SECONDS: one search (checked per batch)
     concurrency: int = 1            # CHATREID_CONCURRENCY: model calls at once (one model in memory)
     queue_size: int = 64            # CHATREID_QUEUE_SIZE: waiting requests before "queue full"
     top_k: int | None = None        # CHATREID_TOP_K: pre-filter head the VLM scores (None: all)
+    idle_minutes: int = 30          # CHATREID_IDLE_MINUTES: an idle session's images are dropped
+    memory_mb: int = 2048           # CHATREID_MEMORY_MB: images held by all sessions together
+    max_sessions: int = 200         # CHATREID_MAX_SESSIONS: sessions held at once
 
     @classmethod
     def from_env(cls) -> "Limits":
-        d = cls()
-        top_k = os.environ.get("CHATREID_TOP_K")
-        return cls(
-            max_file_mb=_env_int("CHATREID_MAX_FILE_MB", d.max_file_mb),
-            max_gallery=_env_int("CHATREID_MAX_GALLERY", d.max_gallery),
-            max_query_images=_env_int("CHATREID_MAX_QUERY_IMAGES", d.max_query_images),
-            max_pixels=_env_int("CHATREID_MAX_PIXELS", d.max_pixels),
-            max_zip_mb=_env_int("CHATREID_MAX_ZIP_MB", d.max_zip_mb),
-            request_seconds=_env_int("CHATREID_REQUEST_SECONDS", d.request_seconds),
-            concurrency=_env_int("CHATREID_CONCURRENCY", d.concurrency),
-            queue_size=_env_int("CHATREID_QUEUE_SIZE", d.queue_size),
-            top_k=int(top_k) if top_k else None,
-        )
+        """Limits from the environment; ``SettingsError`` (one line, naming the variable) for any
+        ``CHATREID_*`` value that is not usable."""
+        values = {}
+        for name, (attr, _default, least, _what) in SETTINGS.items():
+            value = _env_int(name, least)
+            if value is not None:
+                values[attr] = value
+        for name in OTHER_SETTINGS:
+            if name in os.environ and not os.environ[name].strip():
+                raise SettingsError(f"{name} is set but empty; unset it or give a value")
+        return cls(**values)
+
+    @staticmethod
+    def unknown_settings() -> list[str]:
+        """``CHATREID_*`` variables the app does not know (a typo like CHATREID_TOPK)."""
+        return sorted(k for k in os.environ if k.startswith("CHATREID_")
+                      and k not in SETTINGS and k not in OTHER_SETTINGS)
+
+    @property
+    def keep_pixels(self) -> int:
+        """The most pixels a session keeps of one image: what the model reads, or the thumbnail
+        and pre-filter size when that is larger. Images are reduced to this on arrival."""
+        return max(self.model_pixels, THUMB_PIXELS)
+
+    @property
+    def session_image_bytes(self) -> int:
+        """Upper bound of the image memory of one session (gallery and query photos, RGB)."""
+        return (self.max_gallery + self.max_query_images) * self.keep_pixels * 3
 
     def apply_to_pillow(self) -> None:
         """Make Pillow itself refuse decompression bombs at our limit (it errors at 2x the value),
@@ -143,11 +205,34 @@ class UploadError(ValueError):
 # Images and galleries
 # ----------------------------------------------------------------------------------------------
 
+def reduced_size(w: int, h: int, keep: int) -> tuple[int, int]:
+    """(w, h) scaled down, aspect kept, so that w*h <= ``keep`` (unchanged when it already is)."""
+    if w * h <= keep:
+        return w, h
+    scale = (keep / (w * h)) ** 0.5
+    tw, th = max(1, int(w * scale)), max(1, int(h * scale))
+    while tw * th > keep:  # rounding
+        if tw >= th:
+            tw -= 1
+        else:
+            th -= 1
+    return tw, th
+
+
+def image_bytes(image) -> int:
+    """Memory of a decoded RGB image, as a session holds it."""
+    w, h = image.size
+    return w * h * len(image.getbands())
+
+
 def open_image(source, name: str, limits: Limits) -> Image.Image:
-    """Open an image file (path or bytes) as RGB, refusing non-images, corrupt files and bombs.
+    """Open an image file (path or bytes) as RGB, refusing non-images, corrupt files and bombs,
+    and reduced on arrival to ``limits.keep_pixels`` (what the model and the thumbnails need).
 
     The pixel count is checked from the header before any pixel is decoded, so a small file that
-    claims 100,000 x 100,000 pixels costs nothing.
+    claims 100,000 x 100,000 pixels costs nothing. A JPEG is decoded at a reduced scale directly
+    (``draft``); other formats are decoded once and reduced at once, so only the reduced image
+    outlives this call.
     """
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
@@ -158,8 +243,15 @@ def open_image(source, name: str, limits: Limits) -> Image.Image:
                 if w * h > limits.max_pixels:
                     raise UploadError(f"{name}: {w}x{h} pixels is more than the limit of "
                                       f"{limits.max_pixels:,} pixels per image.")
+                target = reduced_size(w, h, limits.keep_pixels)
+                if target != (w, h):
+                    im.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 scale
                 im.load()
-                rgb = im.convert("RGB")
+                rgb = im if im.mode == "RGB" else im.convert("RGB")
+                if rgb.size != target:
+                    rgb = rgb.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+                elif rgb is im:
+                    rgb = im.copy()  # detach from the file before it is closed
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -180,36 +272,71 @@ def _display_name(path: str) -> str:
     return Path(path).name
 
 
+_MB = 1024 * 1024
+
+
+def _read_capped(fh, cap: int, chunk: int = _MB) -> bytes | None:
+    """Read a zip member, at most ``cap`` bytes; None when it holds more (whatever it declared)."""
+    parts, n = [], 0
+    while True:
+        data = fh.read(min(chunk, cap + 1 - n))
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+        n += len(data)
+        if n > cap:
+            return None
+
+
+class _ZipTooLarge(UploadError):
+    """The whole archive is refused (not one member skipped)."""
+
+
 def _zip_items(path: str, limits: Limits, problems: list[str]) -> list[GalleryItem]:
-    """The images of a zip, read in memory (nothing is extracted, so no path can escape)."""
+    """The images of a zip, read in memory (nothing is extracted, so no path can escape).
+
+    The limits are checked twice: from the sizes the archive declares, before anything is
+    decompressed (a zip bomb is refused at once), and again while reading, since declared sizes
+    can lie.
+    """
     items: list[GalleryItem] = []
-    budget = limits.max_zip_mb * 1024 * 1024
-    max_file = limits.max_file_mb * 1024 * 1024
+    budget = limits.max_zip_mb * _MB
+    max_file = limits.max_file_mb * _MB
+    zname = _display_name(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise UploadError(f"{_display_name(path)}: not a readable zip file ({err}).") from None
+        raise UploadError(f"{zname}: not a readable zip file ({err}).") from None
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()
                    and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
         if len(members) > limits.max_gallery:
-            raise UploadError(f"{_display_name(path)} holds {len(members)} files; a gallery may "
+            raise UploadError(f"{zname} holds {len(members)} files; a gallery may "
                               f"have at most {limits.max_gallery} images.")
+        too_big = [m for m in members if m.file_size > max_file]
+        for m in too_big:
+            problems.append(f"{zname}/{m.filename}: larger than {limits.max_file_mb} MB, skipped")
+        members = [m for m in members if m.file_size <= max_file]
+        declared = sum(m.file_size for m in members)
+        if declared > budget:
+            raise UploadError(f"{zname}: its files come to {declared / _MB:,.0f} MB once unpacked, "
+                              f"more than the limit of {limits.max_zip_mb} MB; nothing was unpacked. "
+                              "Upload fewer or smaller images.")
+        read = 0
         for m in sorted(members, key=lambda m: m.filename):
-            label = f"{_display_name(path)}/{m.filename}"
-            if m.file_size > max_file:
-                problems.append(f"{label}: larger than {limits.max_file_mb} MB, skipped")
-                continue
-            budget -= m.file_size
-            if budget < 0:
-                raise UploadError(f"{_display_name(path)}: more than {limits.max_zip_mb} MB once "
-                                  "unpacked; upload fewer or smaller images.")
+            label = f"{zname}/{m.filename}"
             try:
                 with zf.open(m) as fh:
-                    data = fh.read(max_file + 1)  # the header's size may lie; never read more
-                if len(data) > max_file:
+                    data = _read_capped(fh, min(max_file, budget - read))
+                if data is None:  # the archive declared less than it holds
+                    if budget - read < max_file:
+                        raise _ZipTooLarge(f"{zname}: more than {limits.max_zip_mb} MB once "
+                                          "unpacked; upload fewer or smaller images.")
                     raise UploadError(f"{label}: larger than {limits.max_file_mb} MB")
+                read += len(data)
                 items.append(GalleryItem(Path(m.filename).name, open_image(data, label, limits)))
+            except _ZipTooLarge:
+                raise
             except UploadError as err:
                 problems.append(f"{err}".rstrip(".") + ", skipped")
             except (zipfile.BadZipFile, OSError, RuntimeError) as err:  # CRC error, encrypted
@@ -225,7 +352,11 @@ def load_gallery(paths, limits: Limits) -> tuple[list[GalleryItem], list[str]]:
     """
     items: list[GalleryItem] = []
     problems: list[str] = []
-    for p in paths or []:
+    paths = list(paths or [])
+    if len(paths) > limits.max_gallery:  # refused before a single file is opened
+        raise UploadError(f"Too many files: {len(paths)}; a gallery may have at most "
+                          f"{limits.max_gallery} images (set CHATREID_MAX_GALLERY to change it).")
+    for p in paths:
         p = str(p)
         if zipfile.is_zipfile(p):
             items += _zip_items(p, limits, problems)
@@ -258,6 +389,122 @@ def load_query_images(paths, limits: Limits) -> tuple[list[Image.Image], list[st
         images.append(open_image(p, _display_name(p), limits))
         names.append(_display_name(p))
     return images, names
+
+
+def check_message(text: str, limits: Limits, count_tokens=None) -> None:
+    """Refuse a message over the length limits, before anything else runs (``UploadError``).
+
+    Characters are checked first (free); tokens only for a message under the character limit,
+    so the tokenizer never sees more than ``max_message_chars`` characters.
+    """
+    n = len(text or "")
+    if n > limits.max_message_chars:
+        raise UploadError(f"Your message is {n:,} characters long; the limit is "
+                          f"{limits.max_message_chars:,} (CHATREID_MAX_MESSAGE_CHARS). It was not "
+                          "used: a sentence or two describes a person well.")
+    if count_tokens is not None and n:
+        tokens = count_tokens(text)
+        if tokens > limits.max_message_tokens:
+            raise UploadError(f"Your message is {tokens:,} tokens long; the limit is "
+                              f"{limits.max_message_tokens:,} (CHATREID_MAX_MESSAGE_TOKENS). It was "
+                              "not used; please shorten it.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Sessions: idle expiry and a global memory budget
+# ----------------------------------------------------------------------------------------------
+
+class Busy(UploadError):
+    """The server's session budget is used up by sessions that are all active."""
+
+
+class SessionStore:
+    """The sessions the app holds images for, with an idle time and a global budget.
+
+    A session is anything with ``nbytes()`` (the memory of the images it holds) and
+    ``drop(reason)`` (forget those images and remember to tell the person why). The app calls
+    :meth:`begin` at the start of every request and :meth:`end` after it; :meth:`admit` before a
+    session takes more images. Sessions idle longer than ``idle_seconds`` are dropped at the next
+    request of anyone; when the budget (bytes or number of sessions) would be passed, the sessions
+    idle longest are dropped first; if that is not enough (every other session is in the middle of
+    a request), :class:`Busy` is raised and nothing is taken.
+    """
+
+    def __init__(self, budget_bytes: int, idle_seconds: float, max_sessions: int,
+                 clock=time.monotonic):
+        self.budget_bytes, self.idle_seconds, self.max_sessions = budget_bytes, idle_seconds, max_sessions
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[int, dict] = {}  # id(session) -> {"session", "last", "active"}
+
+    @classmethod
+    def from_limits(cls, limits: Limits, clock=time.monotonic) -> "SessionStore":
+        return cls(limits.memory_mb * _MB, limits.idle_minutes * 60, limits.max_sessions, clock)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(e["session"].nbytes() for e in self._entries.values())
+
+    def _drop(self, key: int, reason: str) -> None:
+        entry = self._entries.pop(key)
+        entry["session"].drop(reason)
+
+    def _sweep(self, now: float) -> None:
+        for key, e in list(self._entries.items()):
+            if not e["active"] and now - e["last"] > self.idle_seconds:
+                self._drop(key, f"it was idle for more than {self.idle_seconds / 60:g} minutes")
+
+    def begin(self, session) -> None:
+        """A request of ``session`` starts: expire idle sessions, then register this one (which
+        may drop the longest-idle session, or raise Busy, at the session limit)."""
+        with self._lock:
+            now = self.clock()
+            self._sweep(now)
+            key = id(session)
+            if key not in self._entries:
+                self._make_room(key, 0, sessions=1)
+                self._entries[key] = {"session": session, "last": now, "active": 0}
+            e = self._entries[key]
+            e["active"] += 1
+            e["last"] = now
+
+    def forget(self, session) -> None:
+        """Stop tracking ``session`` (a one-off request's session, once answered)."""
+        with self._lock:
+            self._entries.pop(id(session), None)
+
+    def end(self, session) -> None:
+        with self._lock:
+            e = self._entries.get(id(session))
+            if e is not None:
+                e["active"] = max(0, e["active"] - 1)
+                e["last"] = self.clock()
+
+    def admit(self, session, new_bytes: int, replaces_bytes: int = 0) -> None:
+        """``session`` is about to hold ``new_bytes`` more image memory (``replaces_bytes`` of its
+        current images go): make room by dropping the longest-idle other sessions, or raise Busy."""
+        with self._lock:
+            self._make_room(id(session), new_bytes - replaces_bytes, sessions=0)
+
+    def _make_room(self, key: int, extra_bytes: int, sessions: int) -> None:
+        if extra_bytes > self.budget_bytes:
+            raise Busy(f"This needs {extra_bytes / _MB:,.0f} MB of image memory, more than the "
+                       f"server's whole budget ({self.budget_bytes / _MB:,.0f} MB, "
+                       "CHATREID_MEMORY_MB). Nothing was loaded; upload fewer images.")
+        def over() -> bool:
+            held = sum(e["session"].nbytes() for e in self._entries.values())
+            return (held + extra_bytes > self.budget_bytes
+                    or len(self._entries) + sessions > self.max_sessions)
+        while over():
+            idle = [(e["last"], k) for k, e in self._entries.items() if not e["active"] and k != key]
+            if not idle:
+                raise Busy("The server is busy: its memory for galleries is in use by other people's "
+                           "searches right now. Nothing was loaded; please try again in a minute.")
+            self._drop(min(idle)[1], "the server needed the memory for other people's galleries "
+                                     "(it drops the sessions idle longest first)")
 
 
 # ----------------------------------------------------------------------------------------------

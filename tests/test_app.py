@@ -202,6 +202,84 @@ def test_stateless_search_endpoint(served, client):
     assert not out["ok"] and "query" in out["error"]
 
 
+# -- bounded memory and time ----------------------------------------------------------------------
+
+def _user_texts(history) -> list[str]:
+    return [str(p) for m in history if m["role"] == "user"
+            for p in (m["content"] if isinstance(m["content"], list) else [m["content"]])]
+
+
+def test_long_message_is_refused_at_once_and_never_kept(served, client):
+    import time
+
+    _upload(client, sorted((MARKET / "gallery").glob("*.jpg"))[:6])
+    said, _ = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
+    assert "Best matches" in said
+    long = "she wears a red coat " * 4999 + "she wears a red coat"  # 104,999 characters
+    t = time.perf_counter()
+    history, results, _ = client.predict({"text": long, "files": []}, "auto", api_name="/chat")
+    elapsed = time.perf_counter() - t
+    said = _last_text(history)
+    assert "104,999 characters long; the limit is 2,000" in said and "not used" in said
+    assert elapsed < 5, elapsed  # no model call (the server-side figure is in docs/benchmarks.md)
+    assert not any("red coat" in u for u in _user_texts(history))  # not even in the transcript
+    assert len(results) == 6  # the ranking shown before stays
+    said, results = _chat(client, "search again")
+    assert "Best matches" in said and "red coat" not in said and len(results) == 6
+    assert "same person (standard Re-ID)" in said  # the refused words did not make it adaptive
+
+
+def test_typed_html_is_shown_as_text(served, client):
+    _upload(client, sorted((MARKET / "gallery").glob("*.jpg"))[:4])
+    history, _, _ = client.predict({"text": "find a man <img src=x onerror=alert(1)>", "files": []},
+                                   "auto", api_name="/chat")
+    shown = json.dumps(history)
+    assert "<img" not in shown and "&lt;img src=x onerror=alert\\\\(1\\\\)&gt;" in shown
+
+
+def test_images_are_reduced_on_arrival_and_counted(served, client):
+    store = served.demo.chatreid_sessions
+    keep = served.limits.keep_pixels
+    d = served.files
+    paths = []
+    for i in range(3):  # 3 x 2000x2000 single-colour PNGs: small files, 12 MB decoded each
+        Image.new("RGB", (2000, 2000), (i * 60, 20, 20)).save(d / f"huge{i}.png")
+        paths.append(d / f"huge{i}.png")
+    before = store.held_bytes()
+    said = _upload(client, [_zip(paths, d / "huge.zip")])
+    assert "Gallery ready: 3 images" in said
+    assert 0 < store.held_bytes() - before <= 3 * keep * 3  # not 3 x 12 MB
+    said, results = _chat(client, "find this person", [paths[0]])
+    assert "Best matches" in said and len(results) == 3
+
+
+def test_busy_and_idle_sessions_are_told_and_go_on(served, client):
+    store = served.demo.chatreid_sessions
+    gallery = sorted((MARKET / "gallery").glob("*.jpg"))[:5]
+    budget = store.budget_bytes
+    store.budget_bytes = 1000  # less than this one upload needs
+    try:
+        said = _upload(client, gallery)
+    finally:
+        store.budget_bytes = budget
+    assert "Nothing was loaded" in said and "upload fewer images" in said
+    assert "Gallery ready" in _upload(client, gallery)
+    idle = store.idle_seconds
+    store.idle_seconds = 0  # every session is now idle too long
+    try:
+        history, results, _ = client.predict(
+            {"text": "find this person", "files": _files([MARKET / "query" / "q_001_visible.jpg"])},
+            "auto", api_name="/chat")
+    finally:
+        store.idle_seconds = idle
+    told = [json.dumps(m["content"]) for m in history if m["role"] == "assistant"][-2:]
+    assert "were dropped because it was idle for more than" in told[0]
+    assert "no gallery yet" in told[1] and results == []
+    assert "Gallery ready: 5 images" in _upload(client, gallery)
+    said, results = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
+    assert "Best matches" in said and len(results) == 5
+
+
 # -- a real browser ------------------------------------------------------------------------------
 
 @pytest.mark.browser

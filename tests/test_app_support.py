@@ -190,3 +190,204 @@ def test_model_card_summary_skips_front_matter_and_headings(tmp_path, front_gap)
         f"---\nlicense: apache-2.0\n---\n{front_gap}# A model\n\nWhat it is.\n\n## More\n\nDetails.\n")
     assert app_support.model_card_summary(str(tmp_path)) == "What it is."
     assert app_support.model_card_summary(str(tmp_path / "absent")) is None
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,value,needle", [
+    ("CHATREID_TOP_K", "-1", "CHATREID_TOP_K must be at least 1, got -1"),
+    ("CHATREID_TOP_K", "abc", "CHATREID_TOP_K must be a whole number (at least 1), got 'abc'"),
+    ("CHATREID_MAX_GALLERY", "0", "CHATREID_MAX_GALLERY must be at least 1, got 0"),
+    ("CHATREID_IDLE_MINUTES", "1.5", "CHATREID_IDLE_MINUTES must be a whole number"),
+    ("CHATREID_MEMORY_MB", "", "CHATREID_MEMORY_MB must be a whole number"),
+    ("CHATREID_MODEL", " ", "CHATREID_MODEL is set but empty"),
+])
+def test_every_setting_is_validated_with_one_line(monkeypatch, name, value, needle):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(app_support.SettingsError) as err:
+        Limits.from_env()
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_setting_reaches_its_limit(monkeypatch):
+    for name, (attr, default, least, _) in app_support.SETTINGS.items():
+        monkeypatch.setenv(name, str(least + 3))
+    lim = Limits.from_env()
+    for name, (attr, default, least, _) in app_support.SETTINGS.items():
+        assert getattr(lim, attr) == least + 3, name
+    monkeypatch.setenv("CHATREID_TOPK", "5")  # a typo is named, not silently used
+    assert Limits.unknown_settings() == ["CHATREID_TOPK"]
+
+
+def test_app_refuses_a_bad_setting_at_start_in_one_line(monkeypatch, capsys):
+    import app
+
+    monkeypatch.setenv("CHATREID_TOP_K", "-1")
+    monkeypatch.setattr(app, "load_engine", lambda choice: pytest.fail("the model was loaded"))
+    with pytest.raises(SystemExit) as exit_:
+        app.main([])
+    assert str(exit_.value) == "app.py: CHATREID_TOP_K must be at least 1, got -1"
+
+
+# -- images are reduced on arrival ------------------------------------------------------------------
+
+def test_images_are_reduced_on_arrival(tmp_path):
+    lim = Limits(model_pixels=2048)  # a model that reads 2048 pixels: the thumbnail size rules
+    assert lim.keep_pixels == app_support.THUMB_PIXELS
+    big = _png(tmp_path / "big.png", (3000, 1500), (10, 200, 30))
+    im = open_image(str(big), "big.png", lim)
+    assert im.mode == "RGB" and im.width * im.height <= lim.keep_pixels
+    assert abs(im.width / im.height - 2.0) < 0.02 and im.width * im.height > 0.95 * lim.keep_pixels
+    assert im.getpixel((im.width // 2, im.height // 2)) == (10, 200, 30)
+    jpg = tmp_path / "big.jpg"
+    Image.new("RGB", (2400, 3200), (200, 40, 40)).save(jpg, quality=90)
+    im = open_image(str(jpg), "big.jpg", lim)
+    assert im.width * im.height <= lim.keep_pixels and abs(im.width / im.height - 0.75) < 0.02
+    small = open_image(str(_png(tmp_path / "s.png", (64, 128))), "s.png", lim)
+    assert small.size == (64, 128)  # smaller than needed: untouched
+    # a model that reads more keeps more, up to what it reads
+    lim = Limits(model_pixels=1_000_000)
+    assert open_image(str(big), "big.png", lim).size == app_support.reduced_size(3000, 1500, 1_000_000)
+    # the session bound in docs/app.md follows from it
+    assert Limits(max_gallery=200, max_query_images=4, model_pixels=2048).session_image_bytes == \
+        204 * app_support.THUMB_PIXELS * 3
+
+
+def test_reduced_size_keeps_aspect_and_bound():
+    for w, h, keep in [(4096, 4096, 131072), (5000, 7, 1000), (7, 5000, 1000), (100, 100, 99)]:
+        tw, th = app_support.reduced_size(w, h, keep)
+        assert 1 <= tw <= w and 1 <= th <= h and tw * th <= keep
+    assert app_support.reduced_size(10, 20, 200) == (10, 20)
+
+
+# -- zip limits -------------------------------------------------------------------------------------
+
+def test_zip_sizes_are_checked_before_decompressing(tmp_path, monkeypatch):
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(30):  # 30 MB of zeros, a few KB on disk
+            zf.writestr(f"{i:02d}.png", b"\0" * (1024 * 1024))
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open",
+                        lambda self, *a, **k: opened.append(a) or real_open(self, *a, **k))
+    with pytest.raises(UploadError, match="30 MB once unpacked.*nothing was unpacked"):
+        load_gallery([z], Limits(max_zip_mb=10))
+    assert opened == []
+
+
+def test_zip_member_that_declares_less_than_it_holds_is_not_trusted(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 300), (1, 2, 3)).save(buf, "BMP")  # 270 KB
+    real = buf.getvalue()
+    z = tmp_path / "liar.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("liar.bmp", real)
+        zf.writestr("ok.png", (_png(tmp_path / "ok.png")).read_bytes())
+    data = bytearray(z.read_bytes())
+    # the central directory (what is checked up front) claims 100 bytes for liar.bmp
+    cd = data.index(b"PK\x01\x02")
+    assert int.from_bytes(data[cd + 24:cd + 28], "little") == len(real)
+    data[cd + 24:cd + 28] = (100).to_bytes(4, "little")
+    z.write_bytes(bytes(data))
+    items, problems = load_gallery([z], Limits())
+    assert [i.name for i in items] == ["ok.png"]
+    assert len(problems) == 1 and "liar.bmp" in problems[0] and "skipped" in problems[0]
+
+
+def test_read_capped_stops_at_the_cap():
+    assert app_support._read_capped(io.BytesIO(b"x" * 10), 10, chunk=3) == b"x" * 10
+    assert app_support._read_capped(io.BytesIO(b"x" * 11), 10, chunk=3) is None
+
+
+def test_many_files_are_refused_before_any_is_opened(tmp_path):
+    paths = [tmp_path / f"missing{i}.png" for i in range(6)]  # never opened: they do not exist
+    with pytest.raises(UploadError, match="Too many files: 6"):
+        load_gallery(paths, Limits(max_gallery=5))
+
+
+# -- message length -----------------------------------------------------------------------------
+
+def test_message_length_is_checked_in_characters_then_tokens():
+    calls = []
+
+    def count(text):
+        calls.append(len(text))
+        return len(text.split())
+
+    lim = Limits(max_message_chars=50, max_message_tokens=5)
+    app_support.check_message("a woman in red", lim, count)
+    with pytest.raises(UploadError, match="100,000 characters long; the limit is 50"):
+        app_support.check_message("x" * 100_000, lim, count)
+    assert calls == [14]  # the tokenizer never saw the long one
+    with pytest.raises(UploadError, match="6 tokens long; the limit is 5"):
+        app_support.check_message("one two three four five six", lim, count)
+    app_support.check_message("", lim, count)
+
+
+# -- sessions ---------------------------------------------------------------------------------------
+
+class _Sess:
+    def __init__(self, nbytes=0):
+        self.bytes, self.dropped = nbytes, ""
+
+    def nbytes(self):
+        return self.bytes
+
+    def drop(self, reason):
+        self.bytes, self.dropped = 0, reason
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_idle_sessions_are_dropped_after_the_idle_time():
+    clock = _Clock()
+    store = app_support.SessionStore(budget_bytes=1000, idle_seconds=60, max_sessions=10, clock=clock)
+    a, b = _Sess(100), _Sess(100)
+    for s in (a, b):
+        store.begin(s)
+        store.end(s)
+    clock.t = 50
+    store.begin(b)  # b is busy for a long time
+    clock.t = 200
+    store.begin(_Sess())  # anyone's request sweeps
+    assert "idle for more than 1 minutes" in a.dropped and a.bytes == 0
+    assert b.dropped == "" and b.bytes == 100  # in the middle of a request: kept
+    assert len(store) == 2
+
+
+def test_budget_drops_the_longest_idle_then_says_busy():
+    clock = _Clock()
+    store = app_support.SessionStore(budget_bytes=1000, idle_seconds=3600, max_sessions=3, clock=clock)
+    old, newer, me = _Sess(400), _Sess(400), _Sess(0)
+    for t, s in ((1, old), (2, newer), (3, me)):
+        clock.t = t
+        store.begin(s)
+        store.end(s)
+    store.begin(me)
+    store.admit(me, 300)  # 800 + 300 > 1000: the longest idle goes, and only it
+    assert old.dropped and "other people's galleries" in old.dropped and not newer.dropped
+    me.bytes = 300
+    store.begin(newer)  # now every other session is active
+    with pytest.raises(app_support.Busy, match="busy"):
+        store.admit(me, 400)
+    assert not newer.dropped and me.bytes == 300  # nothing taken, nothing lost
+    with pytest.raises(app_support.Busy, match="whole budget"):
+        store.admit(me, 5000)
+    store.end(newer)
+    store.admit(me, 400, replaces_bytes=300)  # replacing its own gallery: fits
+    # the session limit (3): old was dropped, so a third session fits; a fourth drops the
+    # longest idle one (newer, idle since t=3; me since t=5)
+    clock.t = 5
+    store.end(me)
+    clock.t = 10
+    store.begin(_Sess())
+    assert len(store) == 3 and not newer.dropped
+    store.begin(_Sess())
+    assert len(store) == 3 and newer.dropped and not me.dropped

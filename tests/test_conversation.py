@@ -254,3 +254,35 @@ def test_progress_is_forwarded(conv):
     seen = []
     conv.respond("find him", FakeEngine(), images=[_img(3)], progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (4, 4)
+
+
+# -- a refused or failed turn leaves the state as it was ---------------------------------------------
+
+def test_refused_or_failed_message_never_enters_the_query(conv):
+    eng = FakeEngine()
+    conv.max_description_chars = 60
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    conv.respond("she carries a black backpack", eng)
+    before = (conv.description, dict(conv.attributes), conv.task, conv.last)
+    r = conv.respond("she wears a long red coat and " + "very " * 20 + "big boots", eng)
+    assert not r.ok and "over the limit of 60" in r.text and "start over" in r.text
+    assert (conv.description, conv.attributes, conv.task, conv.last) == before
+
+    class Broken(FakeEngine):
+        def search(self, *a, **k):
+            raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        conv.respond("she has long hair", Broken())
+    assert (conv.description, conv.attributes, conv.task, conv.last) == before
+    n = len(eng.searches)
+    r = conv.respond("search again", eng)  # the next turn costs what the kept query costs
+    assert r.ok and len(eng.searches) == n + 1
+    assert eng.searches[-1].text == "she carries a black backpack"
+
+
+def test_typed_text_is_shown_as_text(conv):
+    eng = FakeEngine()
+    r = conv.respond("find a person <img src=x onerror=alert(1)> ![t](http://e.x/t.png)", eng)
+    assert r.ok and "<img" not in r.text and "![" not in r.text
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in r.text

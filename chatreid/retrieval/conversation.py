@@ -14,6 +14,7 @@ said 'changed clothes'"), so a wrong guess is visible and a preset can override 
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -44,6 +45,22 @@ NEXT_STEPS = (
     "Next: *use #k as the query*, add a sentence (*she carries a backpack*), "
     "*why do the query and #1 match?*, *describe #k*, or *start over*."
 )
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~$])")
+
+
+def as_text(text: str) -> str:
+    """Text a person typed, made safe to show in a Markdown chat as the very characters typed:
+    HTML is escaped (``<img src=x>`` shows as those characters, never as an image) and Markdown
+    syntax is backslash-escaped (no links, images, emphasis or maths from a person's words)."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def name_text(name: str) -> str:
+    """A file name in an answer: HTML escaped and no link or image syntax, but otherwise as is
+    (underscores stay, so ``g07_003.jpg`` reads and copies as the file's name)."""
+    return html.escape(name, quote=False).replace("[", "\\[").replace("]", "\\]")
 
 
 class ChatError(ValueError):
@@ -412,6 +429,9 @@ class Conversation:
     task: str | None = None
     last: SearchResult | None = None
     turns: int = 0
+    # The accumulated description is bounded, so one turn's cost is bounded whatever was said
+    # earlier (the app also caps each message before it gets here).
+    max_description_chars: int = 2000
 
     # -- state changes ------------------------------------------------------------------------
     def set_gallery(self, items: Sequence[GalleryItem]) -> None:
@@ -459,11 +479,26 @@ class Conversation:
         """Answer one message. ``images``: photos attached to it (the new query);
         ``task``: a preset from ``TASKS`` or ``"auto"`` (infer from the words)."""
         self.turns += 1
+        saved = self._snapshot()
         try:
-            return self._respond(text or "", engine, list(images), list(image_names), task,
-                                 progress, top_k, strategy)
+            reply = self._respond(text or "", engine, list(images), list(image_names), task,
+                                  progress, top_k, strategy)
         except ChatError as err:
+            self._restore(saved)  # a refused message never becomes part of the query
             return Reply(str(err), ok=False)
+        except BaseException:
+            self._restore(saved)  # nor does one whose search failed (the caller reports it)
+            raise
+        return reply
+
+    def _snapshot(self) -> dict:
+        return {"query_images": list(self.query_images), "query_names": list(self.query_names),
+                "description": self.description, "attributes": dict(self.attributes),
+                "task": self.task, "last": self.last}
+
+    def _restore(self, saved: dict) -> None:
+        for key, value in saved.items():
+            setattr(self, key, value)
 
     def _respond(self, text, engine, images, names, task, progress, top_k, strategy) -> Reply:
         if task != AUTO and task not in TASKS:
@@ -484,7 +519,7 @@ class Conversation:
             return self._compare(engine, intent.indices)
         if intent.action == "describe":
             gi = self.result_index(intent.indices[0])
-            return Reply(f"Result #{intent.indices[0]} ({self.gallery[gi].name}): "
+            return Reply(f"Result #{intent.indices[0]} ({name_text(self.gallery[gi].name)}): "
                          + _generated(engine.describe(self.gallery[gi].image)))
         if intent.action == "pick":
             picked = [self.result_index(k) for k in intent.indices]
@@ -496,7 +531,7 @@ class Conversation:
             else:
                 self.query_images, self.query_names = imgs, nms
             lead = (f"Using result{'s' if len(picked) > 1 else ''} "
-                    f"{', '.join('#%d' % k for k in intent.indices)} ({', '.join(nms)}) "
+                    f"{', '.join('#%d' % k for k in intent.indices)} ({', '.join(map(name_text, nms))}) "
                     f"{'added to' if intent.append else 'as'} the query. ")
             extra = interpret(intent.text, has_query=True) if intent.text else Intent("search")
             return self._search(engine, extra, task, progress, top_k, strategy, lead=lead,
@@ -519,8 +554,13 @@ class Conversation:
             raise ChatError("There is no gallery yet. Upload gallery photos (or a zip), or pick a "
                             "built-in example gallery, then ask again.")
         if intent.text:
-            self.description = (self.description + " " + intent.text).strip() if self.description \
+            description = (self.description + " " + intent.text).strip() if self.description \
                 else intent.text
+            if len(description) > self.max_description_chars:
+                raise ChatError(f"With this sentence the description would be {len(description):,} "
+                                f"characters, over the limit of {self.max_description_chars:,}; it "
+                                "was not added. Say *start over* to begin a new description.")
+            self.description = description
         self.attributes.update(intent.attributes)
         if not self.has_query:
             raise ChatError("I need a query: attach a photo of the person, or describe them "
@@ -566,7 +606,7 @@ class Conversation:
                                     "e.g. *compare #1 and #2*.")
                 return self.query_images[0], "the query"
             gi = self.result_index(k)
-            return self.gallery[gi].image, f"#{k} ({self.gallery[gi].name})"
+            return self.gallery[gi].image, f"#{k} ({name_text(self.gallery[gi].name)})"
 
         (a, name_a), (b, name_b) = pick(indices[0]), pick(indices[1])
         said = _generated(engine.compare(a, b))
@@ -600,7 +640,7 @@ def name_images(text: str, gallery: Sequence[GalleryItem], max_listed: int = 8) 
     results by rank ("#1"), so positions are rewritten as file names to avoid two numberings."""
     def sub(m):
         k = int(m.group(1))
-        return f"{m.group(0)} ({gallery[k - 1].name})" if 1 <= k <= len(gallery) else m.group(0)
+        return f"{m.group(0)} ({name_text(gallery[k - 1].name)})" if 1 <= k <= len(gallery) else m.group(0)
     refs = list(re.finditer(r"\bImage \d+\b", text))
     if len(refs) > max_listed:  # a long list of matches is in the ranked gallery already
         text = text[:refs[max_listed - 1].end()] + f", … ({len(refs) - max_listed} more)."
@@ -621,20 +661,20 @@ def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult
     query_bits = []
     if conv.query_images and task not in ("text_to_image", "attribute"):
         query_bits.append(f"{len(conv.query_images)} photo{'s' if len(conv.query_images) > 1 else ''}"
-                          f" ({', '.join(conv.query_names)})")
+                          f" ({', '.join(map(name_text, conv.query_names))})")
     if conv.description and task in ("text_to_image", "adaptive"):
-        query_bits.append(f"“{conv.description}”")
+        query_bits.append(f"“{as_text(conv.description)}”")
     if conv.attributes and task in ("attribute", "adaptive", "text_to_image"):
         query_bits.append(f"attributes: {describe_attributes(conv.attributes)}")
     if query_bits:
         lines.append("**Query:** " + "; ".join(query_bits) + ".")
     for note in notes:
-        lines.append(f"(Ignored: {note}.)")
+        lines.append(f"(Ignored: {as_text(note)}.)")
     n = len(result.ranking)
     lines.append(f"The model scored {result.num_scored} of {n} gallery images"
                  + (" (the pre-filter ranked the rest)." if result.num_scored < n else "."))
     if n:
-        top = ", ".join(f"#{k + 1} {conv.gallery[gi].name} ({s:.3f})"
+        top = ", ".join(f"#{k + 1} {name_text(conv.gallery[gi].name)} ({s:.3f})"
                         for k, (gi, s) in enumerate(zip(result.ranking[:show], result.scores[:show])))
         lines.append(f"**Best matches:** {top}.")
     if result.answer and result.answer.strip():

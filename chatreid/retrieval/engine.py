@@ -96,6 +96,21 @@ class ReIDEngine:
         return cls(model.to(device), processor, prefilter=prefilter, name_or_path=name_or_path, window=window)
 
     # ------------------------------------------------------------------------------------------
+    @property
+    def max_pixels(self) -> int | None:
+        """The most pixels the processor lets the model read of one image (Qwen2-VL's
+        ``max_pixels``, stored as ``size["longest_edge"]``); None if the processor does not say.
+        A caller may reduce images to this on arrival without changing what the model sees."""
+        ip = getattr(self.processor, "image_processor", None)
+        size = getattr(ip, "size", None) or {}
+        value = getattr(ip, "max_pixels", None) or (size.get("longest_edge") if hasattr(size, "get")
+                                                     else getattr(size, "longest_edge", None))
+        return int(value) if value else None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model's tokenizer (to bound a request before it runs)."""
+        return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def gallery_features(self, gallery: Sequence) -> np.ndarray:
         """Pre-filter features of the gallery, cached while the same image objects come back
         (the harness asks thousands of queries against one gallery)."""
