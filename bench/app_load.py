@@ -1,6 +1,12 @@
 """Load test of the chat app: N concurrent gradio_client sessions, each with its own gallery.
 
     python bench/app_load.py [--clients 8] [--gallery 50] [--model PATH_OR_HUB_ID]
+    python bench/app_load.py --attacks [--model PATH_OR_HUB_ID]
+
+``--attacks`` instead measures what hostile inputs cost the server (RSS of this process, which
+runs the app, and wall time at the client): a 3.5 MB zip of 60 single-colour 4096x4096 PNGs, a
+100,000-character message, and a zip of 180 entries of 19 MB each (3.5 MB on disk); after each,
+an ordinary search of the same session must still work.
 
 Launches app.py in this process (default model resolution, so the tiny model unless told
 otherwise), then each client, in its own thread and session: uploads a zip of ``--gallery``
@@ -51,6 +57,94 @@ def make_gallery_zips(n_clients: int, size: int, out: Path) -> tuple[list[Path],
     return zips, paths[0]
 
 
+def rss_mb() -> float:
+    """Resident memory of this process (the app runs in it), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_attack_files(out: Path) -> dict[str, Path]:
+    """The hostile inputs of issue 13, built in a few seconds."""
+    import io
+
+    from PIL import Image
+
+    pngs = []
+    for c in range(6):  # 6 distinct single-colour 4096x4096 PNGs, 10 copies each under new names
+        buf = io.BytesIO()
+        Image.new("RGB", (4096, 4096), (40 * c, 255 - 40 * c, 90)).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    pixels = out / "pixels60.zip"
+    with zipfile.ZipFile(pixels, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(60):
+            zf.writestr(f"big_{i:02d}.png", pngs[i % 6])
+    bomb = out / "bomb180.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        blob = b"\0" * (19 * 1024 * 1024)
+        for i in range(180):
+            zf.writestr(f"x_{i:03d}.png", blob)
+    return {"pixels": pixels, "bomb": bomb}
+
+
+def run_attacks(url: str, query: Path, gallery_zip: Path, tmp: Path, engine, limits) -> int:
+    import gc
+
+    from chatreid.app_support import UploadError, check_message
+
+    from gradio_client import Client, handle_file
+
+    files = make_attack_files(tmp)
+    cl = Client(url, verbose=False, download_files=False)
+    failures = []
+
+    def step(what, fn, expect):
+        gc.collect()
+        r0, t = rss_mb(), time.perf_counter()
+        history = fn()[0]
+        dt = time.perf_counter() - t
+        gc.collect()
+        said = str(history[-1]["content"])
+        ok = expect in said
+        print(f"{what:44s} {dt:7.2f} s  RSS {r0:7.0f} -> {rss_mb():7.0f} MB ({rss_mb() - r0:+.0f})"
+              f"  {'ok' if ok else 'UNEXPECTED: ' + said[:200]}")
+        if not ok:
+            failures.append(what)
+
+    def search(what):
+        step(what, lambda: cl.predict({"text": "Find this person.", "files": [handle_file(str(query))]},
+                                      "auto", api_name="/chat"), "Best matches")
+
+    print(f"{'input':44s} {'time':>9s}  RSS before -> after")
+    step("50-image SynthPeds gallery (zip)", lambda: cl.predict(
+        [handle_file(str(gallery_zip))], api_name="/upload_gallery"), "Gallery ready")
+    search("search, 50 images")
+    step(f"60 x 4096x4096 PNG zip ({files['pixels'].stat().st_size / 1e3:.0f} kB)",
+         lambda: cl.predict([handle_file(str(files['pixels']))], api_name="/upload_gallery"),
+         "Gallery ready: 60 images")
+    search("search, 60 reduced images")
+    step("'help' (no model work: the round-trip floor)", lambda: cl.predict(
+        {"text": "help", "files": []}, "auto", api_name="/chat"), "Upload a gallery")
+    step("100,000-character message", lambda: cl.predict(
+        {"text": "a" * 100_000, "files": []}, "auto", api_name="/chat"), "characters long")
+    search("search after the refused message")
+    step(f"180 x 19 MB zip ({files['bomb'].stat().st_size / 1e6:.1f} MB)",
+         lambda: cl.predict([handle_file(str(files['bomb']))], api_name="/upload_gallery"),
+         "nothing was unpacked")
+    search("search after the refused zip")
+    t = time.perf_counter()
+    try:
+        check_message("a" * 100_000, limits, engine.count_tokens)
+    except UploadError:
+        pass
+    print(f"the handler's own check of the 100,000-character message: "
+          f"{(time.perf_counter() - t) * 1e3:.3f} ms")
+    for f in failures:
+        print("ERROR", f)
+    return 1 if failures else 0
+
+
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     k = (len(xs) - 1) * q
@@ -63,7 +157,11 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--gallery", type=int, default=50)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--attacks", action="store_true",
+                    help="measure hostile inputs (one session) instead of concurrent clients")
     args = ap.parse_args(argv)
+    if args.attacks:
+        args.clients = 1
     os.environ["CHATREID_MAX_GALLERY"] = str(max(args.gallery, 200))
 
     import app
@@ -80,6 +178,11 @@ def main(argv=None) -> int:
     _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
     print(f"model {choice.name_or_path} ({choice.source}); app up in {time.perf_counter() - t0:.1f} s;"
           f" concurrency {limits.concurrency}, {os.environ.get('OMP_NUM_THREADS', '?')} torch threads")
+    if args.attacks:
+        try:
+            return run_attacks(url, query, zips[0], tmp, engine, limits)
+        finally:
+            demo.close()
 
     latencies: dict[str, list[float]] = {}
     errors: list[str] = []

@@ -116,7 +116,10 @@ def test_upload_ask_rank_refine(served, client):
     said, results = _chat(client, "use #2 as the query")
     assert f"Using result #2 ({ranking[1][2]}) as the query" in said
     assert "Query:** 1 photo (" + ranking[1][2] in said
-    assert len(_ranking(results)) == len(gallery)
+    # and that image is not ranked against itself
+    assert ranking[1][2] not in [n for _, _, n in _ranking(results)]
+    assert len(_ranking(results)) == len(gallery) - 1
+    assert f"Left out of the ranking: {ranking[1][2]}, an exact duplicate" in said
 
     # add a sentence -> adaptive (photo + words)
     said, _ = _chat(client, "she carries a black backpack")
@@ -124,8 +127,8 @@ def test_upload_ask_rank_refine(served, client):
 
     # why do they match -> the attribute comparison, and the shown ranking stays
     said, results_after = _chat(client, "why do the query and #1 match?")
-    assert said.startswith("Comparing the query with #1")
-    assert len(results_after) == len(gallery)
+    assert said.startswith("Comparing the query (")
+    assert len(results_after) == len(gallery) - 1
 
     client.predict(api_name="/reset")
     said, results = _chat(client, "describe #1")
@@ -186,9 +189,9 @@ def test_bad_inputs_are_answered_and_the_session_keeps_working(served, client):
         served.limits.request_seconds = 120
     assert "time limit" in said
 
-    # and after all that, the same session still answers
+    # and after all that, the same session still answers (p01.png itself is left out)
     said, results = _chat(client, "find this person", [d / "p01.png"])
-    assert "Best matches" in said and len(results) == 5
+    assert "Best matches" in said and len(results) == 4
 
 
 def test_stateless_search_endpoint(served, client):
@@ -250,7 +253,7 @@ def test_images_are_reduced_on_arrival_and_counted(served, client):
     assert "Gallery ready: 3 images" in said
     assert 0 < store.held_bytes() - before <= 3 * keep * 3  # not 3 x 12 MB
     said, results = _chat(client, "find this person", [paths[0]])
-    assert "Best matches" in said and len(results) == 3
+    assert "Best matches" in said and len(results) == 2  # huge0 itself is left out
 
 
 def test_busy_and_idle_sessions_are_told_and_go_on(served, client):
@@ -278,6 +281,125 @@ def test_busy_and_idle_sessions_are_told_and_go_on(served, client):
     assert "Gallery ready: 5 images" in _upload(client, gallery)
     said, results = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
     assert "Best matches" in said and len(results) == 5
+
+
+# -- refinement turns, with a model whose outputs are known -----------------------------------------
+
+class StubEngine:
+    """The engine boundary with known outputs: ranks by the red channel; a red person (red > 150)
+    is 'a woman in red with a backpack', any other 'a woman in blue'; ``degenerate`` makes every
+    generated text repeat itself, as the demo model's did."""
+
+    max_pixels = 2048
+    model_info = {"name_or_path": "stub", "origin": "local", "architecture": "Stub"}
+    degenerate = False
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def search(self, query, gallery, strategy="pairwise", top_k=None, tau=None, batch_size=16,
+               progress=None):
+        from chatreid.retrieval import SearchResult
+
+        query.validate()
+        self.last_query = query
+        reds = [im.getpixel((0, 0))[0] for im in gallery]
+        order = sorted(range(len(gallery)), key=lambda i: -reds[i])
+        return SearchResult(order, [reds[i] / 255 for i in order], len(order),
+                            "The match match match matching images are: Image 2."
+                            if self.degenerate else "The matching images are: Image 1.",
+                            [reds[i] / 255 for i in range(len(gallery))])
+
+    def _attrs(self, image):
+        red = image.getpixel((0, 0))[0] > 150
+        return {"gender": "female", "upper_color": "red" if red else "blue", "backpack": red}
+
+    def predict_attributes(self, image):
+        from chatreid import prompts
+        return "match match match" if self.degenerate else prompts.answer_attributes(self._attrs(image))
+
+    def compare(self, a, b):
+        from chatreid import prompts
+        return "" if self.degenerate else prompts.answer_attr_compare(self._attrs(a), self._attrs(b))
+
+    def describe(self, image):
+        return "None" if self.degenerate else "A woman in a red coat, walking."
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory):
+    import app
+
+    engine = StubEngine()
+    demo = app.build_demo(engine, ModelChoice("stub", "--model"), Limits(max_gallery=40))
+    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    d = tmp_path_factory.mktemp("stub-files")
+    paths = []
+    for red in (40, 200, 120, 250):
+        Image.new("RGB", (32, 64), (red, 10, 10)).save(d / f"person_{red:03d}.png")
+        paths.append(d / f"person_{red:03d}.png")
+    yield SimpleNamespace(url=url, engine=engine, paths=paths, demo=demo)
+    demo.close()
+
+
+@pytest.fixture
+def stub_client(stub):
+    from gradio_client import Client
+
+    stub.engine.degenerate = False
+    return Client(stub.url, verbose=False, download_files=False)
+
+
+def test_compare_turn_shows_the_models_attribute_answers_side_by_side(stub, stub_client):
+    _upload(stub_client, stub.paths)
+    said, results = _chat(stub_client, "find this person", [stub.paths[0]])  # red 40: blue
+    assert [name for _, _, name in _ranking(results)] == ["person_250.png", "person_200.png",
+                                                          "person_120.png"]
+    assert "Left out of the ranking: person_040.png, an exact duplicate of the query" in said
+    said, results = _chat(stub_client, "why do the query and #1 match?")
+    assert said.startswith("Comparing the query (person_040.png) with #1 (person_250.png).")
+    assert "| upper garment colour | blue | red | **differ** |" in said
+    assert "| gender | female | female | agree |" in said
+    assert "They agree on 1 of the 3 attributes both answers name (gender)" in said
+    assert "**The model's direct comparison:** in common: female;" in said
+    assert len(results) == 3  # the ranking stays
+    said, _ = _chat(stub_client, "describe #2")
+    assert "Result #2 (person_200.png):" in said
+    assert "**The model's description:** A woman in a red coat, walking." in said
+
+
+def test_use_a_result_as_query_never_ranks_it_against_itself(stub, stub_client):
+    _upload(stub_client, stub.paths)
+    _chat(stub_client, "find this person", [stub.paths[0]])
+    said, results = _chat(stub_client, "use #2 as the query")  # person_200
+    names = [name for _, _, name in _ranking(results)]
+    assert "person_200.png" not in names and len(names) == 3
+    assert "Left out of the ranking: person_200.png" in said
+
+
+def test_degenerate_output_is_reported_with_what_can_be_trusted(stub, stub_client):
+    _upload(stub_client, stub.paths)
+    stub.engine.degenerate = True
+    said, results = _chat(stub_client, "find this person", [stub.paths[2]])
+    assert "match match" not in said and len(results) == 3
+    assert "its answer in words could not be used (it repeated itself)" in said
+    said, _ = _chat(stub_client, "why do the query and #1 match?")
+    assert "match match" not in said
+    assert "attribute answer could not be used for the query (it repeated itself)" in said
+    assert "The search gave #1 a score of 0.980 (scored by the model)" in said
+    said, _ = _chat(stub_client, "describe #2")
+    assert ": None" not in said and "The model's description could not be used" in said
+
+
+def test_sentence_after_cloth_changing_request_is_kept(stub, stub_client):
+    _upload(stub_client, stub.paths)
+    said, _ = _chat(stub_client, "Same person, but he may have changed clothes.", [stub.paths[1]])
+    assert "cloth-changing Re-ID" in said
+    said, _ = _chat(stub_client, "he carries a black backpack")
+    assert "cloth-changing Re-ID" in said
+    assert "**Your words, used with the photo:** male, carrying a backpack" in said
+    q = stub.engine.last_query
+    assert q.task == "cloth_changing" and q.attributes == {"gender": "male", "backpack": True}
 
 
 # -- a real browser ------------------------------------------------------------------------------
@@ -334,7 +456,7 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             expect(chat.get_by_text("Best matches:")).to_have_count(3, timeout=60_000)
             box.fill("why?")
             box.press("Enter")
-            expect(chat).to_contain_text("Comparing the query with #1", timeout=60_000)
+            expect(chat).to_contain_text("Comparing the query (", timeout=60_000)
             page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
         finally:
             browser.close()

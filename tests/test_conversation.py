@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from chatreid import prompts
 from chatreid.data.attributes import VOCAB
 from chatreid.retrieval import SearchResult
 from chatreid.retrieval.conversation import (Conversation, GalleryItem, infer_task, interpret,
@@ -34,9 +35,19 @@ class FakeEngine:
                             num_scored=len(gallery), answer="The best match is image 1.",
                             prefilter_scores=[0.0] * len(gallery))
 
+    @staticmethod
+    def attributes_of(image) -> dict:
+        """What this fake model 'sees': red above 150 is a woman in red with a backpack."""
+        if image.getpixel((0, 0))[0] > 150:
+            return {"gender": "female", "upper_color": "red", "backpack": True}
+        return {"gender": "female", "upper_color": "blue", "backpack": False}
+
     def compare(self, a, b):
         self.compares.append((a.getpixel((0, 0)), b.getpixel((0, 0))))
-        return "Both wear a red top."
+        return prompts.answer_attr_compare(self.attributes_of(a), self.attributes_of(b))
+
+    def predict_attributes(self, image):
+        return prompts.answer_attributes(self.attributes_of(image))
 
     def describe(self, image):
         self.describes.append(image.getpixel((0, 0)))
@@ -167,12 +178,13 @@ def test_image_query_then_refinements(conv):
 
     # why do the query and #1 match -> engine.compare(query photo, gallery[ranking[0]])
     r = conv.respond("why do the query and #1 match?", eng)
-    assert r.ok and "Both wear a red top." in r.text
+    assert r.ok and "| gender | female | female | agree |" in r.text
     assert eng.compares[-1] == ((200, 10, 10), (250, 10, 10))
     assert r.ranked is None  # the shown ranking stays
 
-    r = conv.respond("describe #3", eng)
+    r = conv.respond("describe #2", eng)  # the ranking no longer holds the query (g200) itself
     assert eng.describes[-1] == (120, 10, 10) and "g120.png" in r.text
+    assert "**The model's description:** A woman with a red top." in r.text
 
     r = conv.respond("start over", eng)
     assert not conv.has_query and conv.last is None and conv.gallery and r.ranked == []
@@ -286,3 +298,106 @@ def test_typed_text_is_shown_as_text(conv):
     r = conv.respond("find a person <img src=x onerror=alert(1)> ![t](http://e.x/t.png)", eng)
     assert r.ok and "<img" not in r.text and "![" not in r.text
     assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in r.text
+
+
+# -- refinement turns with a model whose outputs are known ------------------------------------------
+
+def test_compare_shows_both_attribute_answers_side_by_side(conv):
+    eng = FakeEngine()
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])  # blue, no bag
+    r = conv.respond("why do the query and #1 match?", eng)  # #1 is g250: red, backpack
+    assert r.ok and r.text.startswith("Comparing the query (q.png) with #1 (g250.png).")
+    assert "The search gave #1 a score of 0.980 (scored by the model)" in r.text
+    assert "| attribute | the query | #1 | |" in r.text
+    assert "| gender | female | female | agree |" in r.text
+    assert "| upper garment colour | blue | red | **differ** |" in r.text
+    assert "| backpack | no | yes | **differ** |" in r.text
+    assert "They agree on 1 of the 3 attributes both answers name (gender); they differ on " \
+           "backpack, upper garment colour." in r.text
+    assert "**The model's direct comparison:** in common: female; only the query: a blue upper " \
+           "garment, not carrying a backpack; only #1: a red upper garment, carrying a backpack." in r.text
+    r = conv.respond("compare #1 and #2", eng)  # g250 and g200: both red
+    assert "They agree on 3 of the 3 attributes" in r.text and "| backpack | yes | yes | agree |" in r.text
+
+
+@pytest.mark.parametrize("attr_out,compare_out,why", [
+    ("", "", "it generated no text"),
+    ("The match match match matching images are: Image 2.",
+     "The match match match matching images are: Image 2.", "it repeated itself"),
+    ("None", "None", "it names no attribute in the model's vocabulary"),
+])
+def test_degenerate_model_output_is_reported_never_shown(conv, attr_out, compare_out, why):
+    class Degenerate(FakeEngine):
+        def predict_attributes(self, image):
+            return attr_out
+
+        def compare(self, a, b):
+            return compare_out
+
+        def describe(self, image):
+            return attr_out
+
+    eng = Degenerate()
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    r = conv.respond("why do the query and #1 match?", eng)
+    assert r.ok and "match match" not in r.text and "Image 2" not in r.text
+    assert f"The model's attribute answer could not be used for the query ({why}) and for #1 " \
+           f"({why})" in r.text
+    assert "What can be trusted is the ranking and the scores above." in r.text
+    assert "The search gave #1 a score of 0.980" in r.text  # the trusted part is there
+    assert "direct comparison of the two images could not be read" in r.text
+    r = conv.respond("describe #2", eng)
+    assert "match match" not in r.text and "None" not in r.text.replace("None)", "")
+    assert "The model's description could not be used (" in r.text
+    assert "The search gave #2 a score of 0.784" in r.text
+
+
+def test_description_of_one_word_is_not_a_description(conv):
+    class Terse(FakeEngine):
+        def describe(self, image):
+            return "None"
+
+    eng = Terse()
+    conv.respond("find this person", eng, images=[_img(5)])
+    r = conv.respond("describe #2", eng)
+    assert "Result #2 (g200.png):" in r.text and ": None" not in r.text
+    assert "could not be used (its answer was too short to be a description)" in r.text
+    # what can still be trusted: the model's attribute answer, and the ranking
+    assert "**The model's attribute answer:** female, a red upper garment, carrying a backpack." in r.text
+
+
+def test_a_query_image_is_never_its_own_match(conv):
+    eng = FakeEngine()
+    same = _img(200)  # pixel-identical to gallery g200.png, a different object
+    r = conv.respond("find this person", eng, images=[same], image_names=["upload.png"])
+    names = [conv.gallery[gi].name for gi, _ in r.ranked]
+    assert names == ["g250.png", "g120.png", "g40.png"]
+    assert "Left out of the ranking: g200.png, an exact duplicate of the query photo" in r.text
+    assert conv.last.num_scored == 3 and len(conv.last.scores) == 3
+    # "use #2 as the query": result #2 (g120) is not ranked against itself either
+    r = conv.respond("use #2 as the query", eng)
+    names = [conv.gallery[gi].name for gi, _ in r.ranked]
+    assert "g120.png" not in names and len(names) == 3
+    assert "Left out of the ranking: g120.png" in r.text
+
+
+def test_words_after_a_cloth_changing_request_are_used_or_said_why_not(conv):
+    eng = FakeEngine()
+    conv.respond("same person, he may have changed clothes", eng, images=[_img(1)])
+    r = conv.respond("he carries a black backpack", eng)
+    q = eng.searches[-1]
+    assert r.task == "cloth_changing" and q.task == "cloth_changing" and len(q.images) == 1
+    assert q.attributes == {"gender": "male", "backpack": True}  # kept, scored with the photo
+    assert "**Your words, used with the photo:** male, carrying a backpack" in r.text
+    r = conv.respond("he wears a red jacket and a tall hat", eng)
+    q = eng.searches[-1]
+    assert q.attributes == {"gender": "male", "backpack": True}  # clothes do not survive a change
+    assert "(Not used, since the person may have changed clothes: a red upper garment, " \
+           "wearing a hat.)" in r.text
+    assert "Words outside the attribute vocabulary are not used in this setting: tall" in r.text
+    # infrared: colour is what an infrared photo lacks
+    conv.respond("start over", eng)
+    r = conv.respond("this is an infrared shot of a woman in a red top", eng, images=[_img(1)])
+    q = eng.searches[-1]
+    assert q.task == "visible_infrared" and q.attributes == {"gender": "female"}
+    assert "(Not used, since an infrared photo shows no colour: a red upper garment.)" in r.text

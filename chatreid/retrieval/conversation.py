@@ -14,11 +14,13 @@ said 'changed clothes'"), so a wrong guess is visible and a preset can override 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from chatreid import prompts
 from chatreid.data.attributes import VOCAB, phrases
 from chatreid.retrieval.query import TASKS, Query, SearchResult
 
@@ -398,6 +400,22 @@ class GalleryItem:
     name: str
     image: object  # PIL.Image.Image
     path: str | None = None
+    _digest: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def digest(self) -> bytes:
+        """A hash of the decoded pixels: equal for exact duplicates (the same photo uploaded
+        twice, or a result used as the query)."""
+        if self._digest is None:
+            self._digest = image_digest(self.image)
+        return self._digest
+
+
+def image_digest(image) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.digest()
 
 
 @dataclass
@@ -462,8 +480,14 @@ class Conversation:
         q = Query(images=list(self.query_images), task=task,
                   text=self.description or None,
                   attributes=dict(self.attributes) or None)
-        if task in ("standard", "cloth_changing", "visible_infrared"):
-            q.text, q.attributes = None, None  # the paper's image prompts take no words
+        if task == "standard":
+            q.text, q.attributes = None, None  # the paper's image prompt takes no words
+        if task in _KEPT_KEYS:
+            # Another outfit (or an infrared camera) makes clothing colours meaningless, but what
+            # survives it is scored beside the photo, as the paper's adaptive retrieval combines a
+            # photo with text; what is left out is named in the answer (``words_used``).
+            kept = {k: v for k, v in self.attributes.items() if k in _KEPT_KEYS[task]}
+            q.text, q.attributes = None, kept or None
         if task == "text_to_image":
             q.images = []
             if not q.text and self.attributes:
@@ -518,9 +542,7 @@ class Conversation:
         if intent.action == "compare":
             return self._compare(engine, intent.indices)
         if intent.action == "describe":
-            gi = self.result_index(intent.indices[0])
-            return Reply(f"Result #{intent.indices[0]} ({name_text(self.gallery[gi].name)}): "
-                         + _generated(engine.describe(self.gallery[gi].image)))
+            return self._describe(engine, intent.indices[0])
         if intent.action == "pick":
             picked = [self.result_index(k) for k in intent.indices]
             imgs = [self.gallery[i].image for i in picked]
@@ -590,12 +612,33 @@ class Conversation:
                                    top_k=top_k if query.images else None, progress=progress)
         except ValueError as err:  # the engine refused this query: say why, keep the session
             raise ChatError(f"The engine could not run this search: {err}") from None
+        result, dupes = self._without_query_duplicates(result, query)
         self.task, self.last = task, result
         ranked = list(zip(result.ranking, result.scores))
-        return Reply(lead + answer_text(self, task, reason, result, intent.notes), ranked=ranked,
-                     task=task)
+        extra = words_used(self, task)
+        if dupes:
+            extra.append(f"(Left out of the ranking: {', '.join(map(name_text, dupes))}, an exact "
+                         f"duplicate of the query photo{'s' if len(query.images) > 1 else ''}; an "
+                         "image is never its own match.)")
+        return Reply(lead + answer_text(self, task, reason, result, intent.notes, extra=extra),
+                     ranked=ranked, task=task)
+
+    def _without_query_duplicates(self, result: SearchResult, query: Query):
+        """The result without gallery images whose pixels equal a query photo's, and their names."""
+        if not query.images:
+            return result, []
+        digests = {image_digest(im) for im in query.images}
+        drop = {gi for gi in result.ranking if self.gallery[gi].digest in digests}
+        if not drop:
+            return result, []
+        keep = [k for k, gi in enumerate(result.ranking) if gi not in drop]
+        scored = sum(1 for k in keep if k < result.num_scored)
+        return SearchResult([result.ranking[k] for k in keep], [result.scores[k] for k in keep],
+                            scored, result.answer, result.prefilter_scores), \
+            [self.gallery[gi].name for gi in result.ranking if gi in drop]
 
     def _compare(self, engine, indices: list[int]) -> Reply:
+        """Why two people match or differ, in the model's own attribute answers, side by side."""
         if self.last is None:
             raise ChatError("There are no results yet to refer to; ask a search first.")
 
@@ -604,18 +647,190 @@ class Conversation:
                 if not self.query_images:
                     raise ChatError("The query has no photo to compare; name two results instead, "
                                     "e.g. *compare #1 and #2*.")
-                return self.query_images[0], "the query"
+                return self.query_images[0], "the query", f"the query ({name_text(self.query_names[0])})"
             gi = self.result_index(k)
-            return self.gallery[gi].image, f"#{k} ({name_text(self.gallery[gi].name)})"
+            return self.gallery[gi].image, f"#{k}", f"#{k} ({name_text(self.gallery[gi].name)})"
 
-        (a, name_a), (b, name_b) = pick(indices[0]), pick(indices[1])
-        said = _generated(engine.compare(a, b))
-        verdict = ""
-        if self.last is not None and 0 in indices:
-            k = indices[1]
-            verdict = (f" The search gave #{k} a score of {self.last.scores[k - 1]:.3f}"
-                       f" ({'scored by the model' if k <= self.last.num_scored else 'pre-filter only'}).")
-        return Reply(f"Comparing {name_a} with {name_b}.{verdict}\n\n{said}")
+        (a, short_a, name_a), (b, short_b, name_b) = pick(indices[0]), pick(indices[1])
+        lines = [f"Comparing {name_a} with {name_b}."]
+        lines += [self._standing(k) for k in indices if k != 0]
+        (attrs_a, why_a), (attrs_b, why_b) = (read_attribute_answer(_attribute_answer(engine, a)),
+                                              read_attribute_answer(_attribute_answer(engine, b)))
+        if why_a or why_b:
+            bad = [f"for {n} ({w})" for n, w in ((short_a, why_a), (short_b, why_b)) if w]
+            lines.append("The model's attribute answer could not be used " + " and ".join(bad)
+                         + ", so there is no side-by-side view of its attributes. What can be "
+                         "trusted is the ranking and the scores above.")
+        else:
+            lines.append(attribute_table(attrs_a, attrs_b, short_a, short_b))
+        said = engine.compare(a, b)
+        try:
+            common, only_a, only_b = prompts.parse_attr_compare(said)
+        except ValueError:
+            why = unusable(said) or "it is not in the comparison format the model was trained on"
+            lines.append(f"The model's direct comparison of the two images could not be read "
+                         f"({why}); it is not shown.")
+        else:
+            lines.append(f"**The model's direct comparison:** in common: "
+                         f"{describe_attributes(common) or 'nothing'}; only {short_a}: "
+                         f"{describe_attributes(only_a) or 'nothing'}; only {short_b}: "
+                         f"{describe_attributes(only_b) or 'nothing'}.")
+        return Reply("\n\n".join(lines))
+
+    def _standing(self, k: int) -> str:
+        """What the search said of result #k: its score, and the pre-filter's view of it."""
+        gi, n = self.last.ranking[k - 1], len(self.last.ranking)
+        line = (f"The search gave #{k} a score of {self.last.scores[k - 1]:.3f} "
+                f"({'scored by the model' if k <= self.last.num_scored else 'pre-filter only'})")
+        pre = self.last.prefilter_scores
+        if self.query_images and pre and any(pre):
+            rank = 1 + sum(1 for s in pre if s > pre[gi])
+            line += f"; the pre-filter's similarity to the query is {pre[gi]:.3f} (rank {rank} of {n})"
+        return line + "."
+
+    def _describe(self, engine, k: int) -> Reply:
+        gi = self.result_index(k)
+        item = self.gallery[gi]
+        lines = [f"Result #{k} ({name_text(item.name)}):"]
+        said = engine.describe(item.image)
+        why = unusable(said, min_words=3)
+        if why:
+            lines.append(f"The model's description could not be used ({why}); it is not shown.")
+        else:
+            lines.append(f"**The model's description:** {as_text(said.strip())}")
+        attrs, why_attrs = read_attribute_answer(_attribute_answer(engine, item.image))
+        if attrs:
+            lines.append(f"**The model's attribute answer:** {describe_attributes(attrs)}.")
+        else:
+            lines.append(f"The model's attribute answer could not be used ({why_attrs}).")
+        lines.append(self._standing(k))
+        return Reply("\n\n".join(lines))
+
+
+_KEY_LABELS = {"gender": "gender", "age": "age", "hair": "hair", "sleeve": "sleeves",
+               "upper_color": "upper garment colour", "lower_color": "lower garment colour",
+               "lower_type": "lower garment", "lower_length": "lower garment length", "hat": "hat",
+               "backpack": "backpack", "bag": "bag", "handbag": "handbag"}
+
+
+def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return {"pants": "trousers", "dress": "dress or skirt"}.get(value, str(value))
+
+
+def attribute_table(first: dict, second: dict, name_a: str, name_b: str) -> str:
+    """The two attribute answers side by side (Markdown table), and which agree."""
+    rows = [f"| attribute | {name_a} | {name_b} | |", "|---|---|---|---|"]
+    agree, differ = [], []
+    for key in VOCAB:
+        if key not in first and key not in second:
+            continue
+        va, vb = first.get(key), second.get(key)
+        if key in first and key in second:
+            same = va == vb
+            (agree if same else differ).append(_KEY_LABELS[key])
+            mark = "agree" if same else "**differ**"
+        else:
+            mark = "(one answer only)"
+        rows.append(f"| {_KEY_LABELS[key]} | {_value_text(va) if key in first else '—'} | "
+                    f"{_value_text(vb) if key in second else '—'} | {mark} |")
+    both = len(agree) + len(differ)
+    summary = (f"They agree on {len(agree)} of the {both} attributes both answers name"
+               + (f" ({', '.join(agree)})" if agree else "")
+               + (f"; they differ on {', '.join(differ)}" if differ else "") + "."
+               if both else "The two answers name no attribute in common, so they cannot be compared.")
+    return ("**The model's attribute answers**, asked of each image on its own:\n\n"
+            + "\n".join(rows) + "\n\n" + summary)
+
+
+def _attribute_answer(engine, image) -> str:
+    predict = getattr(engine, "predict_attributes", None)
+    return predict(image) if predict is not None else ""
+
+
+def unusable(text: str | None, min_words: int = 1) -> str | None:
+    """Why a generated text cannot be shown (empty, repeating itself, too short), or None."""
+    t = (text or "").strip()
+    if not t:
+        return "it generated no text"
+    words = re.findall(r"\w+", t.lower())
+    for n in (1, 2, 3):  # the same word or phrase three times in a row
+        for i in range(len(words) - 3 * n + 1):
+            if words[i:i + n] == words[i + n:i + 2 * n] == words[i + 2 * n:i + 3 * n]:
+                return "it repeated itself"
+    if len(words) >= 12 and len(set(words)) < 0.35 * len(words):
+        return "it repeated itself"
+    if len(words) < min_words:
+        return "its answer was too short to be a description"
+    return None
+
+
+def read_attribute_answer(text: str) -> tuple[dict, str | None]:
+    """The attributes of a generated ``attr_predict`` answer, read phrase by phrase (phrases the
+    vocabulary does not know, and keys given two values, are left out); ``(attributes, None)``,
+    or ``({}, why)`` when nothing usable was said."""
+    why = unusable(text)
+    if why:
+        return {}, why
+    body = text.strip()
+    head = "The pedestrian attributes of this image are:"
+    if body.startswith(head):
+        body = body[len(head):]
+    out: dict = {}
+    conflict: set = set()
+    for phrase in body.strip().rstrip(".").split(","):
+        try:
+            said = prompts.parse_phrases(phrase.strip().rstrip("."))
+        except ValueError:
+            continue
+        for key, value in said.items():
+            if key in out and out[key] != value:
+                conflict.add(key)
+            out[key] = value
+    for key in conflict:
+        del out[key]
+    if not out:
+        return {}, "it names no attribute in the model's vocabulary"
+    return out, None
+
+
+# What a cloth-changing or infrared query keeps of the person's words: attributes that do not
+# depend on the clothes worn (cloth-changing) or on colour (infrared).
+_KEPT_KEYS = {
+    "cloth_changing": ("gender", "age", "hair", "backpack", "bag", "handbag"),
+    "visible_infrared": ("gender", "age", "hair", "sleeve", "lower_type", "lower_length", "hat",
+                         "backpack", "bag", "handbag"),
+}
+
+
+def words_used(conv: "Conversation", task: str) -> list[str]:
+    """Lines saying which of the person's words a photo query uses, and why the rest are not."""
+    if not conv.query_images or not (conv.description or conv.attributes):
+        return []
+    if task == "standard":
+        return ["(Your words are not used: the *same person* setting compares photos only. Choose "
+                "*Let the assistant decide* or *photo plus description* to search with them.)"]
+    if task not in _KEPT_KEYS:
+        return []
+    kept = {k: v for k, v in conv.attributes.items() if k in _KEPT_KEYS[task]}
+    left = {k: v for k, v in conv.attributes.items() if k not in _KEPT_KEYS[task]}
+    why = ("the person may have changed clothes" if task == "cloth_changing"
+           else "an infrared photo shows no colour")
+    lines = []
+    if kept:
+        lines.append(f"**Your words, used with the photo:** {describe_attributes(kept)} (scored "
+                     "beside the photo, as in the paper's photo-plus-text retrieval).")
+    if left:
+        lines.append(f"(Not used, since {why}: {describe_attributes(left)}.)")
+    # the setting's own words ("changed clothes", "infrared") are the request, not a description
+    extra = _leftover_words(_CC_RE.sub(" ", _IR_RE.sub(" ", conv.description.lower())))
+    if extra:
+        lines.append("(Words outside the attribute vocabulary are not used in this setting: "
+                     f"{as_text(', '.join(dict.fromkeys(extra)))}.)")
+    if not kept and not left and not extra:
+        return []
+    return lines
 
 
 def _attributes_sentence(attributes: dict) -> str:
@@ -647,15 +862,8 @@ def name_images(text: str, gallery: Sequence[GalleryItem], max_listed: int = 8) 
     return re.sub(r"\bImage (\d+)\b", sub, text)
 
 
-def _generated(text: str) -> str:
-    """A generated answer, or a plain statement that there was none (an untrained model can
-    stop at once)."""
-    return text.strip() or "(the model generated no text for this; a trained model describes " \
-                           "attributes here)"
-
-
 def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult,
-                notes: Sequence[str] = (), show: int = 3) -> str:
+                notes: Sequence[str] = (), show: int = 3, extra: Sequence[str] = ()) -> str:
     """The assistant's answer after a search: what was understood, what was done, what was found."""
     lines = [f"**Task:** {TASK_NAMES[task]} — {reason}."]
     query_bits = []
@@ -670,6 +878,7 @@ def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult
         lines.append("**Query:** " + "; ".join(query_bits) + ".")
     for note in notes:
         lines.append(f"(Ignored: {as_text(note)}.)")
+    lines += list(extra)
     n = len(result.ranking)
     lines.append(f"The model scored {result.num_scored} of {n} gallery images"
                  + (" (the pre-filter ranked the rest)." if result.num_scored < n else "."))
@@ -678,6 +887,11 @@ def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult
                         for k, (gi, s) in enumerate(zip(result.ranking[:show], result.scores[:show])))
         lines.append(f"**Best matches:** {top}.")
     if result.answer and result.answer.strip():
-        lines.append(f"**Model:** {name_images(result.answer.strip(), conv.gallery)}")
+        why = unusable(result.answer)
+        if why:
+            lines.append(f"**Model:** its answer in words could not be used ({why}); the ranking "
+                         "above, from its scores, is what to go by.")
+        else:
+            lines.append(f"**Model:** {name_images(result.answer.strip(), conv.gallery)}")
     lines.append(NEXT_STEPS)
     return "\n\n".join(lines)

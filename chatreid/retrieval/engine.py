@@ -253,6 +253,11 @@ class ReIDEngine:
         """The attribute commonality/uniqueness comparison of two people (``attr_compare``), generated."""
         return self._generate(prompts.render("attr_compare"), [image_a, image_b], max_new_tokens)
 
+    def predict_attributes(self, image, max_new_tokens: int = 96) -> str:
+        """The model's attribute annotation of one pedestrian (the stage-1 ``attr_predict``
+        prompt), generated; ``chatreid.prompts.parse_attributes`` reads a well-formed answer."""
+        return self._generate(prompts.render("attr_predict"), [image], max_new_tokens)
+
     def describe(self, image, max_new_tokens: int = 128) -> str:
         """A description of the pedestrian (the stage-1 ``caption`` prompt), generated."""
         return self._generate(prompts.render("caption"), [image], max_new_tokens)
