@@ -356,6 +356,8 @@ def test_compare_turn_shows_the_models_attribute_answers_side_by_side(stub, stub
     assert [name for _, _, name in _ranking(results)] == ["person_250.png", "person_200.png",
                                                           "person_120.png"]
     assert "Left out of the ranking: person_040.png, an exact duplicate of the query" in said
+    # the engine's answer named it (gallery Image 1) as a match: not any more
+    assert "Image 1" not in said and "**Model:** The matching images are: none." in said
     said, results = _chat(stub_client, "why do the query and #1 match?")
     assert said.startswith("Comparing the query (person_040.png) with #1 (person_250.png).")
     assert "| upper garment colour | blue | red | **differ** |" in said

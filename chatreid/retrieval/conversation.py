@@ -633,8 +633,12 @@ class Conversation:
             return result, []
         keep = [k for k, gi in enumerate(result.ranking) if gi not in drop]
         scored = sum(1 for k in keep if k < result.num_scored)
+        answer = result.answer or ""
+        for gi in drop:  # the engine's answer names it among the matches: no longer
+            answer = re.sub(rf"\bImage {gi + 1}\b(, )?", "", answer)
+        answer = re.sub(r"(, | and )?\.$", ".", answer.strip()).replace(": .", ": none.")
         return SearchResult([result.ranking[k] for k in keep], [result.scores[k] for k in keep],
-                            scored, result.answer, result.prefilter_scores), \
+                            scored, answer, result.prefilter_scores), \
             [self.gallery[gi].name for gi in result.ranking if gi in drop]
 
     def _compare(self, engine, indices: list[int]) -> Reply:
