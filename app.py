@@ -48,6 +48,15 @@ else:
 
 MAX_SHOWN = 100  # ranked images sent to the page; the rest are summarised in words
 MAX_HISTORY = 200  # chat messages a session keeps (the oldest go first)
+# Result captions are shown whole (wrapped), never cut: the person id is at the end of the file
+# name, and that is how a person checks a match by eye.
+CSS = """
+#results .caption-label { white-space: normal; overflow-wrap: anywhere; max-width: 100%;
+                          text-overflow: clip; opacity: 0.9; }
+#examples table { width: 100%; table-layout: fixed; }
+#examples th, #examples th *, #examples td, #examples td * {
+    white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip !important; }
+"""
 
 
 class RequestTimeout(ChatError):
@@ -257,6 +266,26 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             session.ranked = reply.ranked
         return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(value={"text": "", "files": []})
 
+    def echo(message, session: Session):
+        """Shown at once, before the turn waits for the model: the person's message (or its
+        length, if too long to be used) and a line saying the work has started."""
+        session = session or Session()
+        message = message or {}
+        text = (message.get("text") or "").strip()
+        files = [_path(f) for f in message.get("files") or []]
+        if len(text) > limits.max_message_chars:
+            user = [f"*(a message of {len(text):,} characters, not shown)*"]
+        else:
+            user = ([as_text(text)] if text else []) + [{"path": f} for f in files]
+        shown = list(session.history) + ([{"role": "user", "content": user}] if user else [])
+        shown.append({"role": "assistant", "content": "⏳ Working on it…"})
+        return shown, message, gr.MultimodalTextbox(value={"text": "", "files": []})
+
+    def chat_sent(message, task: str, session: Session, progress=gr.Progress()):
+        """The page's chat turn: the message echoed by ``echo``, answered as ``/chat`` does."""
+        session, history, ranked, _ = chat(message, task, session, progress)
+        return session, history, ranked
+
     def reset(session: Session):
         """Start over: clear the query, the ranking and the transcript; keep the gallery."""
         session = session or Session()
@@ -321,13 +350,15 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                     file_types=["image"], file_count="multiple", sources=["upload"],
                     placeholder="3 · Attach the person's photo and ask, or describe them "
                                 "(e.g. a woman in a red top with a black backpack)",
-                    show_label=False, elem_id="ask")
-        results = gr.Gallery(label="Ranked gallery (best first: rank · score · file)", columns=8,
-                             object_fit="contain", elem_id="results", allow_preview=True)
+                    label="Message", show_label=False, elem_id="ask")
+        results = gr.Gallery(label="Ranked gallery (best first: rank · score · file; click an "
+                                   "image to open it large)", columns=6, height="auto",
+                             object_fit="contain", elem_id="results", allow_preview=True,
+                             preview=False)
         if examples:
             gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
                         label="Examples (pick one: it loads the gallery and fills the message; "
-                              "then press Enter)")
+                              "then press Enter)", elem_id="examples")
 
         # API-only components for the stateless /search endpoint.
         with gr.Row(visible=False):
@@ -337,6 +368,9 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             api_task = gr.Dropdown(choices=[AUTO, *TASK_NAMES], value=AUTO, label="task")
             api_out = gr.JSON(label="result")
             api_btn = gr.Button("search")
+            api_box = gr.MultimodalTextbox(file_count="multiple", label="message")
+            api_chat = gr.Button("chat")
+        sent = gr.State(None)  # the message the page just sent, between echo and the turn
 
         model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
         # New uploads add to the files already in the box; removing one reloads the rest.
@@ -348,8 +382,14 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                             api_visibility="private")
         example_pick.change(example_gallery, [example_pick, state], [state, chatbot, results],
                             api_name="example_gallery", concurrency_limit=4)
-        box.submit(chat, [box, task, state], [state, chatbot, results, box], api_name="chat",
-                   **model_calls)
+        # On the page: the message appears at once (not queued), then the turn runs in the model
+        # queue with a progress bar. Scripts call /chat, the same turn in one request.
+        box.submit(echo, [box, state], [chatbot, sent, box], queue=False,
+                   api_visibility="private").then(
+            chat_sent, [sent, task, state], [state, chatbot, results], api_visibility="private",
+            **model_calls)
+        api_chat.click(chat, [api_box, task, state], [state, chatbot, results, api_box],
+                       api_name="chat", **model_calls)
         reset_btn.click(reset, [state], [state, chatbot, results], api_name="reset")
         api_btn.click(search, [api_query, api_gallery, api_text, api_task], api_out,
                       api_name="search", **model_calls)
@@ -391,7 +431,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         max_file_size=f"{limits.max_file_mb}mb",
         allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else [],
         state_session_capacity=limits.max_sessions,  # also enforced by the app's SessionStore
-        footer_links=["api", "settings"], **kwargs)
+        footer_links=["api", "settings"], css=CSS, **kwargs)
 
 
 def load_engine(choice: ModelChoice):
