@@ -323,20 +323,11 @@ class AugmentedStore:
         self.store, self.rng = store, random.Random(seed)
 
     def image(self, iid):
-        import numpy as np
-        from PIL import Image, ImageEnhance, ImageFilter
+        from chatreid.training.compare import edit  # the pretraining curriculum's "augment" level
 
         if not iid.endswith("#aug"):
             return self.store.image(iid)
-        rng, im = self.rng, self.store.image(iid[:-4]).convert("RGB")
-        w, h = im.size
-        dx, dy = int(w * rng.uniform(0, .12)), int(h * rng.uniform(0, .08))
-        im = im.crop((rng.randint(0, dx), rng.randint(0, dy), w - rng.randint(0, dx), h - rng.randint(0, dy)))
-        arr = np.asarray(im.resize((w, h)), dtype=np.float32) * np.array([rng.uniform(.8, 1.2) for _ in range(3)])
-        im = ImageEnhance.Brightness(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))).enhance(rng.uniform(.7, 1.3))
-        if rng.random() < .5:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return im.filter(ImageFilter.GaussianBlur(rng.uniform(.5, 1.2))) if rng.random() < .3 else im
+        return edit(self.store.image(iid[:-4]), "augment", self.rng)
 
     def __getattr__(self, name):
         return getattr(self.store, name)

@@ -69,10 +69,10 @@ class DemoConfig:
     vision_depth: int = 4
     vision_embed: int = 96
     vision_heads: int = 4
-    patch: int = 8
-    # The image processor's pixel cap: 128x64 crops are read at 64x32, 8x4 patches, 8 tokens after
-    # the 2x2 merger. Steps cost a third of 128x64's, and stage 1's features separate held-out
-    # people at least as well (docs/demo-learning.md).
+    patch: int = 16
+    # The image processor's pixel cap: 128x64 crops are read at 64x32, 4x2 patches of 16 pixels,
+    # 2 tokens after the 2x2 merger. Comparing two images is then a token-against-token match, and
+    # at equal wall time it learns faster than 8 tokens a crop (docs/demo-learning.md).
     max_pixels: int = 64 * 32
     # instruction rows per stage (train + validation)
     rows: dict = field(default_factory=lambda: {1: 1200, 2: 2600, 3: 600})
@@ -99,6 +99,20 @@ class DemoConfig:
     ablation: bool = True
     diagnostic: bool = True  # also evaluate 1+2 (the demo chain before stage 3)
     seed: int = 0
+    # Comparison pretraining (chatreid.training.compare): the miniature's stand-in for the
+    # pretrained VLM the paper starts from, on worlds of its own (no person of the stage data or of
+    # the evaluation). Every chain of the ablation starts from this one base. 0 steps: random base.
+    pretrain_ids: dict = field(default_factory=lambda: {"market": 3000, "sysu": 800, "ltcc": 800})
+    pretrain_images_per_id: dict = field(default_factory=lambda: {"market": 4, "sysu": 6, "ltcc": 6})
+    pretrain_steps: int = 3000
+    pretrain_batch: int = 32
+    pretrain_lr: float = 1e-3
+    pretrain_describe: int = 0  # caption rows per pretraining batch, beside the pairs
+    # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
+    eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 40})
+    seeds: int = 3  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
+    curve_every: int = 100  # held-out P(Yes) AUC every this many steps of each stage
+    curve_pairs: int = 100  # same and other pairs per layout for the learning curves
 
     def __post_init__(self):
         if self.stage2_decoder not in ("base", "stage1"):
@@ -116,7 +130,11 @@ CONFIGS = {
     "small": DemoConfig("small", ids={"market": 16, "ltcc": 30, "sysu": 20, "pedes": 30},
                         images_per_id={"market": 6, "ltcc": 12, "sysu": 8, "pedes": 3},
                         hidden=64, layers=2, vision_depth=2, vision_embed=32, vision_heads=2,
-                        rows={1: 120, 2: 160, 3: 80}, steps={1: 10, 2: 10, 3: 6}, batch=4, top_k=5),
+                        rows={1: 120, 2: 160, 3: 80}, steps={1: 10, 2: 10, 3: 6}, batch=4, top_k=5,
+                        pretrain_ids={"market": 30, "sysu": 12, "ltcc": 12},
+                        pretrain_images_per_id={"market": 4, "sysu": 6, "ltcc": 6}, pretrain_steps=20,
+                        pretrain_batch=8, eval_ids={"market": 16, "ltcc": 24, "sysu": 15, "pedes": 30},
+                        seeds=2, curve_every=5, curve_pairs=10),
 }
 
 
@@ -162,21 +180,30 @@ def _load_script(path: Path, name: str):
     return mod
 
 
-def make_world(cfg: DemoConfig, work: Path) -> dict[str, Path]:
+# Each purpose draws its worlds from its own seed range, so no person is in two of them.
+WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000}
+
+
+def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str, Path]:
+    """One SynthPeds world per layout: ``synth`` (the stage data), ``pretrain`` (comparison
+    pretraining) or ``eval`` (the fresh worlds every model is measured on)."""
+    ids, per_id = {"synth": (cfg.ids, cfg.images_per_id), "pretrain": (cfg.pretrain_ids, cfg.pretrain_images_per_id),
+                   "eval": (cfg.eval_ids, None)}[purpose]
     roots = {}
     for i, layout in enumerate(LAYOUTS):
-        out = work / "synth" / layout
-        argv = ["synth", "--layout", layout, "--ids", cfg.ids[layout], "--seed", cfg.seed * 1000 + 101 * (i + 1),
-                "--out", out, "--overwrite"]
-        if cfg.images_per_id:
-            argv += ["--images-per-id", cfg.images_per_id[layout]]
+        if layout not in ids:
+            continue
+        out = work / purpose / layout
+        argv = ["synth", "--layout", layout, "--ids", ids[layout],
+                "--seed", WORLD_SEEDS[purpose] + cfg.seed * 1000 + 101 * (i + 1), "--out", out, "--overwrite"]
+        if per_id:
+            argv += ["--images-per-id", per_id[layout]]
         _chatreid(argv)
         roots[layout] = out
     return roots
 
 
-def make_store(roots: dict[str, Path], work: Path) -> Path:
-    out = work / "store"
+def make_store(roots: dict[str, Path], out: Path) -> Path:
     argv = ["store", "build", "--out", out, "--overwrite"]
     for layout, root in roots.items():  # distinct dataset names: image ids stay unique across layouts
         argv += ["--source", f"synthpeds,dataset=synthpeds_{layout}:{root}"]
@@ -219,7 +246,7 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     config.vision_config.patch_size = cfg.patch
     config.vision_config.num_heads = cfg.vision_heads
     factor = cfg.patch * 2  # the 2x2 merger
-    image_processor = Qwen2VLImageProcessorPil(patch_size=cfg.patch, min_pixels=4 * factor * factor,
+    image_processor = Qwen2VLImageProcessorPil(patch_size=cfg.patch, min_pixels=factor * factor,
                                                max_pixels=cfg.max_pixels)
     processor = ChatReIDQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                          chat_template=QWEN2_VL_CHAT_TEMPLATE)
@@ -234,8 +261,42 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     return out
 
 
+def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) -> tuple[Path, dict]:
+    """The comparison pretraining (``chatreid.training.compare``) of the random ``base`` on the
+    pretraining worlds (every split: they are only ever trained on); returns the pretrained base and
+    its learning curve."""
+    import torch
+
+    from chatreid.data.store import ImageStore
+    from chatreid.model import load_model_and_processor
+    from chatreid.training.compare import CompareConfig, pretrain
+
+    model, processor = load_model_and_processor(str(base), dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    compare = CompareConfig(steps=cfg.pretrain_steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
+                            describe=cfg.pretrain_describe, eval_every=2 * cfg.curve_every, seed=cfg.seed)
+    result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe,
+                      splits=("train", "query", "gallery"))
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(base, out)  # tokenizer, processor, chat template; the weights are replaced next
+    model.cpu().save_pretrained(out, safe_serialization=True)
+    return out, result
+
+
+def heldout_probe(cfg: DemoConfig, eval_store: Path):
+    """Same- and other-identity pairs of the evaluation worlds' held-out people (image layouts),
+    on which every learning curve of the build is measured."""
+    from chatreid.data.store import ImageStore
+    from chatreid.training.compare import PairProbe
+
+    groups = {l: f"synthpeds_{l}" for l in LAYOUTS if l != "pedes" and l in cfg.eval_ids}
+    return PairProbe.sample(ImageStore.load(str(eval_store)), groups, n=cfg.curve_pairs, seed=cfg.seed)
+
+
 def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base: Path, prev: Path | None,
-                out: Path) -> Path:
+                out: Path, seed: int = 0, callbacks=None) -> Path:
     import torch
 
     if stage == 2 and cfg.stage2_decoder == "stage1":
@@ -248,11 +309,11 @@ def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base:
             "--per_device_train_batch_size", cfg.batch, "--gradient_accumulation_steps", 1,
             "--learning_rate", cfg.lr[stage], "--warmup_steps", 0.05, "--lr_scheduler_type", cfg.schedule,
             "--logging_steps", 10, "--save_strategy", "no", "--dataloader_num_workers", 0,
-            "--dataloader_persistent_workers", "false", "--report_to", "none", "--seed", cfg.seed,
+            "--dataloader_persistent_workers", "false", "--report_to", "none", "--seed", seed,
             "--disable_tqdm", "true"]
     if prev is not None:
         argv += ["--previous_stage_checkpoint", prev]
-    rc = sft.cli([str(a) for a in argv])
+    rc = sft.cli([str(a) for a in argv], callbacks=callbacks)
     if rc:
         raise RuntimeError(f"train/sft.py stage {stage} -> {out} failed with exit code {rc}")
     return out / "final"
@@ -270,22 +331,42 @@ def final_loss(final_dir: Path) -> float | None:
     return None
 
 
-def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Path, timer: Timer) -> dict[str, Path]:
-    """Every chain of CHAINS, sharing prefixes (1+2 is the first half of 1+2+3)."""
+def seed_label(chain: str, k: int) -> str:
+    """The results key of ``chain`` trained with the build's ``k``-th stage seed."""
+    return chain if k == 0 else f"{chain}@{k}"
+
+
+def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Path, timer: Timer,
+                 probe=None) -> tuple[dict[str, Path], dict[str, list]]:
+    """Every chain of CHAINS for each of ``cfg.seeds`` stage seeds, sharing prefixes (1+2 is the
+    first half of 1+2+3), all from ``base``. Returns the models by label (:func:`seed_label`) and,
+    with ``probe``, each trained stage's held-out learning curve by run name (``s12`` is stage 2 of
+    the 1+2 prefix)."""
+    from chatreid.model import load_processor
+    from chatreid.training.compare import ProbeCallback
+
     sft = _load_script(REPO / "train" / "sft.py", "chatreid_demo_sft")
-    done: dict[tuple, Path] = {(): base}
+    processor = load_processor(str(base)) if probe is not None else None
     chains = {k: v for k, v in CHAINS.items()
               if (cfg.ablation or k not in ("2+3", "3")) and (cfg.diagnostic or k != "1+2")}
-    for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
-        for i, stage in enumerate(chain):
-            key = chain[:i + 1]
-            if key in done:
-                continue
-            name = "s" + "".join(map(str, key))
-            with timer(f"train stage {stage} ({'+'.join(map(str, key))})"):
-                done[key] = train_stage(sft, cfg, stage, data, store, base,
-                                        None if stage == 1 else done[chain[:i]], work / "runs" / name)
-    return {label: done[chain] for label, chain in chains.items()}
+    models, curves = {}, {}
+    for k in range(cfg.seeds):
+        done: dict[tuple, Path] = {(): base}
+        for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
+            for i, stage in enumerate(chain):
+                key = chain[:i + 1]
+                if key in done:
+                    continue
+                name = "s" + "".join(map(str, key)) + (f"@{k}" if k else "")
+                callback = ProbeCallback(probe, processor, cfg.curve_every) if probe is not None else None
+                with timer(f"train stage {stage} ({'+'.join(map(str, key))}, seed {cfg.seed + k})"):
+                    done[key] = train_stage(sft, cfg, stage, data, store, base,
+                                            None if stage == 1 else done[chain[:i]], work / "runs" / name,
+                                            seed=cfg.seed + k, callbacks=[callback] if callback else None)
+                if callback is not None:
+                    curves[name] = callback.curve
+            models[seed_label(label, k)] = done[chain]
+    return models, curves
 
 
 def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], work: Path,
@@ -500,6 +581,60 @@ def _load() -> str:
         return "n/a"
 
 
+def _seed_runs(results: dict, layout: str, key: str, seeds: int) -> list[dict]:
+    """The results of row ``key`` in ``layout`` for each stage seed that has one."""
+    by_label = results.get(layout, {})
+    return [by_label[seed_label(key, k)] for k in range(max(seeds, 1)) if seed_label(key, k) in by_label]
+
+
+def _mean(xs):
+    return sum(xs) / len(xs) if xs else None
+
+
+def _sd(xs) -> float:
+    m = _mean(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+
+
+def chain_mean_maps(results: dict, chain: str, seeds: int) -> list[float]:
+    """Per stage seed, ``chain``'s mAP averaged over the settings (the Table 4 number); seeds
+    missing a setting are left out."""
+    out = []
+    for k in range(max(seeds, 1)):
+        label = seed_label(chain, k)
+        maps = [results[l][label]["mAP"] for l in LAYOUTS if label in results.get(l, {})]
+        if len(maps) == len(LAYOUTS):
+            out.append(sum(maps) / len(maps))
+    return out
+
+
+def _verdicts(cfg: DemoConfig, results: dict) -> list[str]:
+    """The targets of the build, in words: VLM re-ranking against the pre-filter per image setting,
+    and the Table 4 ordering over the stage seeds."""
+    out = []
+    for layout in LAYOUTS:
+        pre = results.get(layout, {}).get("pre-filter")
+        runs = _seed_runs(results, layout, "1+2+3", cfg.seeds)
+        if pre and runs:
+            gains = [r["mAP"] - pre["mAP"] for r in runs]
+            out.append(f"- {SETTING[layout]} ({layout}): 1+2+3 re-ranking vs the pre-filter alone, mAP "
+                       f"{'+' if _mean(gains) >= 0 else ''}{100 * _mean(gains):.1f} points"
+                       + (f" (per seed: {', '.join(f'{100 * g:+.1f}' for g in gains)})" if len(gains) > 1 else "") + ".")
+    if cfg.ablation:
+        order = [(c, chain_mean_maps(results, c, cfg.seeds)) for c in ("1+2+3", "2+3", "3")]
+        if all(m for _, m in order):
+            text = ", ".join(f"{c} {100 * _mean(m):.1f}" + (f" ±{100 * _sd(m):.1f}" if len(m) > 1 else "")
+                              for c, m in order)
+            n = min(len(m) for _, m in order)
+            held = sum(order[0][1][k] > order[1][1][k] > order[2][1][k] for k in range(n))
+            beyond = all(_mean(a) - _mean(b) > _sd(a) + _sd(b) for (_, a), (_, b) in zip(order, order[1:])) and n > 1
+            out.append(f"- Table 4 in miniature, mean mAP over the four settings (mean ± sd over {n} stage "
+                       f"seed{'s' if n > 1 else ''}): {text}. The ordering 1+2+3 > 2+3 > 3 holds in {held} of "
+                       f"{n} seeds" + ("; every gap is larger than the two seed sds together" if beyond else
+                                       "; not every gap is beyond the seed-to-seed spread" if n > 1 else "") + ".")
+    return out
+
+
 def report(summary: dict) -> str:
     """docs/demo-report.md from a build's summary (``runs/demo/summary.json``)."""
     cfg = DemoConfig(**summary["config"])
@@ -513,28 +648,22 @@ def report(summary: dict) -> str:
     rows += [("pre-filter", f"pre-filter alone (`{cfg.prefilter}`)"), ("colour histogram", "colour histogram (HSV, no learning)")]
     head = "| model | " + " | ".join(f"{SETTING[l]} ({l}) R1 / mAP" for l in LAYOUTS) + " | mean mAP |"
     lines = [head, "|" + "---|" * (len(LAYOUTS) + 2)]
+    chains = {key for key, _ in rows} & set(CHAINS)
     for key, name in rows:
         cells, maps = [], []
         for layout in LAYOUTS:
-            r = results.get(layout, {}).get(key)
-            cells.append("—" if r is None else f"{_pct(r['rank1'])} / {_pct(r['mAP'])}")
-            if r is not None:
-                maps.append(r["mAP"])
+            runs = _seed_runs(results, layout, key, cfg.seeds if key in chains else 1)
+            if not runs:
+                cells.append("—")
+                continue
+            r1, m = _mean([r["rank1"] for r in runs]), [r["mAP"] for r in runs]
+            cells.append(f"{_pct(r1)} / {_pct(_mean(m))}" + (f" ±{_pct(_sd(m))}" if len(m) > 1 else ""))
+            maps.append(_mean(m))
         mean = _pct(sum(maps) / len(maps)) if len(maps) == len(LAYOUTS) else "—"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
-    def mean_map(key):  # over the settings where the row has a number
-        vals = [results[l][key]["mAP"] for l in LAYOUTS if key in results.get(l, {})]
-        return sum(vals) / len(vals) if vals else None
-
-    def over(a, b, layouts):
-        wins = [l for l in layouts if a in results.get(l, {}) and b in results.get(l, {})
-                and results[l][a]["mAP"] > results[l][b]["mAP"]]
-        have = [l for l in layouts if a in results.get(l, {}) and b in results.get(l, {})]
-        return f"{len(wins)} of {len(have)} settings" + (f" ({', '.join(wins)})" if wins else "")
-
-    verdict = [f"- 1+2+3 has a higher mAP than stage 3 alone in {over('1+2+3', '3', LAYOUTS)}; "
-               f"mean mAP {_pct(mean_map('1+2+3'))} vs {_pct(mean_map('3'))}." if cfg.ablation else "",
-               f"- 1+2+3 has a higher mAP than the pre-filter alone in {over('1+2+3', 'pre-filter', LAYOUTS)}."]
+    verdict = _verdicts(cfg, results)
+    seeds_note = (f"Chain rows: mean over {cfg.seeds} stage-training seeds (one shared base), ± the seed sd of "
+                  f"mAP; the demo model is seed {cfg.seed}'s 1+2+3." if cfg.seeds > 1 else "")
     sizes = []
     for layout in LAYOUTS:
         any_r = next(iter(results.get(layout, {}).values()), None)
@@ -573,7 +702,9 @@ whole gallery and the image-only baselines have no entry.
 
 {chr(10).join(lines)}
 
-{chr(10).join(v for v in verdict if v)}
+{seeds_note}
+
+{chr(10).join(verdict)}
 
 Evaluation sets: {'; '.join(sizes)}. SYSU: {cfg.sysu_trials} of the 10 gallery trials.
 
@@ -637,21 +768,31 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     work = Path(work)
     load_start = _load()
     timer = Timer()
-    with timer("synth (4 layouts)"):
-        roots = make_world(cfg, work)
-    with timer("store"):
-        store = make_store(roots, work)
+    with timer("synth (stage data, pretraining and evaluation worlds)"):
+        roots = make_world(cfg, work, "synth")
+        eval_roots = make_world(cfg, work, "eval")
+        pre_roots = make_world(cfg, work, "pretrain") if cfg.pretrain_steps else {}
+    with timer("stores"):
+        store = make_store(roots, work / "store")
+        eval_store = make_store(eval_roots, work / "eval_store")
+        pre_store = make_store(pre_roots, work / "pretrain_store") if pre_roots else None
     with timer("instructions (stages 1-3)"):
         data = make_instructions(cfg, store, work)
+    probe = heldout_probe(cfg, eval_store)
     with timer("base model"):
         base = make_base_model(cfg, work / "base")
-    models = train_chains(cfg, data, store, base, work, timer)
-    results = evaluate(cfg, models, roots, work, timer)
+    pretraining = None
+    if pre_store is not None:
+        with timer("comparison pretraining"):
+            base, pretraining = pretrain_base(cfg, base, pre_store, probe, work / "base_pretrained")
+    models, curves = train_chains(cfg, data, store, base, work, timer, probe)
+    results = evaluate(cfg, models, eval_roots, work, timer)
     params = param_count(models["1+2+3"])
     losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
-    pairs = scored_pairs(work, roots, cfg)
-    summary = {"losses": losses, "separation": yes_separation(pairs),
-               "feature_separation": feature_separation(pairs, models), "config": cfg.to_dict(),
+    pairs = scored_pairs(work, eval_roots, cfg)
+    main_models = {k: v for k, v in models.items() if "@" not in k}  # the features of seed 0's chains
+    summary = {"losses": losses, "separation": yes_separation(pairs), "pretraining": pretraining,
+               "curves": curves, "feature_separation": feature_separation(pairs, main_models), "config": cfg.to_dict(),
                "results": results, "steps_s": timer.steps, "total_s": timer.total,
                "load_start": load_start, "load_end": _load(), "params": params}
     install(models["1+2+3"], out, model_card(cfg, params, results), summary)

@@ -281,6 +281,11 @@ STAGE_TASKS: dict[int, tuple[str, ...]] = {
         "multimodal_retrieval"),
 }
 TASKS: tuple[str, ...] = tuple(itertools.chain.from_iterable(STAGE_TASKS.values()))
+# The Yes/No formats the pairwise scorer reads (retrieval/scorer.py: image and text queries). The
+# paper's stage 3 has no Yes/No task, so a stage-3 model would be scored in a format it was last
+# trained on one stage earlier, and from-scratch models lose the skill (docs/demo-learning.md):
+# stage 3 replays these stage-2 rows by default (instructions/config.py).
+SCORING_TASKS: tuple[str, ...] = ("i2i_one_to_one", "t2i_one_to_one")
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
             "ninth", "tenth")

@@ -30,17 +30,18 @@ def base_model(tmp_path_factory):
 
 
 def test_base_model_reads_every_crop_on_the_grid_of_its_pixel_cap(base_model):
-    """8-pixel patches and a 64x32 pixel cap: a Market-sized 128x64 crop and stage 1's upsizing to
-    256x128 are both read as 8x4 patches (8 tokens after the 2x2 merger)."""
+    """16-pixel patches and a 64x32 pixel cap: a Market-sized 128x64 crop and stage 1's upsizing to
+    256x128 are both read as 4x2 patches (2 tokens after the 2x2 merger)."""
     from chatreid.model import load_model_and_processor
     from chatreid.retrieval.scorer import check_model
 
     assert MINIMAL.max_pixels == 64 * 32
     model, processor = load_model_and_processor(str(base_model))
-    assert model.config.vision_config.patch_size == 8
+    assert model.config.vision_config.patch_size == 16
     for size in ((64, 128), (128, 256)):  # (width, height)
         feats = processor.image_processor(images=[Image.new("RGB", size, (200, 30, 30))], return_tensors="pt")
-        assert feats["image_grid_thw"].tolist() == [[1, 8, 4]]
+        assert feats["image_grid_thw"].tolist() == [[1, 4, 2]]
+    assert processor.image_processor.size["shortest_edge"] == 32 * 32  # min_pixels: one merged token, never 6
     assert {"yes", "no", "image"} <= set(check_model(model, processor))  # the engine can score with it
 
 
@@ -58,7 +59,7 @@ def test_region_features_tell_different_colours_apart(base_model):
                             .astype(np.uint8))
     blue = Image.new("RGB", (64, 128), (20, 40, 210))
     f = demo.region_features(model, processor, [red, noisy, blue])
-    assert f.shape == (3, 8 * model.config.text_config.hidden_size)
+    assert f.shape == (3, 8 * model.config.text_config.hidden_size)  # 2 tokens pooled into 8 regions
     assert np.allclose(f.norm(dim=1).numpy(), 1.0, atol=1e-5)
     assert float(f[0] @ f[1]) > float(f[0] @ f[2])
 
@@ -81,7 +82,7 @@ def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monke
 
     class FakeSFT:
         @staticmethod
-        def cli(argv):
+        def cli(argv, callbacks=None):
             args = dict(zip(argv[::2], argv[1::2]))
             seen[Path(args["--output_dir"]).name] = args["--base_model"]
             (Path(args["--output_dir"]) / "final").mkdir(parents=True)
@@ -91,8 +92,8 @@ def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monke
     base = tmp_path / "base"
     for choice, s12_base in (("base", str(base)), ("stage1", str(tmp_path / "runs" / "s1" / "final"))):
         seen.clear()
-        cfg = replace(MINIMAL, stage2_decoder=choice, ablation=False, diagnostic=False)
-        models = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
+        cfg = replace(MINIMAL, stage2_decoder=choice, ablation=False, diagnostic=False, seeds=1)
+        models, _ = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
                                    demo.Timer())
         assert set(models) == {"1+2+3"} and seen["s12"] == s12_base and seen["s1"] == str(base)
         shutil.rmtree(tmp_path / "runs")
@@ -103,25 +104,35 @@ def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, 
 
     class FakeSFT:
         @staticmethod
-        def cli(argv):
+        def cli(argv, callbacks=None):
             args = dict(zip(argv[::2], argv[1::2]))
             calls.append((int(args["--stage"]), Path(args["--output_dir"]).name,
-                          args.get("--previous_stage_checkpoint")))
+                          args.get("--previous_stage_checkpoint", args["--base_model"]), args["--seed"]))
             (Path(args["--output_dir"]) / "final").mkdir(parents=True)
             return 0
 
     monkeypatch.setattr(demo, "_load_script", lambda path, name: FakeSFT)
     base = tmp_path / "base"
-    models = demo.train_chains(MINIMAL, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
-                               demo.Timer())
+    models, _ = demo.train_chains(replace(MINIMAL, seeds=2), {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store",
+                                  base, tmp_path, demo.Timer())
     runs = tmp_path / "runs"
-    # six runs, not nine: 1+2 is reused by 1+2+3
-    assert sorted(c[1] for c in calls) == ["s1", "s12", "s123", "s2", "s23", "s3"]
-    prev = {name: p for _, name, p in calls}
-    assert prev["s1"] is None
+    # six runs a seed, not nine: 1+2 is reused by 1+2+3; every chain of every seed starts from the one base
+    assert sorted(c[1] for c in calls) == sorted(["s1", "s12", "s123", "s2", "s23", "s3", "s1@1", "s12@1", "s123@1",
+                                                  "s2@1", "s23@1", "s3@1"])
+    assert sorted({c[3] for c in calls}) == ["0", "1"]
+    assert prev_of(calls, "s123@1") == str(runs / "s12@1" / "final") and prev_of(calls, "s3@1") == str(base)
+    calls = [c for c in calls if "@" not in c[1]]
+    prev = {name: p for _, name, p, _ in calls}
+    assert prev["s1"] == str(base)
     assert prev["s12"] == str(runs / "s1" / "final") and prev["s123"] == str(runs / "s12" / "final")
     assert prev["s2"] == str(base) and prev["s23"] == str(runs / "s2" / "final") and prev["s3"] == str(base)
-    assert {k: v.parent.name for k, v in models.items()} == {"1+2+3": "s123", "2+3": "s23", "3": "s3", "1+2": "s12"}
+    assert {k: v.parent.name for k, v in models.items()} == {
+        "1+2+3": "s123", "2+3": "s23", "3": "s3", "1+2": "s12",
+        "1+2+3@1": "s123@1", "2+3@1": "s23@1", "3@1": "s3@1", "1+2@1": "s12@1"}
+
+
+def prev_of(calls, name):
+    return next(c[2] for c in calls if c[1] == name)
 
 
 def _fake_model(folder: Path, tag: str) -> Path:

@@ -81,7 +81,7 @@ def preflight(script_args, training_args, model_args):
     return data, store, previous, frozen
 
 
-def main(script_args, training_args, model_args):
+def main(script_args, training_args, model_args, callbacks=None):
     data, store, previous, frozen = preflight(script_args, training_args, model_args)
     base = script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL
     peft_config = get_peft_config(model_args)
@@ -123,6 +123,7 @@ def main(script_args, training_args, model_args):
         processing_class=processor,
         data_collator=ReIDCollator(processor, store, script_args.stage, max_length=training_args.max_length),
         peft_config=peft_config,
+        callbacks=callbacks,
     )
     result = trainer.train(resume_from_checkpoint=resume)
     eval_metrics = trainer.evaluate() if eval_data is not None else None
@@ -152,12 +153,14 @@ def main(script_args, training_args, model_args):
     return 0
 
 
-def cli(argv=None) -> int:
+def cli(argv=None, callbacks=None) -> int:
+    """``callbacks``: extra ``transformers.TrainerCallback``s, for callers that run the script in
+    their own process (the demo build measures held-out learning curves this way)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     try:
-        return main(script_args, training_args, model_args)
+        return main(script_args, training_args, model_args, callbacks)
     except (ValueError, OSError) as err:  # user errors: one line, no traceback
         print(f"train/sft.py: error: {err}", file=sys.stderr, flush=True)
         return 2

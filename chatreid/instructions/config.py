@@ -3,21 +3,24 @@
 Mixture (section 3.2): "The two image-to-image tasks account for approximately 25% to 30% of the
 overall data volume, while the remaining tasks each contribute roughly 10%." Two tasks at 27.5%
 and five at 9% sum to 100%, inside both ranges. Stage 3's four Re-ID tasks and two retrieval
-objectives have no published mixture; we weight them equally.
+objectives have no published mixture; we weight them equally, and add the stage-2 Yes/No rows the
+pairwise scorer reads (``prompts.SCORING_TASKS``) as a replay of 20% (``--mix i2i_one_to_one=0
+t2i_one_to_one=0`` gives the paper's stage 3 alone), so the final checkpoint is scored in a format
+it was trained on.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from chatreid.prompts import STAGE_TASKS
+from chatreid.prompts import SCORING_TASKS, STAGE_TASKS
 
 DEFAULT_MIX: dict[int, dict[str, float]] = {
     1: {"caption": 1.0},
     2: {"i2i_one_to_one": 0.275, "i2i_many_to_many": 0.275, "t2i_one_to_one": 0.09,
         "t2i_many_to_one": 0.09, "t2i_one_to_many": 0.09, "attr_compare": 0.09,
         "attr_predict": 0.09},
-    3: {t: 1 / 6 for t in STAGE_TASKS[3]},
+    3: {**{t: 0.8 / 6 for t in STAGE_TASKS[3]}, SCORING_TASKS[0]: 0.12, SCORING_TASKS[1]: 0.08},
 }
 
 

@@ -15,6 +15,7 @@ from chatreid import prompts as P
 from chatreid.instructions import sampling as S
 from chatreid.instructions.pool import ATTR_KEYS
 from chatreid.instructions.rows import make_row
+from chatreid.instructions import stage2
 from chatreid.instructions.stage2 import Context, _gallery
 
 
@@ -278,3 +279,5 @@ def _image_and_text(ctx: Context, rng, n: int) -> list[dict]:
 
 BUILDERS = {f.__name__: f for f in (reid_standard, reid_cc, reid_vi, reid_t2i, attr_retrieval,
                                     multimodal_retrieval)}
+# The scorer's Yes/No formats, replayed from stage 2 (config.DEFAULT_MIX explains why).
+BUILDERS.update({name: stage2.BUILDERS[name] for name in P.SCORING_TASKS})

@@ -1,0 +1,150 @@
+"""Comparison pretraining (chatreid.training.compare): the curriculum's images and pairs, the loss
+and patch-embedding shortcuts against the stock model, the held-out probe, and the loop's levels."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from chatreid import prompts
+from chatreid.training import compare
+from chatreid.training.collate import ReIDCollator
+from tests.training_data import synthpeds_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from chatreid.data.store import ImageStore
+
+    return ImageStore.load(str(synthpeds_store(tmp_path_factory.mktemp("compare"), n_ids=10, images_per_id=4)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from chatreid.model import load_model_and_processor
+
+    return load_model_and_processor(str(tiny_model_dir), dtype=torch.float32)
+
+
+def _pixels(im):
+    return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def test_edits_keep_the_size_change_the_pixels_and_are_reproducible_from_the_id(store):
+    iid = store.ids()[0]
+    original = store.image(iid)
+    images = compare.CurriculumImages(store)
+    for level in ("jitter", "augment"):
+        a, b, other = (images.image(f"{iid}#{level}:{s}") for s in (7, 7, 8))
+        assert a.size == original.size
+        assert np.array_equal(_pixels(a), _pixels(b))  # the seed in the id fixes the edit
+        assert not np.array_equal(_pixels(a), _pixels(original)) and not np.array_equal(_pixels(a), _pixels(other))
+    assert np.array_equal(_pixels(images.image(iid)), _pixels(original))
+    with pytest.raises(ValueError, match="unknown curriculum level 'blur'"):
+        images.image(f"{iid}#blur:1")
+
+
+def test_jitter_is_mild_and_augment_is_not(store):
+    """Mean absolute pixel change: the jitter level stays close to the image, the augment level
+    moves much further (the curriculum's steps are steps)."""
+    iid = store.ids()[3]
+    original = _pixels(store.image(iid))
+    images = compare.CurriculumImages(store)
+    change = {level: np.mean([np.abs(_pixels(images.image(f"{iid}#{level}:{s}")) - original).mean() for s in range(8)])
+              for level in ("jitter", "augment")}
+    assert change["augment"] > 1.5 * change["jitter"]
+
+
+def test_pairs_follow_the_level_and_identities(store):
+    meta = store.metadata()
+    pid = dict(zip(meta["image_id"], meta["pid"]))
+    cam = dict(zip(meta["image_id"], meta["camid"]))
+    split = dict(zip(meta["image_id"], meta["split"]))
+    sampler = compare.PairSampler(store)
+    rng = random.Random(0)
+    for _ in range(20):
+        a, b = sampler.positive(rng, "duplicate")
+        assert a == b and split[a] == "train"
+        a, b = sampler.positive(rng, "augment")
+        assert b.startswith(a + "#augment:")
+        a, b = sampler.positive(rng, "camera")
+        assert a != b and pid[a] == pid[b] and cam[a] != cam[b]  # every identity here has two cameras
+        for level in ("duplicate", "camera", "jitter"):
+            a, b = sampler.negative(rng, level)
+            assert pid[a] != pid[b.split("#")[0]]
+            assert ("#" in b) == (level == "jitter")  # a negative's second image is edited as the positives'
+
+
+def test_a_batch_is_stage_2_one_to_one_rows_with_replay_of_easier_levels(store):
+    sampler = compare.PairSampler(store)
+    cfg = compare.CompareConfig(replay=0.5, positive_prob=1.0)
+    rows = sampler.batch(random.Random(1), 200, 3, cfg)  # level 3: camera
+    assert {r["task"] for r in rows} == {"i2i_one_to_one"}
+    assert all(r["messages"][0]["content"][-1]["text"] in prompts.render("i2i_one_to_one") for r in rows)
+    assert all(r["messages"][1]["content"][0]["text"] == prompts.YES for r in rows)
+    easier = sum(r["image_ids"][0] == r["image_ids"][1] or "#" in "".join(r["image_ids"]) for r in rows)
+    assert 60 <= easier <= 140  # about half replay duplicate/jitter/augment
+    rows = sampler.batch(random.Random(1), 200, 3, compare.CompareConfig(replay=0.0))
+    assert all("#" not in "".join(r["image_ids"]) and r["image_ids"][0] != r["image_ids"][1] for r in rows)
+    assert 70 <= sum(json.loads(r["meta"])["same"] for r in rows) <= 130
+
+
+def test_a_store_without_pairs_is_refused_with_the_reason(store):
+    with pytest.raises(ValueError, match="at least two identities"):
+        compare.PairSampler(store, splits=("nope",))
+    with pytest.raises(ValueError, match="describe must be"):
+        compare.CompareConfig(describe=32, batch=32)
+
+
+def test_answer_loss_and_the_linear_patch_embedding_equal_the_stock_model(store, tiny):
+    model, processor = tiny
+    rows = compare.PairSampler(store).batch(random.Random(2), 4, 2, compare.CompareConfig())
+    batch = ReIDCollator(processor, compare.CurriculumImages(store), 2)(rows)
+    with torch.no_grad():
+        stock = model(**batch).loss
+        ours = compare.answer_loss(model, batch)
+        pe = model.model.visual.patch_embed
+        x = batch["pixel_values"]
+        before = pe(x)
+        import copy
+
+        patched = copy.deepcopy(model)
+        compare.linear_patch_embedding(patched)
+        after = patched.model.visual.patch_embed(x)
+    assert torch.allclose(stock, ours, atol=1e-5)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_probe_scores_are_probabilities_and_auc_reads_them_per_group(store, tiny):
+    model, processor = tiny
+    probe = compare.PairProbe.sample(store, {"market": "synthpeds"}, n=6, split="train")
+    assert len(probe.pairs) == 12 and sum(p[3] for p in probe.pairs) == 6
+    scores = probe.scores(model, processor)
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert set(probe.aucs(model, processor)) == {"market"}
+    assert compare.auc([0.9, 0.8], [0.1, 0.8]) == pytest.approx(0.875)
+
+
+def test_pretrain_advances_levels_on_its_loss_and_records_a_curve(store, tiny_model_dir):
+    """A loss threshold above chance makes every level end at its minimum length; the curve has a
+    point at the start and every eval_every steps; the model's weights change."""
+    from chatreid.model import load_model_and_processor
+
+    model, processor = load_model_and_processor(str(tiny_model_dir), dtype=torch.float32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = compare.PairProbe.sample(store, {"market": "synthpeds"}, n=4, split="train")
+    cfg = compare.CompareConfig(steps=8, batch=4, min_level_steps=2, advance_loss=10.0, eval_every=4, warmup=1)
+    result = compare.pretrain(model, processor, store, cfg, probe, log=lambda *_: None)
+    assert [lv["level"] for lv in result["levels"]] == list(compare.LEVELS)
+    assert [lv["steps"] for lv in result["levels"]] == [2, 2, 2, 2]
+    assert [p["step"] for p in result["curve"]] == [0, 4, 8]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cfg = compare.CompareConfig(steps=6, batch=4, min_level_steps=1, max_level_steps=3, advance_loss=0.0,
+                                eval_every=6, warmup=1)
+    result = compare.pretrain(model, processor, store, cfg, None, log=lambda *_: None)
+    assert [lv["steps"] for lv in result["levels"]] == [3, 3] and result["curve"] == []
