@@ -97,8 +97,10 @@ class Session:
 
     def nbytes(self) -> int:
         """Memory of the images this session holds (gallery and query photos)."""
+        feats = self.conv.gallery_features
         return (sum(image_bytes(g.image) for g in self.conv.gallery)
-                + sum(image_bytes(im) for im in self.conv.query_images))
+                + sum(image_bytes(im) for im in self.conv.query_images)
+                + int(getattr(feats, "nbytes", 0)))
 
     def drop(self, reason: str) -> None:
         """Forget the images (the SessionStore's idle expiry or budget); keep the transcript."""
@@ -169,6 +171,9 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         store.admit(session, sum(image_bytes(g.image) for g in items), replaces_bytes=old)
         session.conv.set_gallery(items)
         session.ranked = []
+        # The pre-filter's features now, in the upload (up to 4 at once, outside the model
+        # queue), kept with the session: its searches then only run the model.
+        session.conv.prepare(engine)
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
             text += "\n\nSkipped: " + "; ".join(as_text(p) for p in problems) + "."

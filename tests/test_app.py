@@ -251,7 +251,8 @@ def test_images_are_reduced_on_arrival_and_counted(served, client):
     before = store.held_bytes()
     said = _upload(client, [_zip(paths, d / "huge.zip")])
     assert "Gallery ready: 3 images" in said
-    assert 0 < store.held_bytes() - before <= 3 * keep * 3  # not 3 x 12 MB
+    # the reduced images (and their pre-filter features, a few kB), not 3 x 12 MB
+    assert keep < 2000 * 2000 and 0 < store.held_bytes() - before <= 3 * keep * 3 + 64_000
     said, results = _chat(client, "find this person", [paths[0]])
     assert "Best matches" in said and len(results) == 2  # huge0 itself is left out
 
@@ -281,6 +282,22 @@ def test_busy_and_idle_sessions_are_told_and_go_on(served, client):
     assert "Gallery ready: 5 images" in _upload(client, gallery)
     said, results = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
     assert "Best matches" in said and len(results) == 5
+
+
+def test_engine_takes_the_gallery_features_a_session_keeps(served):
+    from chatreid.retrieval import Query
+
+    engine = served.engine
+    gallery = [Image.open(p).convert("RGB") for p in sorted((MARKET / "gallery").glob("*.jpg"))[:8]]
+    query = Query(images=[Image.open(MARKET / "query" / "q_001_visible.jpg").convert("RGB")],
+                  task="standard")
+    feats = engine.prefilter_features(gallery)
+    assert feats.shape[0] == 8
+    kept = engine.search(query, gallery, gallery_features=feats)
+    fresh = engine.search(query, gallery)
+    assert kept.ranking == fresh.ranking and kept.prefilter_scores == fresh.prefilter_scores
+    with pytest.raises(ValueError, match="7 rows for a gallery of 8"):
+        engine.search(query, gallery, gallery_features=feats[:7])
 
 
 # -- refinement turns, with a model whose outputs are known -----------------------------------------

@@ -401,3 +401,34 @@ def test_words_after_a_cloth_changing_request_are_used_or_said_why_not(conv):
     q = eng.searches[-1]
     assert q.task == "visible_infrared" and q.attributes == {"gender": "female"}
     assert "(Not used, since an infrared photo shows no colour: a red upper garment.)" in r.text
+
+
+def test_gallery_features_are_kept_with_the_gallery(conv):
+    import numpy as np
+
+    class WithPrefilter(FakeEngine):
+        def __init__(self):
+            super().__init__()
+            self.computed, self.passed = [], []
+
+        def prefilter_features(self, images):
+            self.computed.append(len(images))
+            return np.zeros((len(images), 4), dtype=np.float32)
+
+        def search(self, query, gallery, gallery_features=None, **kw):
+            self.passed.append(gallery_features)
+            return super().search(query, gallery, **kw)
+
+    eng = WithPrefilter()
+    conv.respond("find this person", eng, images=[_img(5)])
+    conv.respond("she has long hair", eng)
+    conv.respond("use #2 as the query", eng)
+    assert eng.computed == [4]  # once for the gallery, not once per search
+    assert all(f is conv.gallery_features for f in eng.passed) and len(eng.passed) == 3
+    conv.set_gallery([GalleryItem("a.png", _img(9)), GalleryItem("b.png", _img(99))])
+    assert conv.gallery_features is None  # a new gallery: the old features are gone
+    conv.respond("find this person", eng, images=[_img(5)])
+    assert eng.computed == [4, 2] and eng.passed[-1].shape == (2, 4)
+    conv.respond("start over", eng)
+    conv.respond("a woman in a red top", eng)  # a text query has no pre-filter step
+    assert eng.passed[-1] is None and eng.computed == [4, 2]

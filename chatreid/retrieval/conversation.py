@@ -447,6 +447,9 @@ class Conversation:
     task: str | None = None
     last: SearchResult | None = None
     turns: int = 0
+    # The gallery's pre-filter features, kept with the gallery (one session's searches never
+    # recompute them, whatever other sessions search in between); None until computed.
+    gallery_features: object = None
     # The accumulated description is bounded, so one turn's cost is bounded whatever was said
     # earlier (the app also caps each message before it gets here).
     max_description_chars: int = 2000
@@ -456,6 +459,14 @@ class Conversation:
         """A new gallery: the old ranking no longer refers to anything; the query is kept."""
         self.gallery = list(items)
         self.last = None
+        self.gallery_features = None
+
+    def prepare(self, engine) -> None:
+        """Compute the gallery's pre-filter features now (the app does it on upload, outside the
+        model queue), if the engine has a pre-filter and they are not computed yet."""
+        compute = getattr(engine, "prefilter_features", None)
+        if self.gallery and self.gallery_features is None and compute is not None:
+            self.gallery_features = compute([g.image for g in self.gallery])
 
     def reset(self) -> None:
         """Start over: forget the query and the ranking, keep the gallery."""
@@ -608,8 +619,14 @@ class Conversation:
                             + "; ".join(f"{k} ({', '.join(map(str, v))})" for k, v in VOCAB.items()))
         try:
             # top_k cuts the pre-filter's ranking, which only image queries have.
+            extra = {}
+            if query.images:
+                self.prepare(engine)
+                if self.gallery_features is not None:
+                    extra["gallery_features"] = self.gallery_features
             result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
-                                   top_k=top_k if query.images else None, progress=progress)
+                                   top_k=top_k if query.images else None, progress=progress,
+                                   **extra)
         except ValueError as err:  # the engine refused this query: say why, keep the session
             raise ChatError(f"The engine could not run this search: {err}") from None
         result, dupes = self._without_query_duplicates(result, query)

@@ -111,6 +111,13 @@ class ReIDEngine:
         """Tokens of ``text`` for this model's tokenizer (to bound a request before it runs)."""
         return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def prefilter_features(self, images: Sequence) -> np.ndarray | None:
+        """Pre-filter features of ``images``, computed now and not cached here (None without a
+        pre-filter): a caller that keeps a gallery, such as one chat session among many, keeps
+        its features with it and passes them to ``search(gallery_features=...)``."""
+        _check_images(images, "images")
+        return None if self.prefilter is None else self.prefilter.features(images)
+
     def gallery_features(self, gallery: Sequence) -> np.ndarray:
         """Pre-filter features of the gallery, cached while the same image objects come back
         (the harness asks thousands of queries against one gallery)."""
@@ -141,7 +148,8 @@ class ReIDEngine:
 
     def search(self, query: Query, gallery: Sequence, strategy: str = "pairwise",
                top_k: int | None = None, tau: float | None = None, batch_size: int = 16,
-               progress: Callable[[int, int], None] | None = None) -> SearchResult:
+               progress: Callable[[int, int], None] | None = None,
+               gallery_features: np.ndarray | None = None) -> SearchResult:
         """Rank ``gallery`` (PIL images) for ``query``.
 
         1. Pre-filter, image queries only: cosine similarity of the query's features (mean over
@@ -161,11 +169,16 @@ class ReIDEngine:
 
         Only the first query image is shown to the VLM (the paper's prompts name one person
         image); the pre-filter uses all. ``progress(done, total)`` follows VLM scoring.
+        ``gallery_features``: the gallery's pre-filter features from ``prefilter_features``, when
+        the caller keeps them (else the engine caches those of the last gallery searched).
         """
         self._validate(query, gallery, strategy, top_k, tau, batch_size)
         n = len(gallery)
+        if gallery_features is not None and len(gallery_features) != n:
+            raise ValueError(f"gallery_features has {len(gallery_features)} rows for a gallery of {n}")
         if self.prefilter is not None and query.has_image:
-            sim = self.prefilter.similarity(query.images, self.gallery_features(gallery))
+            feats = gallery_features if gallery_features is not None else self.gallery_features(gallery)
+            sim = self.prefilter.similarity(query.images, feats)
         else:
             sim = np.zeros(n, dtype=np.float32)
         head, rest = select_head(sim, top_k, tau)
