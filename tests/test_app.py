@@ -479,7 +479,7 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             big = page.locator("#results .preview img").first
             expect(big).to_be_visible(timeout=10_000)
             assert big.bounding_box()["height"] > 400
-            page.screenshot(path=str(tmp_path / "app-preview.png"))
+            page.locator("#results").screenshot(path=str(tmp_path / "app-preview.png"))
             shots["app-preview.png"] = tmp_path / "app-preview.png"
             page.keyboard.press("Escape")
 
