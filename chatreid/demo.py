@@ -405,14 +405,6 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     return results
 
 
-def auc(pos, neg) -> float:
-    """P(a positive's score > a negative's), ties counting half: 0.5 is chance, 1 perfect."""
-    import numpy as np
-
-    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
-
-
 def scored_pairs(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
     """From eval/run.py's own ranking files (nothing is re-scored): per layout and model label, the
     (query, candidate record, P(Yes), same identity) of every candidate the model scored."""
@@ -434,6 +426,12 @@ def scored_pairs(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
                     rows += [(q, trial.gallery[g], score, trial.gallery[g].pid == q.pid)
                              for g, score in zip(row["ranking"], row["scores"])]
     return out
+
+
+def auc(pos, neg) -> float:
+    from chatreid.training.compare import auc as pair_auc  # the one AUC (torch loads with it)
+
+    return pair_auc(pos, neg)
 
 
 def yes_separation(pairs: dict) -> dict:
@@ -537,8 +535,8 @@ tags: [chatreid, person-reid, qwen2-vl, demo]
 # ChatReID demo model
 
 This is the **ChatReID demo model**: a {params / 1e6:.1f}M-parameter Qwen2-VL-architecture model trained from \
-scratch, on two CPU cores, through the paper's three stages on SynthPeds, our procedural pedestrian \
-world{score}. It knows synthetic people only: do not expect it to work on real photos. To use a real \
+scratch on CPU cores: a comparison pretraining standing in for the pretrained VLM the paper starts from, \
+then the paper's three stages, all on SynthPeds, our procedural pedestrian world{score}. It knows synthetic people only: do not expect it to work on real photos. To use a real \
 checkpoint, start the app with `python app.py --model PATH_OR_HUB_ID` or set `CHATREID_MODEL`.
 
 Built by `python -m chatreid.demo build --config {cfg.name}` (seed {cfg.seed}); the numbers, the stage
@@ -635,6 +633,79 @@ def _verdicts(cfg: DemoConfig, results: dict) -> list[str]:
     return out
 
 
+CURVES_PNG = "img/demo-curves.png"  # beside the report
+CURVE_LAYOUTS = ("market", "ltcc", "sysu")
+CHAIN_RUNS = {"1+2+3": ("s1", "s12", "s123"), "2+3": ("s2", "s23"), "3": ("s3",)}
+
+
+def chain_curve(summary: dict, chain: str) -> list[tuple[int, str, dict]]:
+    """(steps since the random base, run, AUCs) along ``chain`` for seed 0: the pretraining curve,
+    then each stage's, each stage starting where the one before it ended."""
+    pre = (summary.get("pretraining") or {}).get("curve") or []
+    points = [(p["step"], "pretraining", p["auc"]) for p in pre]
+    offset = pre[-1]["step"] if pre else 0
+    for run in CHAIN_RUNS[chain]:
+        curve = (summary.get("curves") or {}).get(run) or []
+        points += [(offset + p["step"], run, p["auc"]) for p in curve]
+        offset += curve[-1]["step"] if curve else 0
+    return points
+
+
+def learning_curves(summary: dict, cfg: DemoConfig) -> str:
+    """The report's learning-curve section: pretraining by level, then each chain's stages."""
+    pre, curves = summary.get("pretraining"), summary.get("curves") or {}
+    if not pre and not curves:
+        return ""
+    cols = [l for l in CURVE_LAYOUTS if l in cfg.eval_ids]
+    head = "| step | run | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols)
+    out = ["## Learning curves: held-out P(Yes) AUC", "",
+           f"Measured while training, on {cfg.curve_pairs} same-identity and {cfg.curve_pairs} other-identity pairs "
+           "per layout of the evaluation worlds' people (random other identities; the pre-filter plays no part). "
+           "Steps count from the random base; each stage starts where its predecessor ended. "
+           f"Figure: `{CURVES_PNG}`.", ""]
+    if pre:
+        levels = ", ".join(f"{lv['level']} {lv['steps']} steps (loss {lv['end_loss']})" for lv in pre["levels"])
+        out += [f"Comparison pretraining ({pre['seconds']:.0f} s): {levels}.", ""]
+    for chain in CHAIN_RUNS:
+        points = chain_curve(summary, chain)
+        if not any(run != "pretraining" for _, run, _ in points):
+            continue
+        if chain != "1+2+3":  # the shared pretraining rows are shown once
+            points = [p for p in points if p[1] != "pretraining"]
+        out += [f"**{chain}**", "", head]
+        out += [f"| {step} | {run} | " + " | ".join(f"{auc[l]:.2f}" if l in auc else "—" for l in cols) + " |"
+                for step, run, auc in points]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_curves(summary: dict, path: Path) -> None:
+    """One panel per image layout: held-out P(Yes) AUC against steps for each chain (seed 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVE_LAYOUTS), figsize=(4.2 * len(CURVE_LAYOUTS), 3.4), sharey=True)
+    for ax, layout in zip(axes, CURVE_LAYOUTS):
+        for chain in CHAIN_RUNS:
+            points = [(s, a[layout]) for s, _, a in chain_curve(summary, chain) if layout in a]
+            if points:
+                ax.plot(*zip(*points), label=chain, lw=1.5)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        pre = (summary.get("pretraining") or {}).get("curve") or []
+        if pre:
+            ax.axvline(pre[-1]["step"], color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{SETTING[layout]} ({layout})")
+        ax.set_xlabel("training steps (pretraining, then stages)")
+    axes[0].set_ylabel("held-out P(Yes) AUC")
+    axes[-1].legend(title="chain")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def report(summary: dict) -> str:
     """docs/demo-report.md from a build's summary (``runs/demo/summary.json``)."""
     cfg = DemoConfig(**summary["config"])
@@ -690,9 +761,12 @@ def report(summary: dict) -> str:
     return f"""# ChatReID demo build: the method in miniature on SynthPeds
 
 Regenerated by `python -m chatreid.demo build --config {cfg.name}` (seed {cfg.seed}); do not edit by hand.
-The model ({params / 1e6:.2f}M parameters, random init) was trained through `train/sft.py` and
-evaluated with `eval/run.py` on each layout's **held-out identities** (the test identities of
-each SynthPeds world; each layout is its own world, so no test person was ever trained on).
+The model ({params / 1e6:.2f}M parameters) starts from random weights. The comparison pretraining
+(`chatreid.training.compare`, {cfg.pretrain_steps} steps on SynthPeds worlds of its own) stands in for
+the pretrained VLM of the paper. Then the stages run through `train/sft.py`, and every chain of the
+ablation starts from that one pretrained base. Everything is evaluated with `eval/run.py` on **fresh
+worlds**: SynthPeds worlds drawn only for evaluation, whose people no step of the build trained or
+pretrained on (their held-out identities, under each benchmark's protocol).
 
 ## Results (Rank-1 / mAP, %)
 
@@ -707,6 +781,8 @@ whole gallery and the image-only baselines have no entry.
 {chr(10).join(verdict)}
 
 Evaluation sets: {'; '.join(sizes)}. SYSU: {cfg.sysu_trials} of the 10 gallery trials.
+
+{learning_curves(summary, cfg)}
 
 ## Does the VLM tell people apart?
 
@@ -756,6 +832,8 @@ has the experiments behind this.
 def write_report(summary: dict, path: Path) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(report(summary))
+    if summary.get("curves") or summary.get("pretraining"):
+        plot_curves(summary, Path(path).parent / CURVES_PNG)
     tmp.replace(path)  # atomic: a reader never sees half a report
 
 
@@ -824,6 +902,8 @@ def override(cfg: DemoConfig, assignments: list[str]) -> DemoConfig:
                 raise ValueError(f"--set {text!r}: {name} has no entry {sub!r} (entries: {', '.join(map(str, table))})")
             table[k] = value
             value = table
+        elif isinstance(fields[name], dict) and isinstance(value, dict):  # a whole table: JSON keys are strings
+            value = {int(k) if k.isdigit() else k: v for k, v in value.items()}
         fields[name] = value
     return DemoConfig(**{k: tuple(v) if isinstance(getattr(cfg, k), tuple) else v for k, v in fields.items()})
 

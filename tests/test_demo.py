@@ -70,6 +70,8 @@ def test_set_overrides_fields_and_stage_entries_and_names_what_is_wrong():
     assert cfg.steps == {**demo.CONFIGS["full"].steps, 1: 5} and cfg.lr[3] == 0.01
     assert cfg.schedule == "cosine" and cfg.ablation is False and cfg.gallery2 == (3, 5)
     assert demo.CONFIGS["full"].steps[1] == 800  # the table is not touched
+    whole = demo.override(demo.CONFIGS["full"], ['lr={"1": 2e-4, "2": 2e-4, "3": 1e-4}'])
+    assert whole.lr == {1: 2e-4, 2: 2e-4, 3: 1e-4}  # stage keys stay numbers, as train_stage looks them up
     for bad, words in (("stepz.1=5", "no field 'stepz'"), ("steps.9=5", "no entry '9'"),
                        ("schedule", "expected FIELD=VALUE"), ("seed.1=2", "not a per-stage"),
                        ("stage2_decoder=decoder", "stage2_decoder must be")):

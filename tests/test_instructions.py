@@ -347,3 +347,18 @@ def test_bad_store_metadata_names_the_image(tmp_path):
     path = make_store(tmp_path / "bad", SPECS[:1], meta=meta)
     with pytest.raises(ValueError, match=meta["image_id"][3].replace("/", ".")):
         build(path, tmp_path / "o", BuildConfig(stage=2, size=10), progress=False)
+
+
+def test_stage_3_replays_the_yes_no_rows_the_pairwise_scorer_reads(built):
+    """The engine scores with the one-to-one Yes/No prompts (scorer.yes_no_prompt); the default
+    stage 3 trains that very format, with answers from ground truth, so the final checkpoint is
+    scored in a format it was trained on. ``--mix`` can still turn the replay off."""
+    from chatreid.retrieval.scorer import yes_no_prompt
+
+    rows = [r for r in _rows(built[3]) if r["task"] in P.SCORING_TASKS]
+    assert {r["task"] for r in rows} == set(P.SCORING_TASKS)
+    i2i = [r for r in rows if r["task"] == "i2i_one_to_one"]
+    prompt, _ = yes_no_prompt("standard")
+    assert all("".join(turns_of(r)[0][0]) == prompt for r in i2i)
+    assert {turns_of(r)[0][1] for r in i2i} == {P.YES, P.NO}
+    assert set(parse_mix(3, ["i2i_one_to_one=0", "t2i_one_to_one=0"])) == set(P.STAGE_TASKS[3])
