@@ -148,3 +148,18 @@ def test_pretrain_advances_levels_on_its_loss_and_records_a_curve(store, tiny_mo
                                 eval_every=6, warmup=1)
     result = compare.pretrain(model, processor, store, cfg, None, log=lambda *_: None)
     assert [lv["steps"] for lv in result["levels"]] == [3, 3] and result["curve"] == []
+
+
+def test_each_row_weighs_the_same_whatever_its_answer_length(store, tiny):
+    """A caption row (dozens of answer tokens) beside Yes/No rows: each row's loss equals the stock
+    loss of that row alone, and the batch loss is their plain mean."""
+    model, processor = tiny
+    sampler = compare.PairSampler(store)
+    rng = random.Random(3)
+    rows = sampler.batch(rng, 2, 0, compare.CompareConfig()) + [sampler.caption_row(rng)]
+    collator = ReIDCollator(processor, compare.CurriculumImages(store), 2)
+    with torch.no_grad():
+        per_row = compare.row_losses(model, collator(rows))
+        alone = torch.stack([model(**collator([r])).loss for r in rows])
+        assert torch.allclose(per_row, alone, atol=1e-4)
+        assert torch.allclose(compare.answer_loss(model, collator(rows)), alone.mean(), atol=1e-4)

@@ -181,14 +181,23 @@ class PairSampler:
 
 # ----------------------------------------------------------------------------------------------
 # the model side
-def answer_loss(model, batch: dict) -> torch.Tensor:
-    """Cross-entropy over the labelled (answer) positions only: the language-model head runs on a
-    handful of positions instead of every token of the batch."""
+def row_losses(model, batch: dict) -> torch.Tensor:
+    """Each row's mean cross-entropy over its answer tokens, (rows,). The language-model head runs
+    on the answer positions only instead of every token of the batch."""
     labels = batch["labels"]
     hidden = model.model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
     target = labels[:, 1:]
     keep = target != IGNORE_INDEX
-    return F.cross_entropy(model.lm_head(hidden[:, :-1][keep]).float(), target[keep])
+    tokens = F.cross_entropy(model.lm_head(hidden[:, :-1][keep]).float(), target[keep], reduction="none")
+    row = torch.arange(len(labels), device=labels.device)[:, None].expand_as(target)[keep]
+    sums = torch.zeros(len(labels), device=tokens.device).index_add(0, row, tokens)
+    return sums / keep.sum(1).clamp(min=1)
+
+
+def answer_loss(model, batch: dict) -> torch.Tensor:
+    """The mean of :func:`row_losses`: every row weighs the same, so a long caption does not
+    outweigh a one-word Yes/No answer (for rows of equal answer length: the stock token mean)."""
+    return row_losses(model, batch).mean()
 
 
 def linear_patch_embedding(model) -> None:
@@ -306,12 +315,13 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
         rows = sampler.batch(rng, cfg.batch - cfg.describe, level, cfg)
         rows += [sampler.caption_row(rng) for _ in range(cfg.describe)]
         batch = {k: v.to(model.device) for k, v in collator(rows).items()}
-        loss = answer_loss(model, batch)
+        losses = row_losses(model, batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema = loss.item() if math.isnan(ema) else 0.9 * ema + 0.1 * loss.item()
+        pair_loss = losses[:cfg.batch - cfg.describe].mean().item()  # the curriculum reads the pairs only
+        ema = pair_loss if math.isnan(ema) else 0.9 * ema + 0.1 * pair_loss
         on_level = step + 1 - level_start
         if level < len(LEVELS) - 1 and on_level >= cfg.min_level_steps and step + 1 < cfg.steps and \
                 (ema < cfg.advance_loss or on_level >= cfg.max_level_steps):
