@@ -25,7 +25,8 @@ import gradio as gr  # noqa: E402
 
 from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, SessionStore,  # noqa: E402
                                   SettingsError, UploadError, app_default_model, check_message,
-                                  example_galleries, image_bytes, load_example_gallery,
+                                  example_galleries, image_bytes, limit_malloc_arenas,
+                                  load_example_gallery, release_freed_memory,
                                   load_gallery, load_query_images, model_card_summary)
 from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
                                              HELP_TEXT, Reply, as_text)
@@ -148,6 +149,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
     """The Blocks app around ``engine`` (anything with ``search``/``compare``/``describe``)."""
     limits = limits or Limits.from_env()
     limits.apply_to_pillow()
+    limit_malloc_arenas()  # before the server's threads start: RSS follows what sessions hold
     model_max = getattr(engine, "max_pixels", None)
     if model_max:  # images are reduced on arrival to what this model's processor reads at most
         limits.model_pixels = min(limits.model_pixels, int(model_max))
@@ -196,6 +198,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             session.say(f"⚠️ {as_text(str(err))}")
         finally:
             store.end(session)
+            release_freed_memory()  # what decoding the full-size files used is free again
         return session, session.history, _ranked_gallery(session)
 
     def clear_gallery(session: Session):

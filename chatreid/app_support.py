@@ -197,6 +197,36 @@ class Limits:
         Image.MAX_IMAGE_PIXELS = self.max_pixels
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``), as ``MALLOC_ARENA_MAX`` would.
+
+    Each server thread that decodes an upload or runs the model otherwise gets its own arena, which
+    keeps the memory it freed: the process's RSS then grows by tens to hundreds of MB per busy
+    thread, whatever the sessions hold (docs/benchmarks.md). Not applied when ``MALLOC_ARENA_MAX``
+    is set (the person's choice wins) or outside glibc; returns whether it was applied.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, int(arenas)))  # M_ARENA_MAX is -8 in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False
+
+
+def release_freed_memory() -> None:
+    """Hand memory that is already free back to the system (glibc ``malloc_trim``), after an
+    upload decoded large images; a few milliseconds, nothing outside glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class UploadError(ValueError):
     """An upload the app refuses; the message is shown in the chat as is."""
 

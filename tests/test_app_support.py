@@ -391,3 +391,14 @@ def test_budget_drops_the_longest_idle_then_says_busy():
     assert len(store) == 3 and not newer.dropped
     store.begin(_Sess())
     assert len(store) == 3 and newer.dropped and not me.dropped
+
+
+def test_malloc_arenas_are_capped_unless_the_person_chose(monkeypatch):
+    import platform
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert app_support.limit_malloc_arenas() is False  # the environment's choice wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert app_support.limit_malloc_arenas() is glibc
+    app_support.release_freed_memory()  # never raises, glibc or not
