@@ -203,6 +203,13 @@ def test_stateless_search_endpoint(served, client):
     assert [r["rank"] for r in out["ranking"]] == list(range(1, 9))
     out = client.predict([], _files(gallery), "", "auto", api_name="/search")
     assert not out["ok"] and "query" in out["error"]
+    store = served.demo.chatreid_sessions
+    held = (len(store), store.held_bytes())
+    out = client.predict([], _files(gallery), "a man in red " * 1000, "auto", api_name="/search")
+    assert not out["ok"] and "13,000 characters long; the limit is 2,000" in out["error"]
+    out = client.predict(_files([MARKET / "query" / "q_001_visible.jpg"]), _files(gallery),
+                         "find this person", "auto", api_name="/search")
+    assert out["ok"] and (len(store), store.held_bytes()) == held  # a stateless call keeps nothing
 
 
 # -- bounded memory and time ----------------------------------------------------------------------
