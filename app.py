@@ -29,7 +29,7 @@ from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, SessionStor
                                   load_example_gallery, release_freed_memory,
                                   load_gallery, load_query_images, model_card_summary)
 from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
-                                             HELP_TEXT, Reply, as_text)
+                                             HELP_TEXT, Reply, as_text, name_text)
 
 log = logging.getLogger("chatreid.app")
 
@@ -178,7 +178,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         session.conv.prepare(engine)
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
-            text += "\n\nSkipped: " + "; ".join(as_text(p) for p in problems) + "."
+            text += "\n\nSkipped: " + "; ".join(name_text(p) for p in problems) + "."
         session.say(text + (" Now attach a photo of the person or describe them." if
                             not session.conv.has_query else " Ask again to search it."))
         return session
@@ -195,7 +195,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             items, problems = load_gallery([_path(f) for f in files or []], limits)
             session = use_gallery(items, problems, session, "your upload")
         except UploadError as err:
-            session.say(f"⚠️ {as_text(str(err))}")
+            session.say(f"⚠️ {name_text(str(err))}")
         finally:
             store.end(session)
             release_freed_memory()  # what decoding the full-size files used is free again
@@ -222,7 +222,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             items = load_example_gallery(name, limits)
             session = use_gallery(items, [], session, f"the example “{examples[name].title}”")
         except UploadError as err:
-            session.say(f"⚠️ {as_text(str(err))}")
+            session.say(f"⚠️ {name_text(str(err))}")
         finally:
             store.end(session)
         return session, session.history, _ranked_gallery(session)
@@ -260,11 +260,11 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             session.conv, reply = run_turn(session.conv, engine, text, images, names, task or AUTO,
                                            limits.top_k, progress, deadline)
         except UploadError as err:
-            reply = Reply(f"⚠️ {as_text(str(err))}", ok=False)
+            reply = Reply(f"⚠️ {name_text(str(err))}", ok=False)
         except Exception as err:  # the model failed: say so, keep the session
             log.exception("chat turn failed")
             reply = Reply(f"⚠️ Something went wrong while answering ({type(err).__name__}: "
-                          f"{as_text(str(err))}). The session is still open; try again or start "
+                          f"{name_text(str(err))}). The session is still open; try again or start "
                           "over.", ok=False)
         finally:
             store.end(session)

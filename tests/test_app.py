@@ -565,3 +565,14 @@ def test_missing_browser_is_a_skip_outside_ci_and_a_failure_under_ci(monkeypatch
     monkeypatch.setenv("CI", "1")
     with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
         _browser_or_skip()
+
+
+def test_file_names_are_shown_as_text(served, client):
+    d = served.files
+    z = d / "names.zip"  # names inside a zip reach the app as they are
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("<img src=x>.png", "not a photo")
+        zf.write(sorted((MARKET / "gallery").glob("*.jpg"))[0], "ok.jpg")
+    said = _upload(client, [z])
+    assert "Gallery ready: 1 images" in said
+    assert "<img" not in said and "names.zip/&lt;img src=x&gt;.png: not an image file" in said

@@ -60,8 +60,9 @@ def as_text(text: str) -> str:
 
 
 def name_text(name: str) -> str:
-    """A file name in an answer: HTML escaped and no link or image syntax, but otherwise as is
-    (underscores stay, so ``g07_003.jpg`` reads and copies as the file's name)."""
+    """A file name (or a message that names files) in an answer: HTML escaped and no link or
+    image syntax, but otherwise as is (underscores stay, so ``g07_003.jpg`` reads and copies as
+    the file's name)."""
     return html.escape(name, quote=False).replace("[", "\\[").replace("]", "\\]")
 
 
