@@ -312,15 +312,17 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-        rows = sampler.batch(rng, cfg.batch - cfg.describe, level, cfg)
-        rows += [sampler.caption_row(rng) for _ in range(cfg.describe)]
-        batch = {k: v.to(model.device) for k, v in collator(rows).items()}
-        losses = row_losses(model, batch)
+        # pairs and captions in separate forwards: padded together, every pair row would be as long
+        # as a caption row (about 3x the tokens)
+        groups = [sampler.batch(rng, cfg.batch - cfg.describe, level, cfg)]
+        if cfg.describe:
+            groups.append([sampler.caption_row(rng) for _ in range(cfg.describe)])
+        losses = [row_losses(model, {k: v.to(model.device) for k, v in collator(rows).items()}) for rows in groups]
         opt.zero_grad(set_to_none=True)
-        losses.mean().backward()
+        torch.cat(losses).mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        pair_loss = losses[:cfg.batch - cfg.describe].mean().item()  # the curriculum reads the pairs only
+        pair_loss = losses[0].mean().item()  # the curriculum reads the pairs only
         ema = pair_loss if math.isnan(ema) else 0.9 * ema + 0.1 * pair_loss
         on_level = step + 1 - level_start
         if level < len(LEVELS) - 1 and on_level >= cfg.min_level_steps and step + 1 < cfg.steps and \
