@@ -163,3 +163,22 @@ def test_each_row_weighs_the_same_whatever_its_answer_length(store, tiny):
         alone = torch.stack([model(**collator([r])).loss for r in rows])
         assert torch.allclose(per_row, alone, atol=1e-4)
         assert torch.allclose(compare.answer_loss(model, collator(rows)), alone.mean(), atol=1e-4)
+
+
+def test_hard_negatives_are_people_dressed_in_the_same_colours(tmp_path):
+    from chatreid.data.store import ImageStore
+
+    store = ImageStore.load(str(synthpeds_store(tmp_path, n_ids=80, images_per_id=4)))
+    meta = store.metadata()
+    colours = {}
+    for iid, pid, attrs in zip(meta["image_id"], meta["pid"], meta["attributes"]):
+        a = json.loads(attrs)
+        colours.setdefault(pid, (a["upper_color"], a["lower_color"]))
+    pid = dict(zip(meta["image_id"], meta["pid"]))
+    sampler = compare.PairSampler(store)
+    assert any(sampler.lookalikes.values())  # this little world has people dressed alike
+    rng = random.Random(4)
+    for _ in range(30):
+        a, b = sampler.negative(rng, "camera", hard=True)
+        if sampler.lookalikes[("synthpeds", pid[a])]:
+            assert pid[a] != pid[b] and colours[pid[a]] == colours[pid[b]]

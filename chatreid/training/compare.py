@@ -56,6 +56,9 @@ class CompareConfig:
     min_level_steps: int = 50    # and not before this many
     replay: float = 0.25         # share of positives drawn from the easier levels
     positive_prob: float = 0.5
+    # share of the camera level's negatives drawn from people dressed in the same upper and lower
+    # colours: the pre-filter's candidates look alike, and random people are easy to tell apart
+    hard_negatives: float = 0.5
     describe: int = 0            # caption rows per batch (the describing skill), beside the pairs
     eval_every: int = 200
     seed: int = 0
@@ -64,7 +67,7 @@ class CompareConfig:
         for name in ("steps", "batch", "max_level_steps", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CompareConfig.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("replay", "positive_prob"):
+        for name in ("replay", "positive_prob", "hard_negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CompareConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.describe < 0 or self.describe >= self.batch:
@@ -137,6 +140,7 @@ class PairSampler:
         self.per_dataset: dict[str, list[tuple[str, int]]] = {}
         for key in self.ids:
             self.per_dataset.setdefault(key[0], []).append(key)
+        self.lookalikes = _lookalikes(self.ids, self.by_id, meta["attributes"])
         if not self.ids or any(len(v) < 2 for v in self.per_dataset.values()):
             raise ValueError(f"image store: splits {list(splits)} need at least two identities with two or more "
                              f"images in each dataset to draw pairs (found {len(self.ids)} identities)")
@@ -155,9 +159,11 @@ class PairSampler:
             return a, self.image_id[self.other_view(rng, ident, first)]
         return a, a if level == "duplicate" else f"{a}#{level}:{rng.randrange(1 << 30)}"
 
-    def negative(self, rng: random.Random, level: str) -> tuple[str, str]:
+    def negative(self, rng: random.Random, level: str, hard: bool = False) -> tuple[str, str]:
+        """Two people of one dataset; ``hard``: dressed in the same colours, where the dataset has such."""
         ident = rng.choice(self.ids)
-        other = rng.choice([k for k in self.per_dataset[ident[0]] if k != ident] or [ident])
+        pool = self.lookalikes.get(ident, []) if hard else []
+        other = rng.choice(pool or [k for k in self.per_dataset[ident[0]] if k != ident] or [ident])
         a, b = (self.image_id[rng.choice(self.by_id[k])] for k in (ident, other))
         return a, b if level in ("duplicate", "camera") else f"{b}#{level}:{rng.randrange(1 << 30)}"
 
@@ -174,7 +180,8 @@ class PairSampler:
         for _ in range(n):
             lv = level if level == 0 or rng.random() >= cfg.replay else rng.randrange(level)
             same = rng.random() < cfg.positive_prob
-            a, b = self.positive(rng, LEVELS[lv]) if same else self.negative(rng, LEVELS[lv])
+            hard = LEVELS[lv] == "camera" and rng.random() < cfg.hard_negatives
+            a, b = self.positive(rng, LEVELS[lv]) if same else self.negative(rng, LEVELS[lv], hard)
             rows.append(pair_row(*((a, b) if rng.random() < 0.5 else (b, a)), same))
         return rows
 
@@ -270,6 +277,22 @@ class PairProbe:
         return result
 
 
+def _lookalikes(ids, by_id, attributes) -> dict[tuple[str, int], list[tuple[str, int]]]:
+    """For each identity, the other identities of its dataset whose first colour-annotated image has
+    the same upper and lower colours (infrared images carry no colours)."""
+    look = {}
+    for ident in ids:
+        for i in by_id[ident]:
+            a = json.loads(attributes[i]) if attributes[i] else {}
+            if a.get("upper_color") and a.get("lower_color"):
+                look[ident] = (ident[0], a["upper_color"], a["lower_color"])
+                break
+    groups: dict[tuple, list] = {}
+    for ident, key in look.items():
+        groups.setdefault(key, []).append(ident)
+    return {ident: [k for k in groups[key] if k != ident] for ident, key in look.items()}
+
+
 class _TestSampler(PairSampler):
     """Identities of a benchmark's test side: query and gallery images together."""
 
@@ -281,6 +304,7 @@ class _TestSampler(PairSampler):
                 self.by_id.setdefault((ds, pid), []).append(i)
         self.ids = sorted(k for k, v in self.by_id.items() if len(v) >= 2)
         self.per_dataset = {dataset: self.ids}
+        self.lookalikes = {}
         if len(self.ids) < 2:
             raise ValueError(f"image store: dataset {dataset!r} has fewer than two test identities with two images")
 
