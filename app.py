@@ -91,23 +91,28 @@ class Session:
     history: list = field(default_factory=list)
     ranked: list = field(default_factory=list)  # what the results gallery shows
     dropped: str = ""  # why the session's images were dropped, told at its next request
+    # The memory of the gallery's VLM encodings once all are computed (``engine.encoding_bytes``):
+    # budgeted in full when the gallery arrives, though the searches fill them in as they go.
+    encodings_reserved: int = 0
 
     def say(self, text: str) -> None:
         self.history.append({"role": "assistant", "content": text})
         del self.history[:-MAX_HISTORY]
 
     def nbytes(self) -> int:
-        """Memory of the images this session holds (gallery and query photos)."""
+        """Memory of the images this session holds (gallery and query photos), with the gallery's
+        pre-filter features and its VLM encodings (reserved in full)."""
         feats = self.conv.gallery_features
         return (sum(image_bytes(g.image) for g in self.conv.gallery)
                 + sum(image_bytes(im) for im in self.conv.query_images)
-                + int(getattr(feats, "nbytes", 0)))
+                + int(getattr(feats, "nbytes", 0)) + self.encodings_reserved)
 
     def drop(self, reason: str) -> None:
         """Forget the images (the SessionStore's idle expiry or budget); keep the transcript."""
         self.conv.set_gallery([])
         self.conv.reset()
         self.ranked = []
+        self.encodings_reserved = 0
         self.dropped = reason
 
 
@@ -154,6 +159,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
     if model_max:  # images are reduced on arrival to what this model's processor reads at most
         limits.model_pixels = min(limits.model_pixels, int(model_max))
     count_tokens = getattr(engine, "count_tokens", None)
+    encoding_bytes = getattr(engine, "encoding_bytes", None)  # engines that keep no encodings: None
     store = SessionStore.from_limits(limits)
     examples = example_galleries()
 
@@ -168,13 +174,23 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         return session
 
     # ---- handlers (each answers in the chat; none lets an exception end the session) ----------
+    def encodings_of(images) -> int:
+        """Memory of the VLM encodings of ``images`` once the searches have made them (kept with
+        the session; counted from the image sizes alone). 0 for an engine that keeps none."""
+        return encoding_bytes(images) if encoding_bytes is not None else 0
+
     def use_gallery(items, problems, session: Session, origin: str) -> Session:
-        old = sum(image_bytes(g.image) for g in session.conv.gallery)
-        store.admit(session, sum(image_bytes(g.image) for g in items), replaces_bytes=old)
+        old = sum(image_bytes(g.image) for g in session.conv.gallery) + session.encodings_reserved
+        images = [g.image for g in items]
+        reserve = encodings_of(images)
+        store.admit(session, sum(image_bytes(im) for im in images) + reserve, replaces_bytes=old)
         session.conv.set_gallery(items)
+        session.encodings_reserved = reserve
         session.ranked = []
         # The pre-filter's features now, in the upload (up to 4 at once, outside the model
-        # queue), kept with the session: its searches then only run the model.
+        # queue), kept with the session: its searches then only run the model. The VLM's
+        # encodings are made by the first search that scores each image (in the model queue)
+        # and kept with the session too.
         session.conv.prepare(engine)
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
@@ -206,6 +222,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         session = session or Session()
         session.conv.set_gallery([])
         session.ranked = []
+        session.encodings_reserved = 0
         session.say("Gallery cleared. Upload photos or a zip, or pick an example gallery.")
         return session, session.history, []
 
@@ -313,7 +330,10 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
             store.begin(session)
             items, problems = load_gallery([_path(f) for f in gallery_files or []], limits)
             images, names = load_query_images([_path(f) for f in query_images or []], limits)
-            store.admit(session, sum(image_bytes(im) for im in [g.image for g in items] + images))
+            gallery = [g.image for g in items]
+            session.encodings_reserved = encodings_of(gallery)
+            store.admit(session, sum(image_bytes(im) for im in gallery + images)
+                        + session.encodings_reserved)
             session.conv.set_gallery(items)
             deadline = time.monotonic() + limits.request_seconds
             session.conv, reply = run_turn(session.conv, engine, text or "", images, names,

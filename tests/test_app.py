@@ -258,8 +258,13 @@ def test_images_are_reduced_on_arrival_and_counted(served, client):
     before = store.held_bytes()
     said = _upload(client, [_zip(paths, d / "huge.zip")])
     assert "Gallery ready: 3 images" in said
-    # the reduced images (and their pre-filter features, a few kB), not 3 x 12 MB
-    assert keep < 2000 * 2000 and 0 < store.held_bytes() - before <= 3 * keep * 3 + 64_000
+    # the reduced images (with their pre-filter features, a few kB, and the VLM encodings the
+    # searches will keep, budgeted at upload from the reduced size), not 3 x 12 MB
+    from chatreid.app_support import reduced_size
+
+    encodings = served.engine.encoding_bytes([Image.new("RGB", reduced_size(2000, 2000, keep))] * 3)
+    assert 0 < encodings < 3 * keep * 3
+    assert keep < 2000 * 2000 and 0 < store.held_bytes() - before <= 3 * keep * 3 + encodings + 64_000
     said, results = _chat(client, "find this person", [paths[0]])
     assert "Best matches" in said and len(results) == 2  # huge0 itself is left out
 
@@ -305,6 +310,51 @@ def test_engine_takes_the_gallery_features_a_session_keeps(served):
     assert kept.ranking == fresh.ranking and kept.prefilter_scores == fresh.prefilter_scores
     with pytest.raises(ValueError, match="7 rows for a gallery of 8"):
         engine.search(query, gallery, gallery_features=feats[:7])
+
+
+def test_each_session_keeps_its_gallery_encodings(served, monkeypatch):
+    """A session's later searches on its gallery encode no gallery image again, whatever another
+    session searches in between; the encodings are the session's own and counted in its memory."""
+    import chatreid.retrieval.engine as E
+    from gradio_client import Client
+
+    encoded = []
+    real = E.encode
+    monkeypatch.setattr(E, "encode", lambda m, p, ims, bs=16: (encoded.append(len(ims)), real(m, p, ims, bs))[1])
+    a, b = (Client(served.url, verbose=False, download_files=False) for _ in range(2))
+    market = sorted((MARKET / "gallery").glob("*.jpg"))[:12]
+    ltcc = sorted((EXAMPLES_DIR / "ltcc" / "gallery").glob("*.jpg"))[:10]
+    queries = sorted((MARKET / "query").glob("*.jpg"))
+    assert "Gallery ready: 12 images" in _upload(a, market)
+    assert "Gallery ready: 10 images" in _upload(b, ltcc)
+    assert encoded == []  # uploads compute pre-filter features only; the model queue encodes
+    assert "Best matches" in _chat(a, "find this person", [queries[0]])[0]
+    assert "Best matches" in _chat(b, "find this person", [queries[1]])[0]
+    assert encoded == [1 + 12, 1 + 10]  # the query photo and each gallery image, once
+    said, results = _chat(a, "find this person", [queries[1]])  # after b's search: a new photo
+    assert "Best matches" in said and len(results) == 12
+    assert encoded[-1] == 1  # only the new query photo; a's gallery encodings survived b's search
+    said, results = _chat(b, "use #2 as the query")  # a gallery image: its encoding is reused
+    assert "Using result #2" in said and len(results) == 9 and len(encoded) == 3
+    said, _ = _chat(b, "she carries a black backpack")  # the same query, now with words
+    assert "adaptive" in said and len(encoded) == 3
+    store = served.demo.chatreid_sessions
+    by_size = {len(e["session"].conv.gallery): e["session"] for e in store._entries.values()
+               if [g.name for g in e["session"].conv.gallery] in ([p.name for p in market],
+                                                                   [p.name for p in ltcc])}
+    sa, sb = by_size[12], by_size[10]
+    ea, eb = sa.conv.gallery_encodings, sb.conv.gallery_encodings
+    assert sorted(ea) == list(range(12)) and sorted(eb) == list(range(10))
+    assert not {id(e.embeds) for e in ea.values()} & {id(e.embeds) for e in eb.values()}
+    # counted in the session's memory from the upload on (reserved in full), exactly
+    held = sum(e.embeds.numel() * e.embeds.element_size() for e in ea.values())
+    assert sa.encodings_reserved == served.engine.encoding_bytes([g.image for g in sa.conv.gallery]) == held
+    assert sa.nbytes() >= held + sum(g.image.width * g.image.height * 3 for g in sa.conv.gallery)
+    # a new gallery starts afresh: its images are encoded by its first search
+    assert "Gallery ready: 10 images" in _upload(a, ltcc)
+    assert sa.conv.gallery_encodings == {}
+    _chat(a, "find this person", [queries[0]])
+    assert encoded[-1] == 1 + 10 and sb.conv.gallery_encodings is eb and len(eb) == 10
 
 
 # -- refinement turns, with a model whose outputs are known -----------------------------------------

@@ -432,3 +432,35 @@ def test_gallery_features_are_kept_with_the_gallery(conv):
     conv.respond("start over", eng)
     conv.respond("a woman in a red top", eng)  # a text query has no pre-filter step
     assert eng.passed[-1] is None and eng.computed == [4, 2]
+
+
+def test_gallery_encodings_are_kept_with_the_gallery(conv):
+    class Encoding(FakeEngine):
+        """An engine that keeps encodings: fills the dict it is given, as ReIDEngine does."""
+
+        def __init__(self):
+            super().__init__()
+            self.passed, self.encoded = [], 0
+
+        def encoding_bytes(self, images):
+            return 100 * len(images)
+
+        def search(self, query, gallery, gallery_encodings=None, **kw):
+            self.passed.append(gallery_encodings)
+            for i in range(len(gallery)):
+                if i not in gallery_encodings:
+                    gallery_encodings[i], self.encoded = object(), self.encoded + 1
+            return super().search(query, gallery, **kw)
+
+    eng = Encoding()
+    conv.respond("find this person", eng, images=[_img(5)])
+    kept = conv.gallery_encodings
+    conv.respond("a woman in a red top", eng)  # a text query keeps them too
+    conv.respond("use #2 as the query", eng)
+    assert eng.encoded == 4 and all(d is kept for d in eng.passed) and len(kept) == 4
+    conv.set_gallery([GalleryItem("a.png", _img(9))])
+    assert conv.gallery_encodings == {} and len(kept) == 4  # a new dict; a running search's is its own
+    conv.respond("find this person", eng, images=[_img(5)])
+    assert eng.encoded == 5 and eng.passed[-1] is conv.gallery_encodings
+    # an engine without encodings (FakeEngine) is not given any
+    conv.respond("find this person", FakeEngine(), images=[_img(5)])

@@ -202,3 +202,50 @@ def test_from_pretrained_describe_compare(tiny_model_dir, synth):
     assert isinstance(engine.compare(qi[0], gi[0], max_new_tokens=3), str)
     with pytest.raises(ValueError, match="unknown prefilter"):
         ReIDEngine.from_pretrained(str(tiny_model_dir), prefilter="sift")
+
+
+def test_gallery_encodings_kept_by_the_caller(mp, synth, monkeypatch):
+    """A caller's dict of encodings (one chat session's): the second search of the same gallery
+    encodes only the query photo; another session's dict is its own; the scores are the same."""
+    import chatreid.retrieval.engine as E
+
+    model, processor = mp
+    qi, gi, *_ = synth
+    engine = ReIDEngine(model, processor, prefilter="color_histogram")
+    encoded = []
+    real = E.encode
+    monkeypatch.setattr(E, "encode", lambda m, p, ims, bs=16: (encoded.append(list(ims)), real(m, p, ims, bs))[1])
+    fresh = engine.search(Query(images=[qi[0]]), gi)
+    assert len(encoded[-1]) == 1 + len(gi)
+    a, b = {}, {}
+    first = engine.search(Query(images=[qi[0]]), gi, gallery_encodings=a)
+    assert len(encoded[-1]) == 1 + len(gi) and sorted(a) == list(range(len(gi)))
+    assert first.ranking == fresh.ranking
+    np.testing.assert_allclose(first.scores, fresh.scores, atol=1e-6)
+    kept = dict(a)
+    again = engine.search(Query(images=[qi[1]]), gi, gallery_encodings=a)
+    assert encoded[-1] == [qi[1]]  # only the new query photo went through the vision tower
+    assert all(a[i] is kept[i] for i in kept)
+    np.testing.assert_allclose(sorted(again.scores, reverse=True),
+                               sorted(engine.search(Query(images=[qi[1]]), gi).scores, reverse=True),
+                               atol=1e-6)
+    # a result used as the query (the same image object) reuses its encoding: nothing is encoded
+    n = len(encoded)
+    engine.search(Query(images=[gi[3]]), gi, gallery_encodings=a)
+    assert len(encoded) == n
+    # another session on another gallery: its own dict, filled by its own search; a's is untouched
+    other = gi[:5]
+    engine.search(Query(images=[qi[0]]), other, top_k=2, gallery_encodings=b)
+    assert len(encoded[-1]) == 1 + 2 and len(b) == 2
+    assert all(b[i] is not a[i] for i in b) and all(a[i] is kept[i] for i in kept)
+    # a gallery image as the query, not yet encoded: encoded once, as the gallery image it is
+    c = {}
+    engine.search(Query(images=[gi[0]]), gi, top_k=3, gallery_encodings=c)
+    assert len(encoded[-1]) == 3 and 0 in c and len(c) == 3  # it is its own nearest: in the head
+    engine.search(Query(images=[gi[7]]), gi, top_k=1, gallery_encodings=c)
+    assert 7 in c and len(encoded[-1]) == 1  # its own nearest: the head and the query, once
+    # a text query scores (and keeps) the whole gallery without a query photo
+    engine.search(Query(text="a man in a blue jacket", task="text_to_image"), other, gallery_encodings=b)
+    assert len(encoded[-1]) == 3 and sorted(b) == list(range(5))
+    # what the caller budgets is what the encodings take
+    assert engine.encoding_bytes(gi) == sum(e.embeds.numel() * e.embeds.element_size() for e in a.values())

@@ -451,6 +451,10 @@ class Conversation:
     # The gallery's pre-filter features, kept with the gallery (one session's searches never
     # recompute them, whatever other sessions search in between); None until computed.
     gallery_features: object = None
+    # The VLM's encodings of the gallery images it has scored (gallery index -> EncodedImage),
+    # filled by the engine's searches and kept with the gallery likewise: a later search of this
+    # session encodes only images it has not seen. A new gallery starts a new dict.
+    gallery_encodings: dict = field(default_factory=dict)
     # The accumulated description is bounded, so one turn's cost is bounded whatever was said
     # earlier (the app also caps each message before it gets here).
     max_description_chars: int = 2000
@@ -461,6 +465,7 @@ class Conversation:
         self.gallery = list(items)
         self.last = None
         self.gallery_features = None
+        self.gallery_encodings = {}  # a new dict: a search still running fills the old one
 
     def prepare(self, engine) -> None:
         """Compute the gallery's pre-filter features now (the app does it on upload, outside the
@@ -625,6 +630,8 @@ class Conversation:
                 self.prepare(engine)
                 if self.gallery_features is not None:
                     extra["gallery_features"] = self.gallery_features
+            if getattr(engine, "encoding_bytes", None) is not None:  # the engine keeps them for us
+                extra["gallery_encodings"] = self.gallery_encodings
             result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
                                    top_k=top_k if query.images else None, progress=progress,
                                    **extra)

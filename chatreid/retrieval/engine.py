@@ -21,7 +21,7 @@ from chatreid import prompts
 from chatreid.retrieval import best_choice
 from chatreid.retrieval.prefilter import PREFILTERS, build_prefilter, select_head
 from chatreid.retrieval.query import Query, SearchResult
-from chatreid.retrieval.scorer import PairScorer, chat_prompt, encode
+from chatreid.retrieval.scorer import EncodedImage, PairScorer, chat_prompt, encode, encoded_tokens
 
 STRATEGIES = ("pairwise", "best_choice")
 
@@ -107,6 +107,17 @@ class ReIDEngine:
                                                      else getattr(size, "longest_edge", None))
         return int(value) if value else None
 
+    def encoding_bytes(self, images: Sequence) -> int:
+        """Memory the VLM's encodings of ``images`` take (what ``search(gallery_encodings=...)``
+        keeps): each image's merged-patch tokens, from its size alone (the processor's resize
+        rule; no pixel is read), times the language model's hidden size and the model's dtype.
+        A caller that keeps a gallery's encodings budgets them with this before they exist."""
+        ip = self.processor.image_processor
+        cfg = self.model.config
+        hidden = getattr(getattr(cfg, "text_config", None), "hidden_size", None) or cfg.hidden_size
+        per_token = int(hidden) * torch.empty((), dtype=self.model.dtype).element_size()
+        return sum(encoded_tokens(ip, im.width, im.height) for im in images) * per_token
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model's tokenizer (to bound a request before it runs)."""
         return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -149,7 +160,8 @@ class ReIDEngine:
     def search(self, query: Query, gallery: Sequence, strategy: str = "pairwise",
                top_k: int | None = None, tau: float | None = None, batch_size: int = 16,
                progress: Callable[[int, int], None] | None = None,
-               gallery_features: np.ndarray | None = None) -> SearchResult:
+               gallery_features: np.ndarray | None = None,
+               gallery_encodings: dict[int, EncodedImage] | None = None) -> SearchResult:
         """Rank ``gallery`` (PIL images) for ``query``.
 
         1. Pre-filter, image queries only: cosine similarity of the query's features (mean over
@@ -171,6 +183,12 @@ class ReIDEngine:
         image); the pre-filter uses all. ``progress(done, total)`` follows VLM scoring.
         ``gallery_features``: the gallery's pre-filter features from ``prefilter_features``, when
         the caller keeps them (else the engine caches those of the last gallery searched).
+        ``gallery_encodings``: a dict (gallery index -> ``EncodedImage``) the caller keeps with
+        the gallery, as a chat session does: head images found in it are not encoded again, the
+        others are encoded and added (on the CPU, so it can outlive a GPU worker); a query photo
+        that is one of the gallery's image objects (a result used as the query) reuses its
+        encoding too. The caller bounds its memory (``encoding_bytes``) and starts a new dict for
+        a new gallery. Without it, every image the VLM sees is encoded for this search alone.
         """
         self._validate(query, gallery, strategy, top_k, tau, batch_size)
         n = len(gallery)
@@ -186,10 +204,7 @@ class ReIDEngine:
         if len(head) == 0:
             return SearchResult([int(i) for i in rest], [float(sim[i]) - 2 for i in rest], 0,
                                 f"No gallery image passed the pre-filter (tau={tau}).", [float(s) for s in sim])
-        # every distinct image through the vision tower once: the query, then the head
-        shown = [query.images[0]] if query.has_image else []
-        encoded = encode(self.model, self.processor, shown + [gallery[int(i)] for i in head], batch_size)
-        q_enc, cands = (encoded[0], encoded[1:]) if shown else (None, encoded)
+        q_enc, cands = self._encode(query, gallery, [int(i) for i in head], batch_size, gallery_encodings)
         if strategy == "pairwise":
             scores = self._pairwise(q_enc, cands, text, batch_size, progress)
             order = np.argsort(-scores, kind="stable")
@@ -212,6 +227,31 @@ class ReIDEngine:
         scores_out = [float(s) for s in head_scores] + [float(sim[i]) - 2 for i in rest]
         answer = self._answer(matches, head_order, head_scores, strategy)
         return SearchResult(ranking, scores_out, len(head), answer, [float(s) for s in sim])
+
+    def _encode(self, query: Query, gallery: Sequence, head: list[int], batch_size: int,
+                kept: dict[int, EncodedImage] | None):
+        """(query encoding or None, encodings of the head): every image the VLM sees goes through
+        the vision tower once per search, or once per gallery when the caller keeps ``kept``."""
+        shown = query.images[0] if query.has_image else None
+        if kept is None:
+            encoded = encode(self.model, self.processor, ([shown] if shown is not None else [])
+                             + [gallery[i] for i in head], batch_size)
+            return (encoded[0], encoded[1:]) if shown is not None else (None, encoded)
+        # a query photo that is one of the gallery's images (a result used as the query) is
+        # encoded, and kept, as that gallery image
+        at = next((i for i, im in enumerate(gallery) if im is shown), None) if shown is not None else None
+        missing = [i for i in head if i not in kept]
+        if at is not None and at not in kept and at not in missing:
+            missing.append(at)
+        own = shown is not None and at is None  # a photo of its own: encoded for this search only
+        encoded = encode(self.model, self.processor, ([shown] if own else []) + [gallery[i] for i in missing],
+                         batch_size) if own or missing else []
+        q_enc = encoded[0] if own else None
+        for i, e in zip(missing, encoded[1:] if own else encoded):
+            kept[i] = EncodedImage(e.embeds.cpu(), e.grid_thw.cpu(), e.thw)
+        if at is not None:
+            q_enc = kept[at]
+        return q_enc, [kept[i] for i in head]
 
     def _pairwise(self, q_enc, cands, text, batch_size, progress):
         if q_enc is not None and text is not None:  # adaptive: image and text questions, averaged

@@ -227,6 +227,26 @@ def _grids(groups: dict, n: int, patch: int) -> tuple[torch.Tensor, np.ndarray]:
     return grids, np.concatenate([[0], np.cumsum(counts)]).astype(int)
 
 
+def encoded_tokens(image_processor, width: int, height: int) -> int:
+    """Tokens the vision tower makes of a ``width`` x ``height`` image (its merged patches after
+    the processor's ``smart_resize``), from the size alone; Qwen2-VL's defaults where the
+    processor does not say; 0 for an image the processor refuses (an aspect ratio over 200),
+    which is never encoded."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    ip = image_processor
+    p, m = getattr(ip, "patch_size", None) or 14, getattr(ip, "merge_size", None) or 2
+    size = getattr(ip, "size", None) or {}
+    size = size if isinstance(size, dict) else dict(size)
+    lo = size.get("shortest_edge") or getattr(ip, "min_pixels", None) or 56 * 56
+    hi = size.get("longest_edge") or getattr(ip, "max_pixels", None) or 28 * 28 * 1280
+    try:
+        h, w = smart_resize(height, width, factor=p * m, min_pixels=lo, max_pixels=hi)
+    except ValueError:
+        return 0
+    return (h // (p * m)) * (w // (p * m))
+
+
 _CHUNK_PIXELS = 1 << 19  # pixels per convolution call in ``patch_embeddings`` (6 MB as float32)
 
 
@@ -397,7 +417,8 @@ class Reader:
     def _embed(self, ids: torch.Tensor, images: list[EncodedImage]) -> torch.Tensor:
         emb = self.lm.get_input_embeddings()(ids)
         if images:
-            feats = torch.cat([im.embeds for im in images]).to(emb.device, emb.dtype)
+            # kept encodings may live on the CPU (a session's, ``ReIDEngine.search``)
+            feats = torch.cat([im.embeds.to(emb.device, emb.dtype) for im in images])
             mask = (ids == self.image_token_id).unsqueeze(-1)
             if int(mask.sum()) != feats.shape[0]:
                 raise RuntimeError(f"{int(mask.sum())} image tokens for {feats.shape[0]} image embeddings")
