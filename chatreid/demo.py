@@ -112,6 +112,7 @@ class DemoConfig:
     pretrain_batch: int = 32
     pretrain_lr: float = 1e-3
     pretrain_describe: int = 6  # caption rows per pretraining batch, beside the pairs: the base describes too
+    pretrain_hard_negatives: float = 0.5  # CompareConfig.hard_negatives (docs/demo-learning.md, (13))
     # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
     eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 200})
     seeds: int = 1  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
@@ -283,7 +284,8 @@ def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) ->
     if torch.cuda.is_available():
         model = model.cuda()
     compare = CompareConfig(steps=cfg.pretrain_steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
-                            describe=cfg.pretrain_describe, eval_every=2 * cfg.curve_every, seed=cfg.seed)
+                            describe=cfg.pretrain_describe, hard_negatives=cfg.pretrain_hard_negatives,
+                            eval_every=2 * cfg.curve_every, seed=cfg.seed)
     result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe,
                       splits=("train", "query", "gallery"))
     if out.exists():
