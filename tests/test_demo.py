@@ -258,13 +258,14 @@ def demo_query(image):
 
 @pytest.mark.slow
 def test_a_small_build_tells_held_out_people_apart(tmp_path):
-    """The recipe learns: a small configuration of the real model size (comparison pretraining,
-    then the three stages), and the P(Yes) AUC on held-out people of the fresh evaluation worlds
-    clears chance by a margin, after the pretraining and at the end of the shipped 1+2+3 chain."""
+    """The recipe learns: the real model size and pretraining worlds with short stages (about ten
+    minutes on one core), and the P(Yes) AUC on held-out people of the fresh evaluation worlds
+    clears chance by a margin, after the pretraining and at the end of the shipped 1+2+3 chain.
+    (With a fifth of the pretraining people, the duplicate level alone once took its 800-step
+    maximum: the onset of the comparison is not punctual, so the test keeps the default worlds.)"""
     cfg = replace(demo.CONFIGS["full"], name="learns", ids={"market": 60, "ltcc": 30, "sysu": 30, "pedes": 60},
                   rows={1: 400, 2: 800, 3: 400}, steps={1: 40, 2: 60, 3: 40},
-                  pretrain_ids={"market": 600, "sysu": 150, "ltcc": 150}, pretrain_steps=1200,
-                  pretrain_hard_negatives=0.0,
+                  pretrain_steps=1600, pretrain_hard_negatives=0.0,
                   eval_ids={"market": 60, "ltcc": 30, "sysu": 30, "pedes": 40}, seeds=1, ablation=False,
                   diagnostic=False, curve_every=20, curve_pairs=100, prefilter="color_histogram")
     summary = demo.build(cfg, tmp_path / "model", tmp_path / "work", None)
