@@ -189,8 +189,10 @@ def _load_script(path: Path, name: str):
     return mod
 
 
-# Each purpose draws its worlds from its own seed range, so no person is in two of them.
+# Each purpose draws its worlds from its own seed range, so no person is in two of them; the
+# evaluation worlds' folder is not work/eval, where eval/run.py writes its results.
 WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000}
+WORLD_DIRS = {"synth": "synth", "pretrain": "pretrain", "eval": "eval_worlds"}
 
 
 def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str, Path]:
@@ -202,7 +204,7 @@ def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str,
     for i, layout in enumerate(LAYOUTS):
         if layout not in ids:
             continue
-        out = work / purpose / layout
+        out = work / WORLD_DIRS[purpose] / layout
         argv = ["synth", "--layout", layout, "--ids", ids[layout],
                 "--seed", WORLD_SEEDS[purpose] + cfg.seed * 1000 + 101 * (i + 1), "--out", out, "--overwrite"]
         if per_id:

@@ -203,11 +203,13 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     # fresh worlds: every model is evaluated on worlds of their own, drawn with seeds that neither the
     # stage data nor the pretraining use, so no evaluated image was ever trained on
     def digests(folder):
-        return {hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*.jpg")}
+        return {hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*")
+                if p.suffix.lower() in (".jpg", ".png", ".bmp")}
 
     trained = set().union(*(digests(work / purpose) for purpose in ("synth", "pretrain")))
     for layout in demo.LAYOUTS:
-        assert digests(work / "eval" / layout) and not digests(work / "eval" / layout) & trained, layout
+        fresh = digests(work / "eval_worlds" / layout)
+        assert fresh and not fresh & trained, layout
         truth = load_ground_truth(work / "synth" / layout).values()
         assert {r["pid"] for r in truth if r["split"] == "train"}, layout
     # the pretraining ran, with a held-out curve, and every trained stage has its curve
@@ -226,7 +228,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     # the feature separation is measured on the same pairs wherever the query is an image
     for layout in demo.LAYOUTS:
         sep = summary["separation"][layout]
-        assert set(sep) == {"1+2+3", "2+3", "3", "1+2"}
+        assert set(sep) == {f"{c}{s}" for c in ("1+2+3", "2+3", "3", "1+2") for s in ("", "@1")}  # both seeds
         assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] > 0 for r in sep.values())
     assert set(summary["feature_separation"]) == {"market", "ltcc", "sysu"}
     for layout, by_model in summary["feature_separation"].items():
