@@ -1,0 +1,52 @@
+"""The shipped demo model in the chat app, as a person uses it: each example photo query of the
+built-in galleries (examples/manifest.json: two standard, two cloth-changing, two infrared) is asked
+through gradio_client, and the top-ranked image must be the right person for at least five of the
+six. The example worlds are SynthPeds worlds no build trains on (examples/build_examples.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatreid.app_support import EXAMPLES_DIR, Limits, ModelChoice
+from chatreid.demo import DEFAULT_OUT
+
+MANIFEST = json.loads((EXAMPLES_DIR / "manifest.json").read_text())
+PHOTO_QUERIES = [(g["name"], p) for g in MANIFEST["galleries"] for p in g["prompts"] if p.get("query")]
+
+
+@pytest.fixture(scope="module")
+def client():
+    import app
+    from gradio_client import Client
+
+    choice = ModelChoice(str(DEFAULT_OUT), "demo")
+    demo = app.build_demo(app.load_engine(choice), choice, Limits())
+    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield Client(url, verbose=False, download_files=False)
+    demo.close()
+
+
+def test_the_six_example_photo_queries_are_there():
+    assert sorted(name for name, _ in PHOTO_QUERIES) == ["ltcc", "ltcc", "market", "market", "sysu", "sysu"]
+
+
+# The target of issue 12, not met by the shipped model: it puts the right person first for 1 of the 6
+# (a standard query), as docs/demo-report.md and docs/demo-learning.md say. Strict: once a model
+# meets the target this test fails as "passed unexpectedly", so the mark cannot outlive the gap.
+@pytest.mark.xfail(strict=True, reason="target not met: the shipped demo model is right for 1 of 6 example queries")
+def test_the_demo_model_puts_the_right_person_first_for_five_of_six_example_queries(client):
+    from gradio_client import handle_file
+
+    right, seen = 0, []
+    for name, prompt in PHOTO_QUERIES:
+        history, _ = client.predict(name, api_name="/example_gallery")
+        query = EXAMPLES_DIR / name / "query" / prompt["query"]
+        _, results, _ = client.predict({"text": prompt["text"], "files": [handle_file(str(query))]}, "auto",
+                                       api_name="/chat")
+        top = results[0]["caption"]
+        hit = any(t in top for t in prompt["truth"])
+        right += hit
+        seen.append(f"{name}/{prompt['query']}: #1 {top!r} ({'right' if hit else 'wrong'})")
+    assert right >= 5, "\n".join(seen)
