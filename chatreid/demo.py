@@ -1,24 +1,28 @@
 """The embedded demo: the whole method in miniature on SynthPeds, from scratch, on CPUs.
 
-    python -m chatreid.demo build [--out models/chatreid-demo] [--config small|full] [--work runs/demo]
+    python -m chatreid.demo build [--out models/chatreid-demo] [--config full|ship|small] [--work runs/demo]
                                   [--set FIELD=VALUE ...]   (any DemoConfig field: steps.1=1500)
 
-One command, every step through the project's own entry points (nothing here trains or scores):
+One command, every step through the project's own entry points:
 
-1. ``chatreid synth``: four SynthPeds worlds, one per layout (market, ltcc, sysu, pedes). Each
-   layout gets its own world seed, so no person exists in two layouts: a layout's test
-   identities can never appear in another layout's training split.
-2. ``chatreid store build``: one image store over the four (train, query and gallery images;
-   the instruction builders only ever read ``train``-split images).
-3. ``chatreid build-data``: stage 1, 2 and 3 instruction rows.
+1. ``chatreid synth``: SynthPeds worlds, one per layout (market, ltcc, sysu, pedes), for three
+   purposes drawn from separate seed ranges: the stage data, the comparison pretraining (market,
+   ltcc, sysu) and the evaluation. No person is in two of them, so every model is measured on
+   people that no step of the build trained or pretrained on.
+2. ``chatreid store build``: one image store per purpose.
+3. ``chatreid build-data``: stage 1, 2 and 3 instruction rows from the stage-data store.
 4. A randomly initialised Qwen2-VL (``chatreid.model.tiny``'s tokenizer and config, with more
-   capacity and 8x8 patches; crops are read at 64x32: 8x4 patches, 8 tokens after the 2x2 merger).
-5. ``train/sft.py`` (its ``cli``, in this process): stages 1 -> 2 -> 3 (the demo model), and
-   for the Table 4 ablation stage 3 alone and stages 2 -> 3, all from the same random base.
-6. ``eval/run.py`` (its ``main``): Rank-1 / mAP on each layout's held-out identities for every
-   model, the pre-filter alone and the colour-histogram baseline.
-7. The demo model is copied atomically to ``--out`` with its model card (whose first paragraph
-   is the app's banner), and ``docs/demo-report.md`` is rewritten.
+   capacity and 16x16 patches; crops are read at 64x32: 4x2 patches, 2 tokens after the merger).
+5. The comparison pretraining (``chatreid.training.compare``): the miniature's stand-in for the
+   pretrained VLM the paper starts from; every chain below starts from its result.
+6. ``train/sft.py`` (its ``cli``, in this process): stages 1 -> 2 -> 3 (the demo model), and for
+   the Table 4 ablation stage 3 alone and stages 2 -> 3, for each stage seed, with held-out
+   learning curves recorded by a callback.
+7. ``eval/run.py`` (its ``main``): Rank-1 / mAP on the evaluation worlds' held-out identities for
+   every model, the pre-filter alone and the colour-histogram baseline.
+8. The demo model is copied atomically to ``--out`` with its model card (whose first paragraph
+   is the app's banner), and ``docs/demo-report.md`` (with ``docs/img/demo-curves.png``) is
+   rewritten.
 
 "Pre-filter alone" is eval/run.py with ``--top-k 1``: the VLM then scores only the pre-filter's
 first image, which stays first, so the ranking is exactly the pre-filter's.

@@ -13,9 +13,10 @@ Re-ID pairs:
                modalities and clothes where the store has them)
 
 A level advances once the training loss (an exponential average) falls below ``advance_loss``,
-or after ``max_level_steps``; about a quarter of each batch's positives replay the easier levels.
+or after ``max_level_steps``; about a quarter of each batch's pairs replay the easier levels.
 The second image of every negative gets the same treatment as its level's positives, so "was the
-second image edited?" never predicts the answer. Pairs are drawn fresh every step from the
+second image edited?" never predicts the answer; at the camera level half of the negatives are
+people dressed in the same colours (``hard_negatives``). Pairs are drawn fresh every step from the
 store's ``train`` identities. Rows are the stage-2 ``i2i_one_to_one`` rows (same prompt, same
 answers, same collator), so the skill is the one the retrieval engine's pairwise scorer reads.
 
@@ -54,7 +55,7 @@ class CompareConfig:
     advance_loss: float = 0.25   # loss (2 answer tokens: chance is ln 2 / 2 = 0.347) that ends a level
     max_level_steps: int = 800   # a level ends after this many steps whatever the loss
     min_level_steps: int = 50    # and not before this many
-    replay: float = 0.25         # share of positives drawn from the easier levels
+    replay: float = 0.25         # share of pairs drawn from the easier levels
     positive_prob: float = 0.5
     # share of the camera level's negatives drawn from people dressed in the same upper and lower
     # colours: the pre-filter's candidates look alike, and random people are easy to tell apart
@@ -122,7 +123,7 @@ def pair_row(a: str, b: str, same: bool) -> dict:
 
 
 class PairSampler:
-    """Fresh image pairs from the identities of one split of an image store.
+    """Fresh image pairs from the identities of some splits of an image store.
 
     Identities are (dataset, pid); negatives pair two identities of the same dataset, so a pair
     never differs just by which synthetic world or benchmark it came from.
