@@ -854,18 +854,44 @@ def write_report(summary: dict, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_depth", "vision_embed",
+                      "vision_heads", "patch", "max_pixels", "pretrain_ids", "pretrain_images_per_id",
+                      "pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_describe",
+                      "pretrain_hard_negatives", "eval_ids", "curve_pairs", "curve_every")
+
+
+def reusable_pretraining(cfg: DemoConfig, work: Path) -> dict | None:
+    """The pretraining of an earlier build in ``work`` (its summary.json and base_pretrained/),
+    when every field it depends on is the same as in ``cfg``; else None."""
+    summary, folder = work / "summary.json", work / "base_pretrained"
+    if not (summary.is_file() and (folder / "model.safetensors").is_file()):
+        return None
+    done = json.loads(summary.read_text())
+    ours = json.loads(json.dumps(cfg.to_dict(), default=str))
+    # a field newer than that build had its default value there
+    theirs = {**json.loads(json.dumps(DemoConfig("defaults").to_dict(), default=str)), **done["config"]}
+    if done.get("pretraining") and all(theirs[f] == ours[f] for f in PRETRAINING_FIELDS):
+        return done["pretraining"]
+    return None
+
+
 def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" / "demo",
-          report_path: Path | None = DEFAULT_REPORT) -> dict:
+          report_path: Path | None = DEFAULT_REPORT, reuse_pretraining: bool = False) -> dict:
+    """The whole build; ``reuse_pretraining``: take the pretrained base of an earlier build in
+    ``work`` whose pretraining had the same configuration (to try another stage recipe on it)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the Hub
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     work = Path(work)
+    pretraining = reusable_pretraining(cfg, work) if reuse_pretraining else None  # before any work
+    if reuse_pretraining and pretraining is None:
+        raise ValueError(f"--reuse-pretraining: {work} holds no finished build whose pretraining had this configuration")
     load_start = _load()
     timer = Timer()
     with timer("synth (stage data, pretraining and evaluation worlds)"):
         roots = make_world(cfg, work, "synth")
         eval_roots = make_world(cfg, work, "eval")
-        pre_roots = make_world(cfg, work, "pretrain") if cfg.pretrain_steps else {}
+        pre_roots = make_world(cfg, work, "pretrain") if cfg.pretrain_steps and pretraining is None else {}
     with timer("stores"):
         store = make_store(roots, work / "store")
         eval_store = make_store(eval_roots, work / "eval_store")
@@ -875,8 +901,10 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = REPO / "runs" /
     probe = heldout_probe(cfg, eval_store)
     with timer("base model"):
         base = make_base_model(cfg, work / "base")
-    pretraining = None
-    if pre_store is not None:
+    if pretraining is not None:
+        base = work / "base_pretrained"
+        print(f"[demo] comparison pretraining: reused from {base}", flush=True)
+    elif pre_store is not None:
         with timer("comparison pretraining"):
             base, pretraining = pretrain_base(cfg, base, pre_store, probe, work / "base_pretrained")
     models, curves = train_chains(cfg, data, store, base, work, timer, probe)
@@ -934,6 +962,8 @@ def main(argv=None) -> int:
     b.add_argument("--report", default=str(DEFAULT_REPORT), help="report path ('' for none)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-ablation", action="store_true", help="train only the 1+2+3 chain")
+    b.add_argument("--reuse-pretraining", action="store_true",
+                   help="take the pretrained base of the last build in --work if its pretraining had the same settings")
     b.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one DemoConfig field (VALUE is JSON; a stage's entry as steps.1=800); repeatable")
     r = sub.add_parser("report", help="re-render the report from a finished build's summary.json")
@@ -952,7 +982,8 @@ def main(argv=None) -> int:
         return 0
     try:
         cfg = override(replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation), args.set)
-        build(cfg, Path(args.out), Path(args.work), Path(args.report) if args.report else None)
+        build(cfg, Path(args.out), Path(args.work), Path(args.report) if args.report else None,
+              reuse_pretraining=args.reuse_pretraining)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"chatreid.demo: error: {err}", file=sys.stderr)
         return 1

@@ -274,3 +274,19 @@ def test_a_small_build_tells_held_out_people_apart(tmp_path):
     after_pretraining = summary["pretraining"]["curve"][-1]["auc"]["market"]
     shipped = summary["curves"]["s123"][-1]["auc"]["market"]
     assert after_pretraining >= 0.65 and shipped >= 0.6, (after_pretraining, shipped)
+
+
+def test_a_finished_pretraining_is_reused_only_under_the_same_settings(tmp_path):
+    cfg = demo.CONFIGS["ship"]
+    (tmp_path / "base_pretrained").mkdir()
+    (tmp_path / "base_pretrained" / "model.safetensors").write_bytes(b"weights")
+    config = json.loads(json.dumps(cfg.to_dict(), default=str))
+    del config["pretrain_hard_negatives"]  # a build from before that field: it had the default
+    (tmp_path / "summary.json").write_text(json.dumps({"config": config, "pretraining": {"curve": [1]}}))
+    assert demo.reusable_pretraining(replace(cfg, lr={1: 2e-4, 2: 5e-5, 3: 1e-4}, seeds=1), tmp_path) == {"curve": [1]}
+    for changed in (replace(cfg, pretrain_steps=10), replace(cfg, patch=8), replace(cfg, pretrain_hard_negatives=0.0)):
+        assert demo.reusable_pretraining(changed, tmp_path) is None
+    (tmp_path / "base_pretrained" / "model.safetensors").unlink()
+    assert demo.reusable_pretraining(cfg, tmp_path) is None
+    with pytest.raises(ValueError, match="--reuse-pretraining"):
+        demo.build(replace(demo.CONFIGS["small"], ids={}), tmp_path / "out", tmp_path, None, reuse_pretraining=True)
