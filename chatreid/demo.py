@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatreid.atomic import install_dir
+from chatreid.metrics import pair_auc as auc
 
 if TYPE_CHECKING:  # torch loads with the steps that need it, not with `--help`
     import torch
@@ -442,12 +443,6 @@ def scored_pairs(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
                     rows += [(q, trial.gallery[g], score, trial.gallery[g].pid == q.pid)
                              for g, score in zip(row["ranking"], row["scores"])]
     return out
-
-
-def auc(pos, neg) -> float:
-    from chatreid.training.compare import auc as pair_auc  # the one AUC (torch loads with it)
-
-    return pair_auc(pos, neg)
 
 
 def yes_separation(pairs: dict) -> dict:

@@ -230,6 +230,13 @@ def evaluate_reid(
 # --- the ranking of one query ----------------------------------------------------------------
 
 
+def pair_auc(pos, neg) -> float:
+    """P(a positive's score > a negative's), ties counting half: 0.5 is chance, 1 perfect. How well
+    a scorer separates same-identity pairs from other-identity ones (the demo's P(Yes) report)."""
+    p, n = np.asarray(pos, dtype=float)[:, None], np.asarray(neg, dtype=float)[None]
+    return float((p > n).mean() + 0.5 * (p == n).mean())
+
+
 def _match_positions(row: np.ndarray, good: np.ndarray) -> np.ndarray | None:
     """0-based positions of the true matches in the (distance, index) order of `row`, ascending.
 

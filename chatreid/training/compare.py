@@ -41,6 +41,7 @@ from transformers import TrainerCallback
 
 from chatreid import prompts
 from chatreid.instructions.rows import make_row
+from chatreid.metrics import pair_auc as auc
 from chatreid.training.collate import IGNORE_INDEX, ReIDCollator
 
 LEVELS = ("duplicate", "jitter", "augment", "camera")
@@ -218,12 +219,6 @@ def linear_patch_embedding(model) -> None:
     proj.forward = lambda x: F.linear(x.reshape(x.shape[0], -1), proj.weight.reshape(out, -1), proj.bias)
 
 
-def auc(pos, neg) -> float:
-    """P(a positive's score > a negative's), ties counting half: 0.5 is chance, 1 perfect."""
-    p, n = np.asarray(pos, dtype=float)[:, None], np.asarray(neg, dtype=float)[None]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
-
-
 class PairProbe:
     """Held-out same/other pairs and the AUC of a model's P(Yes) on them, per group (layout).
 
@@ -241,7 +236,7 @@ class PairProbe:
         rng = random.Random(seed)
         pairs = []
         for group, dataset in groups.items():
-            sampler = PairSampler(store, (split,), (dataset,)) if split != "test" else _TestSampler(store, dataset)
+            sampler = PairSampler(store, ("query", "gallery") if split == "test" else (split,), (dataset,))
             for _ in range(n):
                 ident = rng.choice(sampler.ids)
                 first = rng.choice(sampler.by_id[ident])
@@ -292,22 +287,6 @@ def _lookalikes(ids, by_id, attributes) -> dict[tuple[str, int], list[tuple[str,
     for ident, key in look.items():
         groups.setdefault(key, []).append(ident)
     return {ident: [k for k in groups[key] if k != ident] for ident, key in look.items()}
-
-
-class _TestSampler(PairSampler):
-    """Identities of a benchmark's test side: query and gallery images together."""
-
-    def __init__(self, store, dataset: str):
-        meta = store.metadata()
-        self.by_id, self.image_id, self.camid, self.captions = {}, meta["image_id"], meta["camid"], meta["captions"]
-        for i, (ds, sp, pid) in enumerate(zip(meta["dataset"], meta["split"], meta["pid"])):
-            if ds == dataset and sp in ("query", "gallery") and pid >= 0:
-                self.by_id.setdefault((ds, pid), []).append(i)
-        self.ids = sorted(k for k, v in self.by_id.items() if len(v) >= 2)
-        self.per_dataset = {dataset: self.ids}
-        self.lookalikes = {}
-        if len(self.ids) < 2:
-            raise ValueError(f"image store: dataset {dataset!r} has fewer than two test identities with two images")
 
 
 # ----------------------------------------------------------------------------------------------
