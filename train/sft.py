@@ -133,6 +133,12 @@ def main(script_args, training_args, model_args, callbacks=None):
         if peft_config is not None:  # export plain weights: the next stage and users load them directly
             final_model = final_model.merge_and_unload()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        # what this stage trained travels with the weights: the engine warns when it is asked to
+        # score with a prompt the final stage never saw (ReIDEngine.untrained_scoring)
+        train_rows = data[script_args.dataset_train_split]
+        if "task" in train_rows.column_names:
+            final_model.config.chatreid_tasks = sorted(set(train_rows["task"]))
+        final_model.config.chatreid_stage = script_args.stage
         card = hub.model_card(
             stage=script_args.stage, base=base, previous=previous, dataset=script_args.dataset_name,
             store=script_args.image_store, repo_id=training_args.hub_model_id,
@@ -140,6 +146,7 @@ def main(script_args, training_args, model_args, callbacks=None):
             train_loss=losses[-1] if losses else result.training_loss, eval_metrics=eval_metrics,
             trainable=trainable_summary(model if peft_config is None else final_model),
             lora=peft_config.to_dict() if peft_config is not None else None,
+            tasks=getattr(final_model.config, "chatreid_tasks", None),
         )
         final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card)
         print(f"stage {script_args.stage}: model saved to {final_dir}", flush=True)

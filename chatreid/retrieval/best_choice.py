@@ -16,10 +16,16 @@ the most similar image, which is then out of the running. Exactly what runs here
    gives, at the answer's first token, the odds of "None" against "Image" (``p_none``): the
    model's own signal that no remaining image matches.
 4. The last image of a page is picked without a forward pass (confidence 1: one label left).
-5. Ranking: page 1's picks in pick order, then page 2's, and so on. So the VLM orders images
-   within a page and the pre-filter orders the pages; with ``window >= len(candidates)`` (one
-   page) the whole head is ordered by the model. The engine then appends the gallery images the
-   pre-filter left out, in pre-filter order.
+5. Pages are then compared against each other, so that the model, not the pre-filter, orders the
+   whole head: the ordered pages are merged ``window`` at a time, and each step of a merge is one
+   more first-turn conversation whose gallery is the best remaining image of each page in the
+   merge ("Image 1" = page 1's, ...). The model's pick is emitted next and its page moves on; a
+   page left alone is appended as it stands. Merges repeat until one ordering remains (a
+   ``window``-way merge sort whose leaves are the multi-turn pages). With a comparator that is
+   consistent, the result is the full sort of the head whatever order the pre-filter gave it; a
+   head of n images costs about n forward passes per level, log_window(n / window) levels. With
+   ``window >= len(candidates)`` there is one page and nothing to merge. The engine then appends
+   the gallery images the pre-filter left out, in pre-filter order.
 """
 
 from __future__ import annotations
@@ -73,46 +79,98 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+class _Picker:
+    """One forward pass per pick: the label logits of a page's conversation, counted for progress."""
+
+    def __init__(self, reader: Reader, builder: SequenceBuilder, processor, first_turn, query_images,
+                 window: int, progress, total: int):
+        self.reader, self.builder, self.processor = reader, builder, processor
+        self.first_turn, self.query_images = first_turn, list(query_images)
+        self.labels, self.start = label_tokens(processor, window)
+        self.n_prefix = len(processor.tokenizer.encode(ANSWER_PREFIX, add_special_tokens=False))
+        self.progress, self.total, self.done = progress, total, 0
+
+    def pick(self, shown: Sequence[EncodedImage], left: Sequence[int], user: str | None = None,
+             history: Sequence[tuple[str, str]] = ()) -> tuple[int, float, float]:
+        """(page-local label picked among ``left``, its probability among them, p_none)."""
+        user = user if user is not None else self.first_turn(prompts.gallery_block(len(shown)))
+        images = self.query_images + list(shown)
+        chat = chat_prompt(self.processor, user, answer_prefix=ANSWER_PREFIX, history=list(history))
+        item = Item(self.builder.build(chat, images), images)
+        label_logits, start_logits = self.reader.read(
+            [item], [(1, self.labels[:len(shown)]), (self.n_prefix + 1, self.start)])
+        probs = _softmax(label_logits[0][list(left)])
+        j = int(np.argmax(probs))
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+        return left[j], float(probs[j]), float(_softmax(start_logits[0])[0])
+
+
+# one entry of an ordering: (candidate index, confidence, p_none)
+_Entry = tuple[int, float, float]
+
+
+def _order_page(picker: _Picker, page: list[int], candidates) -> list[_Entry]:
+    """The paper's multi-turn best choice inside one page (module docstring, steps 2-4)."""
+    shown = [candidates[i] for i in page]
+    history: list[tuple[str, str]] = []
+    left = list(range(len(page)))
+    user = None
+    out: list[_Entry] = []
+    while len(left) > 1:
+        label, conf, p_none = picker.pick(shown, left, user, history)
+        left.remove(label)
+        out.append((page[label], conf, p_none))
+        history.append((user or picker.first_turn(prompts.gallery_block(len(page))), prompts.answer_best_choice(label)))
+        user = prompts.render("best_choice_next")
+    if left:
+        out.append((page[left[0]], 1.0, float("nan")))
+    return out
+
+
+def _merge(picker: _Picker, runs: list[list[_Entry]], candidates) -> list[_Entry]:
+    """Merge ordered runs by asking the model which run's best remaining image is the best match."""
+    runs = [list(r) for r in runs if r]
+    out: list[_Entry] = []
+    while len(runs) > 1:
+        heads = [r[0][0] for r in runs]
+        label, conf, p_none = picker.pick([candidates[i] for i in heads], list(range(len(heads))))
+        out.append((heads[label], conf, p_none))
+        runs[label].pop(0)
+        runs = [r for r in runs if r]
+    return out + (runs[0] if runs else [])
+
+
+def _passes(n: int, window: int) -> int:
+    """Forward passes ``rank`` makes at most for n candidates (for progress)."""
+    pages = [min(window, n - i) for i in range(0, n, window)]
+    total, runs = sum(max(p - 1, 0) for p in pages), len(pages)
+    while runs > 1:
+        total += n - 1
+        runs = -(-runs // window)
+    return total
+
+
 def rank(reader: Reader, builder: SequenceBuilder, processor, first_turn: Callable[[str], str],
          query_images: Sequence[EncodedImage], candidates: Sequence[EncodedImage], window: int = 4,
          progress: Callable[[int, int], None] | None = None) -> BestChoiceResult:
-    """Order ``candidates`` by multi-turn best choice (module docstring).
+    """Order ``candidates`` by multi-turn best choice, pages merged by the model (module docstring).
 
     ``first_turn(gallery_block)`` renders the task prompt around a page's gallery block;
     ``query_images``: the images that prompt shows before the gallery (0 or 1).
     """
+    if window < 2 and len(candidates) > 1:
+        raise ValueError("best-choice needs a window of at least 2 images: with one image a page "
+                         "there is no choice to read")
     window = min(window, len(candidates)) if candidates else window
-    labels, start = label_tokens(processor, max(window, 1))
-    n_prefix = len(processor.tokenizer.encode(ANSWER_PREFIX, add_special_tokens=False))
-    order: list[int] = []
-    conf: list[float] = []
-    p_none: list[float] = []
-    turns = sum(max(len(candidates[i:i + window]) - 1, 0) for i in range(0, len(candidates), window))
-    done = 0
-    for page_start in range(0, len(candidates), window):
-        page = list(range(page_start, min(page_start + window, len(candidates))))
-        images = list(query_images) + [candidates[i] for i in page]
-        first = first_turn(prompts.gallery_block(len(page)))
-        history: list[tuple[str, str]] = []
-        left = list(range(len(page)))  # page-local label indices not yet picked
-        user = first
-        while len(left) > 1:
-            chat = chat_prompt(processor, user, answer_prefix=ANSWER_PREFIX, history=history)
-            item = Item(builder.build(chat, images), images)
-            label_logits, start_logits = reader.read([item], [(1, labels[:len(page)]), (n_prefix + 1, start)])
-            probs = _softmax(label_logits[0][left])
-            j = int(np.argmax(probs))
-            pick = left.pop(j)
-            order.append(page[pick])
-            conf.append(float(probs[j]))
-            p_none.append(float(_softmax(start_logits[0])[0]))
-            history.append((user, prompts.answer_best_choice(pick)))
-            user = prompts.render("best_choice_next")
-            done += 1
-            if progress is not None:
-                progress(done, turns)
-        if left:
-            order.append(page[left[0]])
-            conf.append(1.0)
-            p_none.append(float("nan"))
-    return BestChoiceResult(order, conf, p_none)
+    total = _passes(len(candidates), max(window, 1))
+    picker = _Picker(reader, builder, processor, first_turn, query_images, max(window, 1), progress, total)
+    runs = [_order_page(picker, list(range(s, min(s + window, len(candidates)))), candidates)
+            for s in range(0, len(candidates), window)]
+    while len(runs) > 1:
+        runs = [_merge(picker, runs[i:i + window], candidates) for i in range(0, len(runs), window)]
+    if progress is not None and picker.done < total:
+        progress(total, total)  # merges end early when a run empties: the bar still ends full
+    order = runs[0] if runs else []
+    return BestChoiceResult([e[0] for e in order], [e[1] for e in order], [e[2] for e in order])

@@ -266,21 +266,48 @@ class ReIDEngine:
         return self.scorer.score(cands, text=text, batch_size=batch_size, progress=progress)
 
     @staticmethod
-    def _first_turn(query: Query, text: str | None) -> Callable[[str], str]:
-        """The task's stage-3 prompt around a gallery block (chatreid.prompts)."""
+    def _best_choice_prompt(query: Query, text: str | None) -> str:
+        """The task's stage-3 prompt (chatreid.prompts name) that best-choice pages are read with."""
         if query.task in _REID_PROMPT:
-            name = _REID_PROMPT[query.task]
-            return lambda g: prompts.render(name, gallery=g)
-        if query.task == "text_to_image":
-            return lambda g: prompts.render("reid_t2i", text=query.text.strip(), gallery=g)
+            return _REID_PROMPT[query.task]
         if query.task == "attribute":
-            return lambda g: prompts.render("attr_retrieval", attributes=prompts.attribute_query(query.attributes), gallery=g)
-        # adaptive: whatever the query holds
-        if query.has_image and text:
-            return lambda g: prompts.render("multimodal_retrieval", text=text, gallery=g)
-        if query.has_image:
-            return lambda g: prompts.render("reid_standard", gallery=g)
-        return lambda g: prompts.render("reid_t2i", text=text, gallery=g)
+            return "attr_retrieval"
+        if query.task == "adaptive" and query.has_image:  # whatever the query holds
+            return "multimodal_retrieval" if text else "reid_standard"
+        return "reid_t2i"
+
+    @classmethod
+    def _first_turn(cls, query: Query, text: str | None) -> Callable[[str], str]:
+        """The task's stage-3 prompt around a gallery block (chatreid.prompts)."""
+        name = cls._best_choice_prompt(query, text)
+        if name == "attr_retrieval":
+            return lambda g: prompts.render(name, attributes=prompts.attribute_query(query.attributes), gallery=g)
+        if name in ("reid_t2i", "multimodal_retrieval"):
+            words = query.text.strip() if query.task == "text_to_image" else text
+            return lambda g: prompts.render(name, text=words, gallery=g)
+        return lambda g: prompts.render(name, gallery=g)
+
+    @classmethod
+    def scoring_prompts(cls, query: Query, strategy: str) -> tuple[str, ...]:
+        """The prompts (``chatreid.prompts`` task names) ``search`` reads scores from for this
+        query: the Yes/No questions for ``pairwise``, the stage-3 task prompt for best-choice."""
+        text = query_text(query)
+        if strategy == "best_choice":
+            return (cls._best_choice_prompt(query, text),)
+        return (("i2i_one_to_one",) if query.has_image else ()) + (("t2i_one_to_one",) if text else ())
+
+    @property
+    def trained_tasks(self) -> tuple[str, ...] | None:
+        """The tasks the checkpoint's last training stage had rows of (``chatreid_tasks`` in its
+        config, written by ``train/sft.py``); None when the checkpoint does not say (a base model)."""
+        tasks = getattr(self.model.config, "chatreid_tasks", None)
+        return tuple(tasks) if tasks else None
+
+    def untrained_scoring(self, query: Query, strategy: str) -> list[str]:
+        """The prompts this search would score with that the checkpoint's last stage never
+        trained: its scores then measure how a format transfers, not what training taught."""
+        trained = self.trained_tasks
+        return [] if trained is None else [t for t in self.scoring_prompts(query, strategy) if t not in trained]
 
     @staticmethod
     def _answer(matches, head_order, head_scores, strategy) -> str:
