@@ -125,6 +125,52 @@ def make_cuhk03(root: Path) -> Path:
     return root
 
 
+# -- CUHK03, the original release (cuhk-03.mat, MATLAB v7.3 = HDF5) ---------------------------
+# camera pair -> per person, which of the 10 image cells hold an image (others are MATLAB's
+# empty [0 0]); views: cells 1-5 are view 1, 6-10 view 2.
+CUHK03_MAT_PEOPLE = {1: [(1, 2, 6, 7), (1, 6, 8), (2, 3, 7)], 2: [(1, 6), (1, 2, 3, 6, 9)]}
+# 20 test splits of [pair, person], two people each (the real file: 100 each)
+CUHK03_MAT_TESTSETS = [[(1, 1 + s % 3), (2, 1 + s % 2)] for s in range(20)]
+
+
+def make_cuhk03_mat(root: Path, people=CUHK03_MAT_PEOPLE, testsets=CUHK03_MAT_TESTSETS,
+                    where: str = "cuhk-03.mat") -> Path:
+    """cuhk-03.mat as MATLAB v7.3 writes it: HDF5 datasets ``labeled`` and ``detected`` (1 x
+    pairs object references, each to a 10 x persons array of references to 3 x W x H uint8
+    images: MATLAB arrays appear transposed), ``testsets`` (1 x 20 references to 2 x N doubles),
+    the referenced data under ``#refs#``. Labeled and detected images differ in colour."""
+    import h5py
+    import numpy as np
+
+    path = root / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        refs = f.create_group("#refs#")
+        count = [0]
+
+        def put(data):
+            count[0] += 1
+            return refs.create_dataset(f"r{count[0]}", data=data).ref
+
+        for k, version in enumerate(("labeled", "detected")):
+            pair_refs = []
+            for pair, persons in people.items():
+                cells = np.empty((10, len(persons)), dtype=h5py.ref_dtype)
+                for p, filled in enumerate(persons):
+                    for n in range(1, 11):
+                        if n in filled:
+                            h, w = 12 + n, 6 + p
+                            img = np.full((h, w, 3), (40 * pair + 60 * k, 20 * p, 10 * n), np.uint8)
+                            cells[n - 1, p] = put(img.T)
+                        else:
+                            cells[n - 1, p] = put(np.zeros(2, dtype=np.uint64))
+                pair_refs.append(put(cells))
+            f.create_dataset(version, data=np.array([pair_refs], dtype=h5py.ref_dtype))
+        split_refs = [put(np.array(t, dtype=np.float64).T) for t in testsets]
+        f.create_dataset("testsets", data=np.array([split_refs], dtype=h5py.ref_dtype))
+    return path
+
+
 # -- LTCC ----------------------------------------------------------------------------------------
 LTCC = {
     "train": ["001_1_c11_015869.png", "001_1_c4_015905.png", "001_2_c7_022104.png",

@@ -12,8 +12,9 @@ import pytest
 from chatreid.data import READERS, read
 from chatreid.data.readers.sysu_mm01 import sample_sysu_gallery
 from layouts import (CUHK03, CUHK_PEDES, LTCC, MARKET, MSMT, PRCC, RSTPREID, SYSU_IDS,
-                     SYSU_IMAGES, make_cuhk03, make_ltcc, make_market, make_msmt17, make_pedes,
-                     make_prcc, make_regdb, make_sysu, write_image, write_market_attributes)
+                     SYSU_IMAGES, make_cuhk03, make_cuhk03_mat, make_ltcc, make_market,
+                     make_msmt17, make_pedes, make_prcc, make_regdb, make_sysu, write_image,
+                     write_market_attributes)
 
 
 def splits(records) -> dict[str, int]:
@@ -129,14 +130,113 @@ def test_cuhk03_labeled_and_detected(tmp_path):
     r = by_name(lab)["0769_c2_7.png"]
     assert (r.pid, r.camid, r.split, r.dataset) == (769, 2, "query", "cuhk03")
     assert Path(lab[0].path).relative_to(lab.root).parts[0] == "labeled"
-    with pytest.raises(ValueError, match="'labeled' or 'detected'"):
+    with pytest.raises(ValueError, match=r"version='both': expected one of \('labeled', 'detected'\)"):
         read("cuhk03", root, version="both")
 
 
-def test_cuhk03_original_mat_is_refused_clearly(tmp_path):
-    (tmp_path / "cuhk-03.mat").write_bytes(b"MATLAB 7.3")
-    with pytest.raises(FileNotFoundError, match="original cuhk-03.mat release, which is not supported"):
-        read("cuhk03", tmp_path)
+def test_market_style_walk_is_public_and_shared(tmp_path):
+    from chatreid.data.readers.market1501 import walk_market_layout
+
+    root = make_market(tmp_path / "m")
+    walk = walk_market_layout(root, "mine", max_pid=1501, max_cam=6, folders=(("query", "query"),))
+    assert [Path(r.path).name for r in walk.records] == sorted(MARKET["query"])
+    with pytest.raises(ValueError, match="1500_c5s3_065212_02.jpg: pid 1500 or camera 5 outside"):
+        walk_market_layout(root, "mine", max_pid=1000, max_cam=6)
+
+
+def _classic(tmp_path, **kw):
+    root = tmp_path / "cuhk03"
+    make_cuhk03_mat(root, **kw)
+    return root
+
+
+def test_cuhk03_classic_splits_views_and_extracted_images(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from layouts import CUHK03_MAT_PEOPLE, CUHK03_MAT_TESTSETS
+
+    root = _classic(tmp_path)
+    recs = read("cuhk03", root)  # auto: the folder holds cuhk-03.mat only
+    n_images = sum(len(cells) for persons in CUHK03_MAT_PEOPLE.values() for cells in persons)
+    assert len(recs) == n_images and recs.root == str(root.absolute())
+    # pid: position in the file, camera pair 1's people first; camid: the view (cells 1-5 / 6-10)
+    number = {(c, p + 1): k for k, (c, p) in enumerate(
+        [(c, p) for c, persons in CUHK03_MAT_PEOPLE.items() for p in range(len(persons))], 1)}
+    r = by_name(recs)["2_002_2_09.png"]
+    assert (r.pid, r.camid, r.dataset) == (number[(2, 2)], 2, "cuhk03")
+    assert by_name(recs)["1_003_1_02.png"].camid == 1
+    for split in (0, 7, 19):
+        recs = read("cuhk03", root, layout="classic", split=split)
+        test = {number[tuple(t)] for t in CUHK03_MAT_TESTSETS[split]}
+        assert {r.pid for r in recs if r.split == "gallery"} == test
+        assert {r.pid for r in recs if r.split == "train"} == set(number.values()) - test
+        assert not [r for r in recs if r.split == "query"]  # the harness queries the gallery itself
+    # the images are the .mat's pixels (H x W x 3 as MATLAB holds them)
+    img = np.asarray(Image.open(root / "images_labeled" / "2_002_2_09.png"))
+    assert img.shape == (12 + 9, 6 + 1, 3) and tuple(img[0, 0]) == (80, 20, 90)
+    det = read("cuhk03", root, version="detected", split=3)
+    assert Path(det[0].path).parent.name == "images_detected"
+    assert tuple(np.asarray(Image.open(det[0].path))[0, 0])[0] == 40 + 60  # detected differs
+    # the release unzipped as torchreid expects it, and extraction somewhere else
+    other = tmp_path / "release"
+    make_cuhk03_mat(other, where="cuhk03_release/cuhk-03.mat")
+    out = tmp_path / "extracted"
+    recs = read("cuhk03", other, extract_to=out)
+    assert all(Path(r.path).parent == out / "images_labeled" for r in recs)
+    assert not (other / "images_labeled").exists()
+
+
+def test_cuhk03_classic_extracts_once_and_names_an_incomplete_folder(tmp_path, monkeypatch):
+    import chatreid.data.readers.cuhk03 as cuhk03
+
+    root = _classic(tmp_path)
+    first = read("cuhk03", root)
+    monkeypatch.setattr(cuhk03, "_extract", lambda *a: pytest.fail("extracted twice"))
+    assert [r.path for r in read("cuhk03", root, split=5)] == [r.path for r in first]
+    victim = root / "images_labeled" / "1_002_2_08.png"
+    victim.unlink()
+    with pytest.raises(ValueError, match=r"images_labeled: 1 image\(s\) of cuhk-03.mat missing, e.g. 1_002_2_08.png"):
+        read("cuhk03", root)
+
+
+def test_cuhk03_classic_bad_input(tmp_path, monkeypatch):
+    import sys
+
+    import h5py
+
+    root = _classic(tmp_path)
+    with pytest.raises(ValueError, match=r"split=20: expected 0..19"):
+        read("cuhk03", root, split=20)
+    with pytest.raises(ValueError, match=r"layout='pentagon': expected one of \('auto', 'np', 'classic'\)"):
+        read("cuhk03", root, layout="pentagon")
+    make_cuhk03(root)  # now both layouts: auto must not guess
+    with pytest.raises(ValueError, match="holds both CUHK03-NP folders and cuhk-03.mat"):
+        read("cuhk03", root)
+    assert splits(read("cuhk03", root, layout="np")) == {"train": 4, "query": 2, "gallery": 3}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither the CUHK03-NP layout"):
+        read("cuhk03", tmp_path / "empty")
+    # not HDF5; an HDF5 file without testsets; a split naming a person the file lacks
+    bad = tmp_path / "bad"
+    (bad / "cuhk-03.mat").parent.mkdir()
+    (bad / "cuhk-03.mat").write_bytes(b"MATLAB 5.0 MAT-file")
+    with pytest.raises(ValueError, match=r"cuhk-03.mat: not a readable MATLAB v7.3 \(HDF5\) file"):
+        read("cuhk03", bad)
+    with h5py.File(bad / "cuhk-03.mat", "w") as f:
+        f.create_dataset("labeled", data=[0])
+    with pytest.raises(ValueError, match="cuhk-03.mat: no 'testsets' cell array"):
+        read("cuhk03", bad)
+    wrong = _classic(tmp_path / "w", testsets=[[(1, 1), (2, 9)]] * 20)
+    with pytest.raises(ValueError, match="testsets split 0 names camera pair 2 person 9"):
+        read("cuhk03", wrong)
+    short = _classic(tmp_path / "s", testsets=[[(1, 1)]] * 3)
+    with pytest.raises(ValueError, match="testsets holds 3 splits, expected 20"):
+        read("cuhk03", short)
+    fresh = _classic(tmp_path / "n")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ImportError, match="needs h5py: pip install h5py"):
+        read("cuhk03", fresh)
 
 
 # -- LTCC --------------------------------------------------------------------------------------
@@ -174,6 +274,26 @@ def test_prcc_cameras_clothes_and_query_option(tmp_path):
     assert splits(read("prcc", root, include_val=True))["train"] == 6
     with pytest.raises(ValueError, match="option query='D'"):
         read("prcc", root, query="D")
+
+
+def test_prcc_single_shot_galleries(tmp_path):
+    from chatreid.data.readers.prcc import sample_prcc_gallery
+
+    recs = read("prcc", make_prcc(tmp_path / "prcc"))
+    state = random.getstate()
+    drawn = [sample_prcc_gallery(recs, t) for t in range(10)]
+    assert random.getstate() == state  # the caller's random state is untouched
+    for t, gallery in enumerate(drawn):
+        assert [r.pid for r in gallery] == [150, 155]  # one camera-A image per identity
+        assert all(r.camid == 1 and r.split == "gallery" for r in gallery)
+        # the reference draw: seed = trial, identities ascending, choice among sorted paths
+        rng = random.Random(t)
+        want = [rng.choice(sorted(r.path for r in recs if r.split == "gallery" and r.pid == pid))
+                for pid in (150, 155)]
+        assert [r.path for r in gallery] == want
+    assert {Path(g[0].path).name for g in drawn} == set(PRCC["test"]["A"]["150"])  # draws differ
+    with pytest.raises(ValueError, match="trial=-1"):
+        sample_prcc_gallery(recs, -1)
 
 
 # -- SYSU-MM01 ---------------------------------------------------------------------------------
@@ -350,3 +470,71 @@ def test_synthpeds_disagreement_is_an_error(synth, tmp_path):
         read("synthpeds", root)
     with pytest.raises(ValueError, match="cannot tell the SynthPeds layout"):
         read("synthpeds", tmp_path)
+
+
+def test_synthpeds_market_distractors_and_junk_are_read_as_market_1501_loaders_do(tmp_path):
+    from chatreid.data.synthpeds import generate
+
+    root = tmp_path / "m"
+    generate("market", root, n_ids=6, seed=1, images_per_id=4, distractors=3, junk=2)
+    recs = read("synthpeds", root)  # torchreid: junk (-1) dropped, distractors (0) kept in the gallery
+    gallery = [r for r in recs if r.split == "gallery"]
+    assert sum(r.pid == 0 for r in gallery) == 3 and all(r.pid != -1 for r in recs)
+    assert all(r.pid > 0 for r in recs if r.split != "gallery")
+    with_junk = read("synthpeds", root, keep_junk=True)
+    assert sorted(r.pid for r in with_junk if r.pid < 1) == [-1, -1, 0, 0, 0]
+    assert all(Path(r.path).name.startswith(("0000_", "-1_")) for r in with_junk if r.pid < 1)
+    assert not [r for r in read("synthpeds", root, keep_distractors=False) if r.pid == 0]
+    with pytest.raises(ValueError, match="apply to the market layout only, this is the ltcc layout"):
+        read("synthpeds", synth_ltcc(tmp_path), keep_junk=True)
+
+
+def synth_ltcc(tmp_path):
+    from chatreid.data.synthpeds import generate
+
+    return generate("ltcc", tmp_path / "ltcc", n_ids=4, seed=1, images_per_id=4)["out"]
+
+
+def test_metric_ignores_junk_and_counts_distractors_as_wrong(tmp_path):
+    """Market-1501's own evaluation (Zheng et al.'s code) removes junk (-1) and same-camera
+    matches from each ranking and counts distractors (0) as wrong; reading the gallery as the
+    standard loaders do (junk dropped) and scoring under protocol "market" gives its figures."""
+    import numpy as np
+
+    from chatreid.data.synthpeds import generate
+    from chatreid.metrics import evaluate_reid
+
+    root = tmp_path / "m"
+    generate("market", root, n_ids=8, seed=3, images_per_id=6, distractors=6, junk=5)
+    everything = read("synthpeds", root, keep_junk=True)
+    query = [r for r in everything if r.split == "query"]
+    full = [r for r in everything if r.split == "gallery"]
+    dist = np.random.default_rng(0).random((len(query), len(full)))
+    # junk placed first in every ranking: if it counted, Rank-1 would be 0
+    is_junk = np.array([g.pid == -1 for g in full])
+    dist[:, is_junk] = -1.0
+
+    def reference(q, row):
+        order = np.argsort(row, kind="stable")
+        ranked = [full[j] for j in order
+                  if full[j].pid != -1 and not (full[j].pid == q.pid and full[j].camid == q.camid)]
+        hits = np.flatnonzero([g.pid == q.pid for g in ranked])
+        return hits[0] == 0, np.mean(np.arange(1, hits.size + 1) / (hits + 1.0))
+
+    ref = [reference(q, dist[i]) for i, q in enumerate(query)]
+    kept = [j for j, g in enumerate(full) if g.pid != -1]
+    assert [full[j].path for j in kept] == [r.path for r in read("synthpeds", root) if r.split == "gallery"]
+    gallery = [full[j] for j in kept]
+
+    def score(d):
+        return evaluate_reid(d, [q.pid for q in query], [g.pid for g in gallery],
+                             [q.camid for q in query], [g.camid for g in gallery], protocol="market")
+
+    got = score(dist[:, kept])
+    assert got["rank1"] == pytest.approx(np.mean([r for r, _ in ref]))
+    assert got["mAP"] == pytest.approx(np.mean([ap for _, ap in ref]))
+    # distractors are wrong matches: put one ahead of everything and Rank-1 falls to 0
+    distractor = [k for k, g in enumerate(gallery) if g.pid == 0][0]
+    worse = dist[:, kept].copy()
+    worse[:, distractor] = -2.0
+    assert score(worse)["rank1"] == 0.0 and score(worse)["mAP"] < got["mAP"]

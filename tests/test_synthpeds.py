@@ -351,3 +351,31 @@ def test_histogram_baseline_is_far_from_perfect(tmp_path):
                         protocol="market")
     chance = np.mean([np.mean(col(g, "pid") == r["pid"]) for r in q])
     assert chance < res["rank1"] < 0.8, res
+
+
+def test_market_distractors_and_junk(tmp_path, capsys):
+    generate("market", tmp_path / "plain", 6, seed=4, images_per_id=4)
+    assert cli(["synth", "--layout", "market", "--ids", "6", "--seed", "4", "--images-per-id", "4",
+                "--distractors", "4", "--junk", "3", "--out", str(tmp_path / "extra")]) == 0
+    plain, extra = files_under(tmp_path / "plain", "*.jpg"), files_under(tmp_path / "extra", "*.jpg")
+    assert {k: extra[k] for k in plain} == plain  # every other image is byte-identical
+    added = sorted(set(extra) - set(plain))
+    assert len(added) == 7 and all(k.startswith("bounding_box_test/") for k in added)
+    assert sum(Path(k).name.startswith("0000_c") for k in added) == 4
+    assert sum(Path(k).name.startswith("-1_c") for k in added) == 3
+    truth = load_ground_truth(tmp_path / "extra")
+    test_people = {row["pid"] for row in truth.values() if row["split"] == "gallery" and row["pid"] > 0}
+    for k in added:
+        row = truth[k]
+        assert row["split"] == "gallery" and row["pid"] == (0 if row["kind"] == "distractor" else -1)
+        if row["kind"] == "distractor":  # people who are not in the world
+            assert row["person"] >= layouts.DISTRACTOR_KEY and row["person"] not in test_people
+        else:  # a fragment of a test person's crop, vouching for no attribute
+            assert row["person"] in test_people and row["attributes"] == {}
+    # one person per distractor: no two distractor images show the same person
+    assert len({truth[k]["person"] for k in added if truth[k]["kind"] == "distractor"}) == 4
+    for layout in ("ltcc", "sysu", "pedes"):
+        with pytest.raises(ValueError, match=f"--junk: only the market layout .* not {layout}"):
+            generate(layout, tmp_path / layout, 6, junk=1)
+    with pytest.raises(ValueError, match="--distractors: expected a count >= 0, got -1"):
+        generate("market", tmp_path / "neg", 6, distractors=-1)

@@ -15,8 +15,7 @@ ATTRIBUTE_FILE = Path("Market-1501_Attribute") / "market_attribute.mat"
 
 
 def read_market1501(root, *, keep_junk: bool = False, keep_distractors: bool = True,
-                    attributes="auto", skip_bad: bool = False, dataset: str = "market1501",
-                    _folders=FOLDERS, _max_pid: int = 1501, _max_cam: int = 6):
+                    attributes="auto", skip_bad: bool = False, dataset: str = "market1501"):
     """Market-1501 at ``root`` (the folder holding ``bounding_box_train/``, ``query/``,
     ``bounding_box_test/``).
 
@@ -32,23 +31,8 @@ def read_market1501(root, *, keep_junk: bool = False, keep_distractors: bool = T
     ``skip_bad``: unrecognised image names are listed in ``records.skipped`` instead of raising.
     """
     root = require_dir(root, "Market-1501 dataset root")
-    out = Collector(root, dataset, skip_bad)
-    for folder, split in _folders:
-        for path in image_files(require_dir(root / folder, f"{folder}/ folder")):
-            m = NAME.match(path.name)
-            if not m:
-                out.bad(path, "file name does not match '{pid}_c{camera}...' (Market-1501 layout)")
-                continue
-            pid, cam = int(m.group(1)), int(m.group(2))
-            if not (-1 <= pid <= _max_pid and 1 <= cam <= _max_cam):
-                out.bad(path, f"pid {pid} or camera {cam} outside the benchmark's range")
-                continue
-            if pid == -1 and not keep_junk:
-                continue  # junk boxes: excluded by the protocol, as torchreid does
-            if pid == 0 and not keep_distractors:
-                continue
-            out.add(path, pid, cam, split)
-
+    out = walk_market_layout(root, dataset, max_pid=1501, max_cam=6, keep_junk=keep_junk,
+                             keep_distractors=keep_distractors, skip_bad=skip_bad)
     mat = None
     if attributes is True or attributes == "auto":
         mat = root / ATTRIBUTE_FILE
@@ -66,6 +50,35 @@ def read_market1501(root, *, keep_junk: bool = False, keep_distractors: bool = T
             if record.pid in table:
                 record.attributes = dict(table[record.pid])
     return out.result()
+
+
+def walk_market_layout(root, dataset: str, *, max_pid: int, max_cam: int, folders=FOLDERS,
+                       keep_junk: bool = False, keep_distractors: bool = True,
+                       skip_bad: bool = False) -> Collector:
+    """The walk every Market-style layout shares (Market-1501, CUHK03-NP, SynthPeds' market
+    layout): each ``(folder, split)`` of ``folders`` under ``root`` holds images named
+    ``{pid}_c{cam}...``; pid -1 is junk, 0 a distractor, 1..``max_pid`` a person; cameras are
+    1..``max_cam``. A name outside those ranges is bad input (``skip_bad`` lists it instead).
+    Returns the ``Collector``, so a caller can attach more before ``.result()``.
+    """
+    root = Path(root)
+    out = Collector(root, dataset, skip_bad)
+    for folder, split in folders:
+        for path in image_files(require_dir(root / folder, f"{folder}/ folder")):
+            m = NAME.match(path.name)
+            if not m:
+                out.bad(path, "file name does not match '{pid}_c{camera}...' (Market-1501 layout)")
+                continue
+            pid, cam = int(m.group(1)), int(m.group(2))
+            if not (-1 <= pid <= max_pid and 1 <= cam <= max_cam):
+                out.bad(path, f"pid {pid} or camera {cam} outside the benchmark's range")
+                continue
+            if pid == -1 and not keep_junk:
+                continue  # junk boxes: excluded by the protocol, as torchreid does
+            if pid == 0 and not keep_distractors:
+                continue
+            out.add(path, pid, cam, split)
+    return out
 
 
 def read_market_attributes(path) -> dict[int, dict]:

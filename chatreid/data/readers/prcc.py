@@ -38,8 +38,9 @@ def read_prcc(root, *, query: str = "both", include_val: bool = False,
 
     Test protocol (CAL): gallery = camera A; queries = camera B (same clothes) and/or camera C
     (cloth-changing), chosen by ``query``: "B", "C" or "both" (default: both, so every image is
-    in the store; the evaluation picks its queries by camid 2 or 3). The single-shot gallery
-    sampling of the PRCC protocol belongs to the evaluation harness. ``rgb/val`` is held out
+    in the store; the evaluation picks its queries by camid 2 or 3). The gallery holds every
+    camera-A image (multi-shot, as CAL evaluates); the PRCC paper's single-shot galleries are
+    drawn per trial by ``sample_prcc_gallery``. ``rgb/val`` is held out
     unless ``include_val=True`` (then it joins ``train``). Sketch and contour folders are ignored.
     """
     check_choice("query", query, ("B", "C", "both"))
@@ -67,3 +68,28 @@ def read_prcc(root, *, query: str = "both", include_val: bool = False,
             for path in image_files(pdir):
                 out.add(path, int(pid), CAMERAS[cam], split, clothes_id=_clothes(pid, cam))
     return out.result()
+
+
+SINGLE_SHOT_TRIALS = 10
+
+
+def sample_prcc_gallery(records, trial: int) -> list:
+    """The single-shot gallery of one evaluation trial (PRCC's protocol, Yang et al., TPAMI
+    2019: one camera-A image per test identity drawn at random, results averaged over 10 draws).
+
+    ``random.Random(trial)`` (trials 0..9), then for each identity in ascending pid order one
+    ``choice`` among its gallery images sorted by path: the same draw on every machine. The
+    caller's global random state is untouched. ``records``: this reader's records (only
+    ``gallery`` ones are drawn from).
+    """
+    import random
+    from collections import defaultdict
+
+    if not (isinstance(trial, int) and trial >= 0):
+        raise ValueError(f"trial={trial!r}: expected a non-negative integer")
+    groups: dict[int, list] = defaultdict(list)
+    for r in records:
+        if r.split == "gallery":
+            groups[r.pid].append(r)
+    rng = random.Random(trial)
+    return [rng.choice(sorted(groups[pid], key=lambda r: r.path)) for pid in sorted(groups)]

@@ -26,7 +26,8 @@ def detect_layout(root) -> str:
     return found[0]
 
 
-def read_synthpeds(root, *, layout: str = "auto", skip_bad: bool = False,
+def read_synthpeds(root, *, layout: str = "auto", keep_junk: bool = False,
+                   keep_distractors: bool = True, skip_bad: bool = False,
                    dataset: str = "synthpeds"):
     """A SynthPeds folder at ``root`` (written by ``chatreid synth``), in any of its layouts.
 
@@ -37,9 +38,14 @@ def read_synthpeds(root, *, layout: str = "auto", skip_bad: bool = False,
     attributes, captions and clothes id for every image; camid where the benchmark has none
     (pedes). Every ground-truth image must be read back, with the same pid, camera, split and
     modality; any disagreement is an error naming the image (it would mean a layout or reader bug).
+
+    Market layout: distractors (pid 0) and junk (pid -1), when the world holds them
+    (``chatreid synth --distractors N --junk N``), are kept or dropped as Market-1501's reader
+    does (``keep_distractors`` default True, ``keep_junk`` default False); the ground truth of a
+    dropped image is expected to stay unread.
     """
     from chatreid.data.readers.ltcc import read_ltcc
-    from chatreid.data.readers.market1501 import read_market1501
+    from chatreid.data.readers.market1501 import walk_market_layout
     from chatreid.data.readers.pedes import read_cuhk_pedes
     from chatreid.data.readers.sysu_mm01 import read_sysu_mm01
     from chatreid.data.synthpeds import GROUND_TRUTH, load_ground_truth
@@ -48,10 +54,13 @@ def read_synthpeds(root, *, layout: str = "auto", skip_bad: bool = False,
     root = require_dir(root, "SynthPeds folder")
     if layout == "auto":
         layout = detect_layout(root)
+    if layout != "market" and (keep_junk or not keep_distractors):
+        raise ValueError(f"{root}: keep_junk / keep_distractors apply to the market layout only, "
+                         f"this is the {layout} layout")
     if layout == "market":
         # Synthetic worlds may hold more identities than Market-1501's 1501.
-        records = read_market1501(root, attributes=False, skip_bad=skip_bad, dataset=dataset,
-                                  _max_pid=10**9)
+        records = walk_market_layout(root, dataset, max_pid=10**9, max_cam=6, keep_junk=keep_junk,
+                                     keep_distractors=keep_distractors, skip_bad=skip_bad).result()
     elif layout == "ltcc":
         records = read_ltcc(root, skip_bad=skip_bad, dataset=dataset)
     elif layout == "sysu":
@@ -83,7 +92,10 @@ def read_synthpeds(root, *, layout: str = "auto", skip_bad: bool = False,
     unread = sorted(set(truth) - seen)
     skipped = {Path(p).relative_to(base).as_posix() for p, _ in records.skipped
                if Path(p).is_relative_to(base)}
-    unread = [p for p in unread if p not in skipped]
+    dropped = {-1} if not keep_junk else set()
+    if not keep_distractors:
+        dropped.add(0)
+    unread = [p for p in unread if p not in skipped and truth[p]["pid"] not in dropped]
     if unread:
         raise ValueError(f"{gt_file}: {len(unread)} listed image(s) not found by the {layout} "
                          f"reader, e.g. {unread[0]}")

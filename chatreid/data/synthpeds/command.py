@@ -28,6 +28,12 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=_size, default=(128, 64), help="crop size HxW (default 128x64)")
     p.add_argument("--images-per-id", type=int, default=None,
                    help="images per identity (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_IMAGES_PER_ID.items()) + ")")
+    p.add_argument("--distractors", type=int, default=0, metavar="N",
+                   help="market layout: N gallery images of people outside the world, named with pid 0000 "
+                        "(Market-1501's distractors; default 0)")
+    p.add_argument("--junk", type=int, default=0, metavar="N",
+                   help="market layout: N gallery images that are fragments of test people, named with pid -1 "
+                        "(Market-1501's junk boxes, dropped by the reader; default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.set_defaults(func=run)
 
@@ -39,7 +45,8 @@ def run(args) -> int:
 
     try:
         summary = generate(args.layout, args.out, args.ids, seed=args.seed, size=args.size,
-                           images_per_id=args.images_per_id, overwrite=args.overwrite, progress=True)
+                           images_per_id=args.images_per_id, overwrite=args.overwrite, progress=True,
+                           distractors=args.distractors, junk=args.junk)
     except FileExistsError as err:
         print(f"chatreid synth: error: {err}", file=sys.stderr)
         return 1

@@ -34,6 +34,9 @@ DEFAULT_IMAGES_PER_ID = {"market": 12, "ltcc": 12, "sysu": 16, "pedes": 4}
 DEFAULT_SIZE = (128, 64)  # (height, width), Market-1501's crop size
 GROUND_TRUTH = "synthpeds.jsonl"
 MIN_IDS = {"market": 2, "ltcc": 2, "sysu": 3, "pedes": 3}
+# Distractor people are drawn from identity keys no world reaches, so none is one of the
+# world's own people (whose keys are 1..n_ids).
+DISTRACTOR_KEY = 10**7
 
 
 @dataclass
@@ -47,6 +50,12 @@ class Shot:
     serial: int        # index of this image among its identity's images (seeds its rendering)
     split: str         # Record split: train / query / gallery
     layout_split: str  # the benchmark's own name for the split
+    person: int = -2   # who is drawn (-2: the pid); differs for Market's distractors and junk
+    kind: str = "person"  # or "distractor" (pid 0) / "junk" (pid -1), Market layout only
+
+    @property
+    def who(self) -> int:
+        return self.pid if self.person == -2 else self.person
 
 
 def cameras(layout: str, seed: int) -> dict[int, Camera]:
@@ -90,10 +99,20 @@ def _frames(rng: np.random.Generator, k: int) -> list[int]:
     return sorted(frames)
 
 
-def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
-    """Every image of the layout (in writing order) and the number of outfits of each pid."""
+def plan(layout: str, n_ids: int, images_per_id: int, seed: int, distractors: int = 0,
+         junk: int = 0) -> tuple[list[Shot], dict[int, int]]:
+    """Every image of the layout (in writing order) and the number of outfits of each person
+    (keyed by ``Shot.who``). ``distractors``/``junk``: Market's extra gallery images (below)."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    for name, value in (("--distractors", distractors), ("--junk", junk)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}: expected a count >= 0, got {value!r}")
+        if value and layout != "market":
+            raise ValueError(f"{name}: only the market layout has distractor (0000) and junk (-1) "
+                             f"images, not {layout}")
+    if n_ids >= DISTRACTOR_KEY:
+        raise ValueError(f"--ids: at most {DISTRACTOR_KEY - 1}, got {n_ids}")
     if n_ids < MIN_IDS[layout]:
         raise ValueError(f"--ids: the {layout} layout needs at least {MIN_IDS[layout]} identities, got {n_ids}")
     shots: list[Shot] = []
@@ -122,6 +141,7 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
                         split, folder = "gallery", "bounding_box_test"
                     shots.append(Shot(f"{folder}/{name}", pid, cam, 0, serial, split, folder))
                     serial += 1
+        shots += _market_extras(seed, n_ids, sorted(test), distractors, junk, outfits)
     elif layout == "ltcc":
         test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
         if K < 4:
@@ -188,13 +208,66 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int) -> tuple[list[S
     return shots, outfits
 
 
+def _market_extras(seed: int, n_ids: int, test: list[int], distractors: int, junk: int,
+                   outfits: dict[int, int]) -> list[Shot]:
+    """Market-1501's two kinds of gallery images that are not a person of the benchmark, in
+    ``bounding_box_test/``: distractors, named with pid 0000 (in Market, detections of people
+    outside the 1,501 or of background; here people who are not in the world), and junk, named
+    with pid -1 (detections too poor to count: here a fragment of a test person's crop).
+    Drawn from their own generator, after the world's people: adding them changes no other
+    image."""
+    rng = np.random.default_rng([seed, 11, n_ids])
+    shots, names = [], set()
+
+    def name(pid_text: str, cam: int) -> str:
+        while True:
+            text = (f"{pid_text}_c{cam}s{int(rng.integers(1, 7))}_{int(rng.integers(1, 999_999)):06d}"
+                    f"_{int(rng.integers(1, 9)):02d}.jpg")
+            if text not in names:
+                names.add(text)
+                return text
+
+    for k in range(distractors):
+        person = DISTRACTOR_KEY + k
+        outfits[person] = 1
+        cam = int(rng.integers(1, 7))
+        shots.append(Shot(f"bounding_box_test/{name('0000', cam)}", 0, cam, 0, 0, "gallery",
+                          "bounding_box_test", person=person, kind="distractor"))
+    for k in range(junk):
+        person = int(test[int(rng.integers(len(test)))])
+        cam = int(rng.integers(1, 7))
+        # serials past any image of the person: the fragment is a shot of its own
+        shots.append(Shot(f"bounding_box_test/{name('-1', cam)}", -1, cam, 0, DISTRACTOR_KEY + k,
+                          "gallery", "bounding_box_test", person=person, kind="junk"))
+    return shots
+
+
+def _fragment(img, rng: np.random.Generator):
+    """A bad detection: a band of 30-55% of the crop's height (or a side half), stretched back."""
+    w, h = img.size
+    if rng.random() < 0.7:
+        bh = int(h * rng.uniform(0.30, 0.55))
+        top = int(rng.integers(0, h - bh + 1))
+        box = (0, top, w, top + bh)
+    else:
+        left = int(rng.integers(0, 2)) * (w // 2)
+        box = (left, 0, left + w // 2, h)
+    return img.crop(box).resize((w, h))
+
+
 def _tokens(caption: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", caption.lower())
 
 
 def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, size: tuple[int, int] | None = None,
-             images_per_id: int | None = None, overwrite: bool = False, progress: bool = False) -> dict:
+             images_per_id: int | None = None, overwrite: bool = False, progress: bool = False,
+             distractors: int = 0, junk: int = 0) -> dict:
     """Write a SynthPeds world of ``n_ids`` identities to ``out`` in ``layout``'s real layout.
+
+    Market layout only: ``distractors`` images named pid 0000 and ``junk`` images named pid -1
+    in ``bounding_box_test/`` (``_market_extras``); their ground truth has ``pid`` 0 / -1 as
+    the name says, ``kind`` "distractor" / "junk" and ``person`` (who is drawn). Other images
+    are the same with or without them.
 
     ``size`` is (height, width) of the crops (Market-like layouts keep it exactly; the others scale
     it per camera, as real cameras differ). Returns a summary: {"out", "images", "splits"}.
@@ -209,7 +282,7 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
         raise FileExistsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: folder is not empty (pass --overwrite to replace it)")
-    shots, n_outfits = plan(layout, n_ids, images_per_id, seed)
+    shots, n_outfits = plan(layout, n_ids, images_per_id, seed, distractors, junk)
     cams = cameras(layout, seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,16 +295,19 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
         part = tmp / (GROUND_TRUTH + ".part")
         gt = open(part, "w")
         for shot in tqdm(shots, desc=f"synth {layout}", unit="img", disable=not progress):
-            if shot.pid not in people:
-                people[shot.pid] = sample_identity(seed, shot.pid, n_outfits[shot.pid])
-                described[shot.pid] = {"traits": asdict(people[shot.pid].traits),
-                                       "outfits": [asdict(o) for o in people[shot.pid].outfits]}
-            person = people[shot.pid]
+            who = shot.who
+            if who not in people:
+                people[who] = sample_identity(seed, who, n_outfits[who])
+                described[who] = {"traits": asdict(people[who].traits),
+                                  "outfits": [asdict(o) for o in people[who].outfits]}
+            person = people[who]
             outfit = person.outfits[shot.outfit]
             cam = cams[shot.cam]
-            rng = np.random.default_rng([seed, 4, shot.pid, shot.serial])
+            rng = np.random.default_rng([seed, 4, who, shot.serial])
             img, shown = render(person.traits, outfit, cam, rng, size)
             caps = captions(person.traits, outfit, shown["view"], cam.modality, rng)
+            if shot.kind == "junk":
+                img = _fragment(img, rng)
             target = tmp / shot.path
             if target.parent not in folders:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -240,13 +316,17 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
                 img.save(target, format="PNG", compress_level=3)
             else:
                 img.save(target, format="JPEG", quality=92)
-            gt.write(json.dumps({
-                "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{shot.pid}_{shot.outfit + 1}",
+            row = {
+                "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{who}_{shot.outfit + 1}",
                 "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
                 "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
                 "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
-                "traits": described[shot.pid]["traits"], "outfit": described[shot.pid]["outfits"][shot.outfit], "layout": layout, "seed": seed,
-            }) + "\n")
+                "traits": described[who]["traits"], "outfit": described[who]["outfits"][shot.outfit], "layout": layout, "seed": seed,
+            }
+            if shot.kind != "person":
+                # a fragment shows part of the person: no attribute can be vouched for
+                row.update(kind=shot.kind, person=who, **({"attributes": {}} if shot.kind == "junk" else {}))
+            gt.write(json.dumps(row) + "\n")
             splits[shot.split] = splits.get(shot.split, 0) + 1
             if layout == "pedes":
                 pedes_rows.append({"split": shot.layout_split, "captions": caps,
