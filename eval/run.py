@@ -11,8 +11,10 @@ starts N CPU processes; ``accelerate launch --cpu`` starts only one.)
 
 What it does, per model (``--out/<model label>/``):
 
-1. Checks everything that can be wrong before loading a model: the dataset spec, that the
-   protocol fits the benchmark, that there are queries and a gallery (``eval/benchmarks.py``).
+1. Checks everything that can be wrong before loading a model: the dataset spec, the benchmark
+   options (``--search-mode``, ``--direction``, ``--boxes``, ``--cuhk03-layout``,
+   ``--gallery-shot``: each only where it applies), that the protocol fits the benchmark, that
+   there are queries and a gallery (``eval/benchmarks.py``).
 2. Loads the engine (``ReIDEngine``: its constructor checks the model's Yes/No/image tokens).
 3. Per trial, ranks the gallery for every query. Each finished query is appended at once to
    ``trial_<t>/rankings.<process>.jsonl`` (qid, full ranking, VLM head scores, answer); a rerun
@@ -46,7 +48,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-from benchmarks import TASK, Trial, check_protocol, load_trials, parse_dataset  # noqa: E402
+from benchmarks import (TASK, Trial, check_protocol, load_trials, num_trials, parse_dataset,  # noqa: E402
+                        resolve_options)
 
 METRIC_PATH = REPO / "chatreid_metric"
 
@@ -67,7 +70,20 @@ def parse_args(argv=None):
     ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
     ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
     ap.add_argument("--window", type=int, default=4, help="best-choice page size (1..9)")
-    ap.add_argument("--trials", type=int, default=None, help="SYSU-MM01 / RegDB: run the first N of 10 trials")
+    ap.add_argument("--trials", type=int, default=None,
+                    help="run the first N trials (SYSU-MM01, RegDB, PRCC single-shot: 10; CUHK03 classic: 20)")
+    # benchmark options (eval/benchmarks.py OPTIONS): each is refused where it does not apply
+    ap.add_argument("--search-mode", choices=("all", "indoor"), default=None,
+                    help="SYSU-MM01: gallery of visible cameras 1,2,4,5 (all, default) or 1,2 (indoor)")
+    ap.add_argument("--direction", choices=("visible_to_thermal", "thermal_to_visible"), default=None,
+                    help="RegDB: query modality to gallery modality (default visible_to_thermal)")
+    ap.add_argument("--boxes", choices=("labeled", "detected"), default=None,
+                    help="CUHK03: hand-labeled or detected boxes (default labeled)")
+    ap.add_argument("--cuhk03-layout", choices=("np", "classic"), default=None,
+                    help="CUHK03: new protocol (CUHK03-NP folders) or the 20 classic splits of cuhk-03.mat "
+                         "(default: what the folder holds)")
+    ap.add_argument("--gallery-shot", choices=("multi", "single"), default=None,
+                    help="PRCC: every camera-A image (multi, default) or one per identity, 10 trials (single)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the checkpoint's)")
     ap.add_argument("--vis", type=int, default=8, help="ranked-list images for this many queries (0: none)")
@@ -238,6 +254,7 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
         "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
         "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
         "command": " ".join(sys.argv), "processes": state.num_processes,
+        "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options),
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
@@ -257,11 +274,14 @@ def main(argv=None) -> int:
     try:
         # everything that can be checked without a model, checked first
         name, root = parse_dataset(args.dataset)
-        protocol = check_protocol(name, root, args.protocol)
-        trials = load_trials(name, root, protocol, args.trials)
+        args.benchmark_options = resolve_options(name, root, {
+            "search_mode": args.search_mode, "direction": args.direction, "boxes": args.boxes,
+            "cuhk03_layout": args.cuhk03_layout, "gallery_shot": args.gallery_shot})
+        protocol = check_protocol(name, root, args.protocol, args.benchmark_options)
+        trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"eval/run.py: error: {err}", file=sys.stderr)
         return 2
     import torch
