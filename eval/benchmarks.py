@@ -50,7 +50,7 @@ TABLES = [
     ("Table 3", "Visible-infrared Re-ID", ("sysu_mm01", "regdb")),
     ("Table 5", "Text-to-image Re-ID", ("cuhk_pedes", "icfg_pedes", "rstpreid")),
 ]
-TABLE4_COLUMNS = ("market1501", "msmt17", "cuhk03", "prcc", "ltcc", "sysu_mm01", "regdb",
+TABLE4_COLUMNS = ("market1501", "msmt17", "cuhk03", "ltcc", "prcc", "sysu_mm01", "regdb",
                   "cuhk_pedes", "icfg_pedes", "rstpreid")
 DISPLAY = {"market1501": "Market1501", "msmt17": "MSMT17", "cuhk03": "CUHK03", "ltcc": "LTCC", "prcc": "PRCC",
            "sysu_mm01": "SYSU-MM01", "regdb": "RegDB", "cuhk_pedes": "CUHK-PEDES", "icfg_pedes": "ICFG-PEDES",

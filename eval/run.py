@@ -30,7 +30,9 @@ With several ``--model``, ``--out/table.md`` also holds the stage ablation (Tabl
 table comes from ``python eval/table.py DIR ...`` over separate runs.
 
 Text queries (text-to-image) have no image to pre-filter with: the VLM scores the whole gallery
-for each of them, and ``--top-k``/``--tau`` are not applied (the run says so).
+for each of them, and ``--top-k``/``--tau`` are not applied (the run says so), unless
+``--prefilter`` is a text-to-image pre-filter (``train/text_prefilter.py``), which ranks the
+gallery for each caption so that the VLM scores only its top.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ def parse_args(argv=None):
     ap.add_argument("--dataset", required=True, help="NAME:PATH, e.g. market1501:/data/Market-1501 or synthpeds:DIR")
     ap.add_argument("--protocol", help="metric protocol (default: the benchmark's; must fit the dataset)")
     ap.add_argument("--strategy", choices=STRATEGIES, default="pairwise")
-    ap.add_argument("--prefilter", choices=PREFILTERS, default="efficientnet_lite0")
+    ap.add_argument("--prefilter", default="efficientnet_lite0", metavar="NAME_OR_PATH",
+                    help=f"one of {', '.join(PREFILTERS)}, or a Re-ID baseline / text pre-filter folder or Hub id "
+                         "(train/baseline.py, train/text_prefilter.py)")
     ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
     ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
-    ap.add_argument("--window", type=int, default=4, help="best-choice page size (1..9)")
+    ap.add_argument("--window", type=int, default=4, help="best-choice page size (2..9)")
     ap.add_argument("--trials", type=int, default=None,
                     help="run the first N trials (SYSU-MM01, RegDB, PRCC single-shot: 10; CUHK03 classic: 20)")
     # benchmark options (eval/benchmarks.py OPTIONS): each is refused where it does not apply
@@ -95,8 +99,8 @@ def parse_args(argv=None):
         ap.error(f"{len(args.label)} --label for {len(args.model)} --model")
     if args.top_k is not None and args.top_k < 1:
         ap.error("--top-k must be >= 1")
-    if not 1 <= args.window <= 9:
-        ap.error("--window must be in 1..9")
+    if not 2 <= args.window <= 9:
+        ap.error("--window must be in 2..9 (best-choice needs at least two images to choose between)")
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     return args
@@ -153,7 +157,8 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -
         return
     gallery = load_images([r.path for r in trial.gallery])
     text_queries = protocol == "t2i"
-    top_k, tau = (None, None) if text_queries else (args.top_k, args.tau)
+    text_prefilter = getattr(engine.prefilter, "supports_text", False)
+    top_k, tau = (None, None) if text_queries and not text_prefilter else (args.top_k, args.tau)
     with state.split_between_processes(pending) as mine:
         shard = folder / f"rankings.{state.process_index}.jsonl"
         if shard.exists() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
@@ -224,6 +229,21 @@ def draw_ranked_lists(trial: Trial, rows: dict, folder: Path, n: int, k: int, pr
         img.save(folder / f"{i:03d}_{_slug(q.qid)}.png")
 
 
+def scoring_record(engine, protocol: str, strategy: str) -> dict:
+    """Which prompts the scores are read from, and whether the checkpoint's last stage trained them."""
+    from PIL import Image
+
+    from chatreid.retrieval import Query
+
+    # the prompts depend on the kind of query only, so one stand-in query of the protocol's kind
+    probe = (Query(text="x", task="text_to_image") if protocol == "t2i"
+             else Query(images=[Image.new("RGB", (1, 1))], task=TASK[protocol]))
+    return {"prompts": list(engine.scoring_prompts(probe, strategy)),
+            "trained": None if engine.trained_tasks is None else not engine.untrained_scoring(probe, strategy),
+            "untrained": engine.untrained_scoring(probe, strategy),
+            "stage": getattr(engine.model.config, "chatreid_stage", None)}
+
+
 def run_model(model: str, label: str, trials: list[Trial], name: str, root: str, protocol: str, args, state) -> dict | None:
     from chatreid.retrieval import ReIDEngine
     from chatreid.viz import plot_cmc
@@ -231,9 +251,15 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
     out = Path(args.out) / _slug(label)
     engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
                                         dtype=args.dtype, window=args.window)
-    if protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None):
+    if (protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None)
+            and not getattr(engine.prefilter, "supports_text", False)):
         print("text queries cannot be pre-filtered by image features: --top-k/--tau not applied; "
               "the VLM scores the whole gallery for each caption", flush=True)
+    scoring = scoring_record(engine, protocol, args.strategy)
+    if scoring["untrained"] and state.is_main_process:
+        print(f"WARNING: {label}: --strategy {args.strategy} scores with {', '.join(scoring['untrained'])}, "
+              f"which the checkpoint's last stage (stage {scoring['stage']}) did not train; these numbers "
+              f"measure how that format transfers, not what training taught", file=sys.stderr, flush=True)
     t0 = time.time()
     for trial in trials:
         rank_trial(engine, trial, out / f"trial_{trial.name}", args, protocol, state)
@@ -254,7 +280,7 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
         "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
         "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
         "command": " ".join(sys.argv), "processes": state.num_processes,
-        "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options),
+        "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
@@ -279,6 +305,9 @@ def main(argv=None) -> int:
             "cuhk03_layout": args.cuhk03_layout, "gallery_shot": args.gallery_shot})
         protocol = check_protocol(name, root, args.protocol, args.benchmark_options)
         trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
+        from chatreid.retrieval.prefilter import check_prefilter
+
+        check_prefilter(args.prefilter)  # a path that is not a baseline: one line, before any model
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:

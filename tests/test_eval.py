@@ -115,6 +115,29 @@ def test_missing_model_and_model_without_yes_token(tiny_model_dir, worlds, tmp_p
     assert not list(Path(tmp_path).rglob("*.jsonl"))
 
 
+def test_scoring_prompt_checked_against_what_the_last_stage_trained(tiny_model_dir, worlds, tmp_path, capsys):
+    """A checkpoint records its last stage's tasks; scoring with a prompt outside them is said
+    loudly and written into results.json and table.md, and a trained one is recorded as such."""
+    import shutil
+
+    ckpt = tmp_path / "stage1ish"
+    shutil.copytree(tiny_model_dir, ckpt)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps(dict(cfg, chatreid_tasks=["caption", "reid_standard"], chatreid_stage=3)))
+    common = ["--model", ckpt, "--dataset", f"synthpeds:{worlds['market']}", "--prefilter", "color_histogram",
+              "--top-k", 3, "--vis", 0]
+    rc, cap = _run(common + ["--out", tmp_path / "pw"], capsys)
+    assert rc == 0, cap.err
+    assert "WARNING" in cap.err and "i2i_one_to_one" in cap.err and "stage 3" in cap.err
+    res = json.loads((tmp_path / "pw" / "stage1ish" / "results.json").read_text())
+    assert res["scoring"] == {"prompts": ["i2i_one_to_one"], "trained": False, "untrained": ["i2i_one_to_one"], "stage": 3}
+    assert "(**no**)" in (tmp_path / "pw" / "table.md").read_text()
+    rc, cap = _run(common + ["--strategy", "best_choice", "--out", tmp_path / "bc"], capsys)
+    assert rc == 0 and "WARNING" not in cap.err
+    res = json.loads((tmp_path / "bc" / "stage1ish" / "results.json").read_text())
+    assert res["scoring"]["prompts"] == ["reid_standard"] and res["scoring"]["trained"] is True
+
+
 def test_sysu_trials_are_ten_single_shot_galleries(worlds):
     trials = benchmarks.load_trials("synthpeds", worlds["sysu"], "sysu")
     assert [t.name for t in trials] == [str(i) for i in range(10)]
@@ -138,7 +161,8 @@ def test_text_to_image_queries_are_captions(worlds):
 def test_tables_layout_and_stage_ablation():
     def res(label, dataset, m, r, protocol="market"):
         return {"label": label, "dataset": dataset, "protocol": protocol, "strategy": "pairwise", "prefilter": "none",
-                "top_k": None, "num_queries": 3, "mean": {"mAP": m, "rank1": r, "mINP": m / 2}}
+                "top_k": None, "num_queries": 3, "mean": {"mAP": m, "rank1": r, "mINP": m / 2}, "trials": {"0": {}},
+                "model": {"name_or_path": f"org/{label}"}}
 
     results = [res("Stage 3", "market1501", 0.5, 0.6), res("Stage 3", "ltcc", 0.2, 0.3, "cc"),
                res("ChatReID", "market1501", 0.9, 0.95), res("ChatReID", "ltcc", 0.4, 0.5, "cc")]
@@ -148,6 +172,31 @@ def test_tables_layout_and_stage_ablation():
     assert "Table 4" in text and "| ChatReID | 90.0 | 40.0 | 65.0 |" in text  # mean of the two mAPs
     assert "Table 3" not in text  # no VI runs, no VI table
     assert "Table 4" not in table.render(results[:2])  # one checkpoint: no ablation
+    # Table 4 follows Table 2's order (LTCC, PRCC) and says so
+    with_prcc = results + [res("ChatReID", "prcc", 0.3, 0.3, "cc"), res("Stage 3", "prcc", 0.1, 0.1, "cc")]
+    t4 = table.ablation_table(with_prcc)
+    assert t4.index("LTCC |") < t4.index("PRCC |") and "as in Table 2" in t4
+
+
+def test_tables_say_how_they_were_made():
+    base = {"dataset": "sysu_mm01", "protocol": "sysu", "num_queries": 3, "mean": {"mAP": 0.5, "rank1": 0.6, "mINP": 0.2},
+            "model": {"name_or_path": "org/chatreid-stage3"}, "tau": None}
+    paperlike = dict(base, label="A", strategy="best_choice", prefilter="runs/baseline", top_k=None, tau=0.6, window=4,
+                     trials={str(t): {} for t in range(10)},
+                     scoring={"prompts": ["reid_vi"], "trained": True, "untrained": [], "stage": 3})
+    text = table.render([paperlike])
+    row = next(line for line in text.splitlines() if line.startswith("| A | SYSU-MM01"))
+    for cell in ("`org/chatreid-stage3`", "best_choice", "`reid_vi` (yes)", "`runs/baseline`", "tau 0.6", "| 4 |",
+                 "10 of 10", "sysu"):
+        assert cell in row, cell
+    assert "nothing recorded: the paper's setup" in text
+    # every departure is named
+    off = dict(base, label="B", strategy="pairwise", prefilter="efficientnet_lite0", top_k=50, window=None,
+               trials={"0": {}}, scoring={"prompts": ["i2i_one_to_one"], "trained": False, "untrained": ["i2i_one_to_one"]})
+    notes = "\n".join(table.departures([off]))
+    for words in ("P(Yes)", "not trained for Re-ID", "top k", "sysu (1 of 10)", "B: scored with a prompt"):
+        assert words in notes, words
+    assert "(**no**)" in table.render([off])
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """train/sft.py end to end on the tiny model: the three stages, LoRA, push, resume, pre-flight errors."""
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -74,7 +75,7 @@ def three_stages(sft, data, tiny_model_dir, tmp_path_factory):
     return runs
 
 
-def test_three_stages_chain_with_the_right_surgery(three_stages, tiny_model_dir):
+def test_three_stages_chain_with_the_right_surgery(three_stages, tiny_model_dir, data):
     base = _by_part(load_file(tiny_model_dir / "model.safetensors"))
     s1, s2, s3 = (_by_part(_weights(three_stages / s)) for s in ("s1", "s2", "s3"))
     changed = lambda a, b: any(not torch.equal(a[k], b[k]) for k in a)  # noqa: E731
@@ -89,6 +90,14 @@ def test_three_stages_chain_with_the_right_surgery(three_stages, tiny_model_dir)
     assert same(s2["decoder"], base["decoder"])
     card = (three_stages / "s3" / "final" / "README.md").read_text()
     assert "stage 3" in card and "training loss" in card and "vision_encoder | 0 |" in card
+    # the tasks each stage trained travel with its weights (the engine checks its scoring prompt against them)
+    from datasets import load_from_disk
+
+    for stage in (1, 3):
+        cfg = json.loads((three_stages / f"s{stage}" / "final" / "config.json").read_text())
+        rows = load_from_disk(str(data[stage]))["train"]
+        assert cfg["chatreid_stage"] == stage and cfg["chatreid_tasks"] == sorted(set(rows["task"]))
+    assert "tasks trained in this stage" in card and all(f"`{t}`" in card for t in cfg["chatreid_tasks"])
 
 
 def test_lora_stage3_merges_and_keeps_encoder_frozen(sft, data, three_stages, tiny_model_dir, tmp_path):
