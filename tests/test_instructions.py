@@ -362,3 +362,39 @@ def test_stage_3_replays_the_yes_no_rows_the_pairwise_scorer_reads(built):
     assert all("".join(turns_of(r)[0][0]) == prompt for r in i2i)
     assert {turns_of(r)[0][1] for r in i2i} == {P.YES, P.NO}
     assert set(parse_mix(3, ["i2i_one_to_one=0", "t2i_one_to_one=0"])) == set(P.STAGE_TASKS[3])
+
+
+def test_dataset_weights_from_the_command_line(store_path, tmp_path, capsys):
+    from chatreid.cli import main
+
+    def sysu_share(out):
+        rows = [r for r in load(out)["train"].to_list() if r["task"].startswith("i2i")]
+        return np.mean([r["image_ids"][0].startswith("sysu_mm01/") for r in rows])  # the query comes first
+
+    common = ["build-data", "--stage", "2", "--store", store_path, "--size", "800", "--seed", "5",
+              "--val-fraction", "0.2"]
+    assert main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(common + ["--out", str(tmp_path / "vi"), "--dataset-weight", "sysu_mm01=4", "market1501=1"]) == 0
+    plain, vi = sysu_share(tmp_path / "plain"), sysu_share(tmp_path / "vi")
+    assert 0.1 < plain < 0.3 and vi > 2 * plain  # the paper's up-weighting of visible-infrared data
+    info = json.loads((tmp_path / "vi" / "chatreid_instructions.json").read_text())
+    assert info["config"]["dataset_weights"] == {"sysu_mm01": 4.0, "market1501": 1.0}
+    capsys.readouterr()
+    for bad, words in ((["regdb=2"], "--dataset-weight regdb: "),
+                       (["sysu_mm01"], "expected DATASET=WEIGHT"),
+                       (["sysu_mm01=lots"], "weight 'lots' is not a number"),
+                       (["sysu_mm01=0"], "must be a positive number"),
+                       (["sysu_mm01=-2"], "must be a positive number"),
+                       (["sysu_mm01=inf"], "must be a positive number"),
+                       (["sysu_mm01=nan"], "must be a positive number"),
+                       (["sysu_mm01=2", "sysu_mm01=3"], "'sysu_mm01' is given twice")):
+        out = tmp_path / "bad"
+        assert main(common + ["--out", str(out), "--dataset-weight", *bad]) == 1
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+        assert not out.exists()
+    assert "it holds: cuhk_pedes, market1501, synthpeds, sysu_mm01" in (
+        main(common + ["--out", str(tmp_path / "bad"), "--dataset-weight", "regdb=2"]) and capsys.readouterr().err)
+    assert main(["build-data", "--stage", "1", "--store", store_path, "--out", str(tmp_path / "s1"),
+                 "--dataset-weight", "sysu_mm01=2"]) == 1
+    assert "apply to stages 2 and 3" in capsys.readouterr().err

@@ -121,6 +121,12 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     if len(contexts["train"].pool) == 0:
         raise ValueError(f"{store.source}: no train-split images to build from"
                          + (f" (filters: {filter_counts})" if filter_counts else ""))
+    weighed = contexts["train"].pool.dataset_names
+    unknown = sorted(set(config.dataset_weights) - set(weighed))
+    if unknown:
+        # a misspelt name would otherwise weigh nothing, silently
+        raise ValueError(f"--dataset-weight {unknown[0]}: {store.source} has no train images of a "
+                         f"dataset {unknown[0]!r}; it holds: {', '.join(weighed)}")
 
     work = out.parent / f".{out.name}.partial-{_fingerprint(store, config, json.dumps(sorted(captioned.items())))}"
     (work / "shards").mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     b.add_argument("--size", type=int, help="rows in total (stage 2/3: required; stage 1: "
                                             "default every captioning row)")
     b.add_argument("--mix", nargs="+", metavar="TASK=WEIGHT", help="task weights (renormalised)")
+    b.add_argument("--dataset-weight", nargs="+", metavar="DATASET=WEIGHT",
+                   help="stages 2/3: weight of a dataset of the store on query sampling (default 1 each), "
+                        "e.g. sysu_mm01=2 regdb=2 (the paper up-weights visible-infrared data in stage 2)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--num-proc", type=int, default=1, metavar="K", help="worker processes")
     b.add_argument("--val-fraction", type=float, default=0.05,
@@ -47,13 +50,15 @@ def register(subparsers) -> None:
 
 def _cmd_build(args) -> int:
     from chatreid.instructions import BuildConfig, PushError, build, parse_mix, push_to_hub
+    from chatreid.instructions.config import parse_dataset_weights
 
     extra = {}
     if args.gallery:
         extra["gallery" if args.stage == 2 else "reid_gallery"] = tuple(args.gallery)
     cfg = BuildConfig(stage=args.stage, size=args.size, seed=args.seed,
                       mix=parse_mix(args.stage, args.mix), val_fraction=args.val_fraction,
-                      paraphrase_prob=args.paraphrase_prob, match_power=args.match_power, **extra)
+                      paraphrase_prob=args.paraphrase_prob, match_power=args.match_power,
+                      dataset_weights=parse_dataset_weights(args.dataset_weight), **extra)
     captioner = None
     if args.captioner:
         if args.stage != 1:

@@ -11,6 +11,7 @@ it was trained on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from chatreid.prompts import SCORING_TASKS, STAGE_TASKS
@@ -50,6 +51,30 @@ def parse_mix(stage: int, items: list[str] | None) -> dict[str, float]:
     return {k: v / total for k, v in mix.items() if v > 0}
 
 
+def parse_dataset_weights(items: list[str] | None) -> dict[str, float]:
+    """``["sysu_mm01=2", ...]`` -> ``{"sysu_mm01": 2.0}``: each dataset's weight on query
+    sampling (1 = unchanged; unnamed datasets keep 1). Not ``NAME=WEIGHT``, a weight that is not
+    a positive finite number, or a dataset named twice is an error; whether the store holds the
+    dataset is checked by ``build``."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--dataset-weight {item!r}: expected DATASET=WEIGHT, e.g. sysu_mm01=2")
+        name = name.strip()
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"--dataset-weight {item!r}: weight {value!r} is not a number") from None
+        if not math.isfinite(w) or w <= 0:
+            raise ValueError(f"--dataset-weight {item!r}: the weight must be a positive number "
+                             "(to leave a dataset out, build from a store without it)")
+        if name in out:
+            raise ValueError(f"--dataset-weight: {name!r} is given twice")
+        out[name] = w
+    return out
+
+
 @dataclass
 class BuildConfig:
     stage: int
@@ -73,8 +98,8 @@ class BuildConfig:
     min_width: int = 32
     min_height: int = 64
     min_pixels: int = 32 * 64
-    # Per-dataset weights on query sampling (e.g. {"sysu_mm01": 1.5}: the paper "slightly
-    # increased the proportion of VI data").
+    # Per-dataset weights on query sampling, stages 2 and 3 (e.g. {"sysu_mm01": 1.5}: the paper
+    # "slightly increased the proportion of VI data"); --dataset-weight on the command line.
     dataset_weights: dict[str, float] = field(default_factory=dict)
     shard_size: int = 50_000
 
@@ -96,6 +121,12 @@ class BuildConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 2 <= self.captions[0] <= self.captions[1] <= 10:
             raise ValueError(f"captions range must be within 2..10, got {self.captions}")
+        if self.dataset_weights and self.stage == 1:
+            raise ValueError("dataset weights (--dataset-weight) apply to stages 2 and 3, whose rows "
+                             "sample queries; stage 1 captions every image")
+        for name, w in self.dataset_weights.items():
+            if not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                raise ValueError(f"dataset weight {name}={w!r}: expected a positive number")
 
     def to_dict(self) -> dict:
         return asdict(self)
