@@ -35,10 +35,12 @@ regdb              nothing                                                   AGW
 t2i                nothing; text queries, no cameras                         IRRA rank
 =================  =======================================================  =====================
 
-Performance: queries are processed in chunks (masks for a chunk at once, bounded memory); for each
-query only the positions of its true matches are computed (a binary search of every gallery
-distance among the few match distances and a histogram), not a full sort of the row. Rows where a
-non-match ties exactly with a match fall back to a stable sort of that row.
+Performance: queries are processed in chunks (masks for a chunk at once, bounded memory). The
+ranking itself is never built: each chunk's rows are sorted by value only (no index array; junk
+pushed to the end), and each true match's place is a binary search in its row plus the items tied
+with it that the (distance, gallery index) rule puts ahead of it. AP, mINP and the first hit then
+come from those places for the whole chunk at once. `rankings` and cuhk03_classic's sampling need
+the whole order and take a per-query path.
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ _SYSU_GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 # Working memory per chunk of queries (a few boolean masks and a row copy per query); bounds the
 # peak far below the distance matrix itself.
 CHUNK_BYTES = 64 * 2**20
-# Above this many distinct match distances a stable sort of the row is cheaper than counting.
-SORT_ABOVE = 64
 
 
 def evaluate_reid(
@@ -163,6 +163,9 @@ def evaluate_reid(
     cmc_sum = np.zeros(max_rank)  # cuhk03_classic: sampled CMC, summed over valid queries
 
     rows = max(1, CHUNK_BYTES // (16 * num_g))
+    # The fast path's sort buffer, reused by every chunk: a fresh chunk-sized array per chunk would
+    # page-fault in again each time, which costs about as much as the sort.
+    work = None
     for start in range(0, num_q, rows):
         stop = min(num_q, start + rows)
         same_pid = g_pids[None, :] == q_pids[start:stop, None]
@@ -175,7 +178,27 @@ def evaluate_reid(
                 raise ValueError(f"distmat has a NaN or infinite value at row {start + r}, column {c}")
             if similarity:
                 block = -block  # descending similarity == ascending negated similarity, exactly
-        for r in range(stop - start):
+        if rankings is None and rng is None:
+            good = same_pid if junk is None else same_pid & ~junk
+            if work is None:
+                work = np.empty((min(rows, num_q), num_g), dtype=block.dtype)
+            rows_of, pos, bounds = _match_positions(block, good, junk, work)
+            k = np.diff(bounds)
+            hit = np.flatnonzero(k)
+            if hit.size == 0:
+                continue
+            place = np.arange(pos.size) - np.repeat(bounds[:-1], k)  # 0-based place among the row's matches
+            ap_sum = np.bincount(rows_of, weights=(place + 1.0) / (pos + 1.0), minlength=stop - start)
+            q = start + hit
+            ap[q] = ap_sum[hit] / k[hit]
+            inp[q] = k[hit] / (pos[bounds[hit + 1] - 1] + 1.0)
+            first_hit[q] = pos[bounds[hit]]
+            if dedup:
+                for r in hit:
+                    kept = None if junk is None else ~junk[r]
+                    first_hit[start + r] = _distinct_before(g_pids, kept, None, block, r, good[r], pos[bounds[r]])
+            continue
+        for r in range(stop - start):  # a re-ranker's rankings, or cuhk03_classic's sampling: per query
             q = start + r
             kept = None if junk is None or not junk[r].any() else ~junk[r]
             good = same_pid[r] if kept is None else same_pid[r] & kept
@@ -187,17 +210,11 @@ def evaluate_reid(
             if order is not None:
                 if kept is not None:
                     order = order[kept[order]]
-                pos = np.flatnonzero(good[order])
-            else:
-                row = block[r] if kept is None else block[r][kept]
-                g = good if kept is None else good[kept]
-                # cuhk03_classic samples from the whole kept order, so it always sorts
-                pos = None if rng is not None else _match_positions(row, g)
-                if pos is None:
-                    order = np.argsort(row, kind="stable")
-                    pos = np.flatnonzero(g[order])
-                    if kept is not None:  # map back to gallery indices for the code below
-                        order = np.flatnonzero(kept)[order]
+            else:  # cuhk03_classic samples from the whole kept order
+                order = np.argsort(block[r], kind="stable")
+                if kept is not None:
+                    order = order[kept[order]]
+            pos = np.flatnonzero(good[order])
             k = pos.size
             ap[q] = np.sum(np.arange(1, k + 1) / (pos + 1.0)) / k
             inp[q] = k / (pos[-1] + 1.0)
@@ -237,26 +254,56 @@ def pair_auc(pos, neg) -> float:
     return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
-def _match_positions(row: np.ndarray, good: np.ndarray) -> np.ndarray | None:
-    """0-based positions of the true matches in the (distance, index) order of `row`, ascending.
+def _match_positions(block, good, junk, work):
+    """0-based places of every query's true matches in its kept (distance, gallery index) order.
 
-    Counts, for each distinct match distance, the items strictly closer: a vectorised comparison
-    of the row per distance, much cheaper than sorting the row while matches are few. Returns None
-    (the caller then sorts the row) when there are many distinct match distances, or when a
-    non-match has exactly the distance of a match, whose order then depends on gallery indices.
+    Sorts the chunk's rows by value only, in place in `work`, with the junk moved to the end as
+    +inf (the distances are finite, so nothing kept ties with it): a value sort needs no index
+    array and runs several times faster than a stable argsort. A match's place is then the number
+    of kept items strictly closer (a binary search in its sorted row) plus the kept items of equal
+    distance and smaller gallery index: its fellow matches of that distance ahead of it, and, only
+    where a non-match has exactly a match's distance (rare with real-valued scores), the non-matches
+    counted directly.
+
+    Returns (row of each match, its place, per-row bounds): places ascending within a row, the
+    matches of row r at [bounds[r], bounds[r + 1]).
     """
-    gd = row[good]
-    k = gd.size
-    values, mult = np.unique(gd, return_counts=True)
-    if values.size > SORT_ABOVE:
-        return None
-    for v, m in zip(values, mult):
-        if np.count_nonzero(row == v) != m:
-            return None
-    closer = np.array([np.count_nonzero(row < v) for v in values])
-    first = np.cumsum(mult) - mult  # place of each distinct distance among the sorted matches
-    # Matches tied with each other take consecutive places after everything strictly closer.
-    return np.repeat(closer, mult) + (np.arange(k) - np.repeat(first, mult))
+    n = block.shape[0]
+    w = work[:n]
+    np.copyto(w, block)
+    if junk is not None:
+        np.copyto(w, np.inf, where=junk)
+    w.sort(axis=1)
+    num_g = block.shape[1]
+    flat = np.flatnonzero(good)  # by row, then gallery index (1-D nonzero is much faster than 2-D)
+    rows_of, cols = np.divmod(flat, num_g)
+    values = block.reshape(-1)[flat] if block.flags.c_contiguous else block[rows_of, cols]
+    by = np.lexsort((values, rows_of))  # stable: by row, distance, then gallery index
+    rows_of, cols, values = rows_of[by], cols[by], values[by]
+    bounds = np.searchsorted(rows_of, np.arange(n + 1))
+    closer = np.empty(flat.size, dtype=np.int64)
+    equal = np.empty(flat.size, dtype=np.int64)
+    for r in np.flatnonzero(np.diff(bounds)):
+        a, b = bounds[r], bounds[r + 1]
+        closer[a:b] = w[r].searchsorted(values[a:b], "left")
+        equal[a:b] = w[r].searchsorted(values[a:b], "right")
+    equal -= closer
+    # Groups of matches with the same row and distance; a match's fellow matches ahead of it are
+    # those of its group with a smaller gallery index.
+    index = np.arange(flat.size)
+    new = np.ones(flat.size, dtype=bool)
+    new[1:] = (rows_of[1:] != rows_of[:-1]) | (values[1:] != values[:-1])
+    group_start = np.maximum.accumulate(np.where(new, index, 0))
+    group = np.cumsum(new) - 1
+    group_size = np.bincount(group)[group]
+    pos = closer + index - group_start
+    for i in np.flatnonzero(equal > group_size):  # a non-match has exactly this match's distance
+        r, c = rows_of[i], cols[i]
+        tied = block[r, :c] == values[i]
+        if junk is not None:
+            tied &= ~junk[r, :c]
+        pos[i] = closer[i] + np.count_nonzero(tied)
+    return rows_of, pos, bounds
 
 
 def _ranking_order(ranking, q: int, num_g: int, fallback_row: np.ndarray | None) -> np.ndarray:

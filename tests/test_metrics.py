@@ -46,6 +46,8 @@ def reference(distmat, q_pids, g_pids, q_cams=None, g_cams=None, q_clo=None, g_c
         aps.append((cum / np.arange(1, len(raw) + 1) * raw).sum() / raw.sum())
         last = np.flatnonzero(raw)[-1]
         inps.append(cum[last] / (last + 1))
+    if not aps:
+        return None, None, None, 0
     return np.mean(cmcs, 0), float(np.mean(aps)), float(np.mean(inps)), len(aps)
 
 
@@ -145,9 +147,8 @@ def test_similarity_equals_negated_distance():
 def test_protocols_match_reference(protocol, ties, monkeypatch):
     rng = np.random.default_rng(7)
     for trial in range(12):
-        # small chunks and a low sort threshold exercise every path of the chunked code
+        # one-row chunks as well as whole-matrix ones: the sort buffer is reused across chunks
         monkeypatch.setattr(metrics, "CHUNK_BYTES", [64 * 2**20, 1][trial % 2])
-        monkeypatch.setattr(metrics, "SORT_ABOVE", [64, 1][trial % 3 == 0])
         run = random_run(rng, int(rng.integers(1, 25)), int(rng.integers(1, 120)), ties)
         ref = reference(run["distmat"], run["q_pids"], run["g_pids"], run["q_cams"], run["g_cams"],
                         run["q_clo"], run["g_clo"], mode=protocol)
@@ -234,6 +235,82 @@ def test_t2i_with_similarity_like_irra():
     r = evaluate_reid(sims, [0, 1], [0, 1, 1], protocol="t2i", similarity=True, ranks=(1, 2))
     # query 0: match first; query 1: matches at places 1 and 2
     assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and r["mINP"] == 1.0
+
+
+# --- the fast path (sorted rows, binary search, ties counted) against the plain loop -----------------
+
+
+PLAIN_PROTOCOLS = ["market", "general", "cc", "sc", "sysu", "regdb", "t2i"]
+
+
+def tied_run(rng, nq, ng, dtype, levels):
+    """Scores drawn from a few levels, so matches, non-matches and junk tie all the time; -0.0 and
+    0.0 both occur (equal as numbers, so tied)."""
+    d = rng.integers(0, levels, (nq, ng)).astype(dtype) - levels // 2
+    if np.issubdtype(dtype, np.floating):
+        d[d == 0] = np.where(rng.random(np.count_nonzero(d == 0)) < 0.5, -0.0, 0.0)
+    run = random_run(rng, nq, ng)
+    run["distmat"] = d
+    return run
+
+
+@pytest.mark.parametrize("protocol", PLAIN_PROTOCOLS)
+def test_fast_path_equals_the_plain_loop_with_ties(protocol, monkeypatch):
+    rng = np.random.default_rng(101)
+    checked = 0
+    for trial in range(24):
+        monkeypatch.setattr(metrics, "CHUNK_BYTES", [64 * 2**20, 1, 16 * 40][trial % 3])
+        nq, ng = int(rng.integers(1, 30)), int(rng.integers(1, 150))
+        dtype = [np.float32, np.float64, np.int64][trial % 3]
+        run = tied_run(rng, nq, ng, dtype, levels=int(rng.integers(1, 6)))
+        if protocol == "sysu":
+            run["q_cams"], run["g_cams"] = rng.choice([3, 6], nq), rng.choice([1, 2, 4, 5], ng)
+        dedup = protocol == "sysu" and trial % 2 == 0
+        ref = reference(run["distmat"], run["q_pids"], run["g_pids"], run["q_cams"], run["g_cams"],
+                        run["q_clo"], run["g_clo"], mode=protocol, dedup=dedup)
+        if ref[3] == 0:
+            continue
+        kw = {"dedup_cmc": dedup} if protocol == "sysu" else {}
+        assert_matches_reference(call(run, protocol, **kw), ref)
+        # descending similarity is the same ranking as ascending distance
+        sim = evaluate_reid(-run["distmat"], run["q_pids"], run["g_pids"], run["q_cams"], run["g_cams"],
+                            run["q_clo"], run["g_clo"], protocol=protocol, similarity=True, **kw)
+        assert_matches_reference(sim, ref)
+        checked += 1
+    assert checked >= 12
+
+
+@pytest.mark.parametrize("protocol", PLAIN_PROTOCOLS + ["cuhk03_classic"])
+def test_fast_path_equals_the_per_query_path(protocol):
+    """The rankings path sorts each query's row on its own; given the stable order of the matrix it
+    must score exactly what the fast path scores (cuhk03_classic's sampled CMC included)."""
+    rng = np.random.default_rng(202)
+    for _ in range(8):
+        nq, ng = int(rng.integers(1, 20)), int(rng.integers(2, 200))
+        run = tied_run(rng, nq, ng, np.float32, levels=3)
+        if protocol == "sysu":
+            run["q_cams"], run["g_cams"] = rng.choice([3, 6], nq), rng.choice([1, 2, 4, 5], ng)
+        try:
+            expected = call(run, protocol)
+        except ValueError:
+            continue
+        order = np.argsort(run["distmat"], axis=1, kind="stable")
+        got = evaluate_reid(None, run["q_pids"], run["g_pids"], run["q_cams"], run["g_cams"], run["q_clo"],
+                            run["g_clo"], protocol=protocol, rankings=order)
+        assert got["cmc"] == expected["cmc"] and got["num_valid_queries"] == expected["num_valid_queries"]
+        assert got["mAP"] == pytest.approx(expected["mAP"], abs=1e-12)
+        assert got["mINP"] == pytest.approx(expected["mINP"], abs=1e-12)
+
+
+def test_a_match_tied_with_non_matches_and_junk_by_hand():
+    # all four at 0.5: gallery order pid 2, pid 1 (same camera: junk), pid 1 (match), pid 2.
+    # Kept ranking: pid 2, match, pid 2 -> the match is second; the junk item ahead of it is not counted.
+    r = evaluate_reid([[0.5, 0.5, 0.5, 0.5]], [1], [2, 1, 1, 2], [1], [3, 1, 2, 3], ranks=(1, 2))
+    assert r["cmc"] == [0.0, 1.0] and r["mAP"] == pytest.approx(0.5)
+    # one strictly closer non-match, then a tie of two matches and a non-match between them
+    r = evaluate_reid([[0.5, 0.5, 0.1, 0.5]], [1], [1, 2, 3, 1], [1], [2, 2, 2, 2], ranks=(1, 2, 3))
+    assert r["cmc"] == [0.0, 1.0, 1.0] and r["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
+    assert r["mINP"] == pytest.approx(2 / 4)
 
 
 # --- cuhk03_classic ----------------------------------------------------------------------------------
