@@ -102,7 +102,7 @@ def resolve_options(name: str, root: str, given: dict | None = None) -> dict:
     if kind == "cuhk03" and out["cuhk03_layout"] is None:
         from chatreid.data.readers.cuhk03 import detect_layout
 
-        out["cuhk03_layout"] = detect_layout(root, out["boxes"])
+        out["cuhk03_layout"] = detect_layout(root)
     return out
 
 

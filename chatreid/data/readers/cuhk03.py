@@ -25,7 +25,7 @@ def find_mat(root) -> Path | None:
     return next((root / p for p in MAT_PLACES if (root / p).is_file()), None)
 
 
-def detect_layout(root, version: str = "labeled") -> str:
+def detect_layout(root) -> str:
     """"np" (``labeled/`` or ``detected/`` folders) or "classic" (``cuhk-03.mat``)."""
     root = Path(root)
     np_here = any((root / v).is_dir() for v in VERSIONS)
@@ -69,7 +69,7 @@ def read_cuhk03(root, *, version: str = "labeled", layout: str = "auto", split: 
     check_choice("layout", layout, LAYOUTS)
     base = require_dir(root, "CUHK03 dataset root")
     if layout == "auto":
-        layout = detect_layout(base, version)
+        layout = detect_layout(base)
     if layout == "np":
         folder = require_dir(base / version, f"CUHK03-NP {version}/ folder")
         records = walk_market_layout(folder, dataset, max_pid=1467, max_cam=2, folders=FOLDERS,
