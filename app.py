@@ -462,11 +462,17 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         footer_links=["api", "settings"], css=CSS, **kwargs)
 
 
+def app_prefilter() -> str:
+    """``$CHATREID_PREFILTER``: a pre-filter name or a trained baseline's folder / Hub id
+    (``train/baseline.py``); default the pip-shipped ImageNet EfficientNet-Lite0."""
+    return os.environ.get("CHATREID_PREFILTER", "").strip() or "efficientnet_lite0"
+
+
 def load_engine(choice: ModelChoice):
     from chatreid.retrieval import ReIDEngine
 
     # ReIDEngine loads safetensors only and never passes trust_remote_code.
-    return ReIDEngine.from_pretrained(choice.name_or_path)
+    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter())
 
 
 def main(argv=None) -> None:
@@ -483,6 +489,12 @@ def main(argv=None) -> None:
         limits = Limits.from_env()
     except SettingsError as err:
         raise SystemExit(f"app.py: {err}") from None
+    from chatreid.retrieval.prefilter import check_prefilter
+
+    try:
+        check_prefilter(app_prefilter())
+    except ValueError as err:
+        raise SystemExit(f"app.py: CHATREID_PREFILTER: {err}") from None
     for name in Limits.unknown_settings():
         log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
     choice = app_default_model(args.model)

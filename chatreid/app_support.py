@@ -120,7 +120,7 @@ SETTINGS = {
 }
 # Settings read elsewhere (model choice, cache, tests); only checked for being non-empty.
 OTHER_SETTINGS = ("CHATREID_MODEL", "CHATREID_CACHE", "CHATREID_TEST_HF_HOME",
-                  "CHATREID_DOCS_SCREENSHOT")
+                  "CHATREID_DOCS_SCREENSHOT", "CHATREID_PREFILTER")
 # What a session keeps of an image besides what the model reads: enough for the results
 # thumbnails and the pre-filter's 256x128 input.
 THUMB_PIXELS = 512 * 256

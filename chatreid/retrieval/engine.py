@@ -19,7 +19,7 @@ import torch
 
 from chatreid import prompts
 from chatreid.retrieval import best_choice
-from chatreid.retrieval.prefilter import PREFILTERS, build_prefilter, select_head
+from chatreid.retrieval.prefilter import build_prefilter, check_prefilter, select_head
 from chatreid.retrieval.query import Query, SearchResult
 from chatreid.retrieval.scorer import EncodedImage, PairScorer, chat_prompt, encode, encoded_tokens
 
@@ -61,8 +61,7 @@ class ReIDEngine:
         self.scorer = PairScorer(model, processor)  # raises now if tokens are missing
         best_choice.label_tokens(processor, window)  # likewise for best-choice labels
         self.window = window
-        if prefilter not in PREFILTERS:
-            raise ValueError(f"unknown prefilter {prefilter!r}; expected one of {PREFILTERS}")
+        check_prefilter(prefilter)
         self.prefilter_name = prefilter
         self.prefilter = build_prefilter(prefilter, model=model, processor=processor, device=model.device)
         origin = "local" if name_or_path and Path(name_or_path).exists() else "hub"
@@ -78,15 +77,16 @@ class ReIDEngine:
 
         ``prefilter``: ``efficientnet_lite0`` (default, pip-shipped ImageNet weights),
         ``resnet50`` (torchvision, where importable), ``vlm`` (the VLM's own vision encoder,
-        mean-pooled), ``color_histogram``, or ``none``. ``device``: default CUDA when available.
+        mean-pooled), ``color_histogram``, ``none``, or the folder / Hub id of a trained Re-ID
+        baseline or text-to-image pre-filter (``chatreid.baseline``; the latter also ranks the
+        gallery for text queries). ``device``: default CUDA when available.
         ``dtype``: default the checkpoint's. The vision tower's attention is batched over
         equal-size images (``chatreid.model.fast``; same outputs, fewer calls). Raises ValueError at once if the model lacks the
         tokens scoring needs (single-token "Yes"/"No", an image token).
         """
         from chatreid.model import load_model_and_processor
 
-        if prefilter not in PREFILTERS:
-            raise ValueError(f"unknown prefilter {prefilter!r}; expected one of {PREFILTERS}")
+        check_prefilter(prefilter)  # a bad path fails before the VLM loads
         from chatreid.model.fast import enable_batched_vision_attention
 
         model, processor = load_model_and_processor(name_or_path, dtype=dtype or "auto")
@@ -138,6 +138,13 @@ class ReIDEngine:
             self._gallery_key, self._gallery_ref = key, list(gallery)  # the ref keeps ids valid
         return self._gallery_feats
 
+    def _has_similarity(self, query: Query) -> bool:
+        """Whether the pre-filter can rank the gallery for ``query``: by its images, or by its
+        text where the pre-filter has a text side (``train/text_prefilter.py``)."""
+        if self.prefilter is None:
+            return False
+        return query.has_image or (self.prefilter.supports_text and query_text(query) is not None)
+
     def _validate(self, query, gallery, strategy, top_k, tau, batch_size):
         if not isinstance(query, Query):
             raise TypeError(f"query must be a Query, got {type(query).__name__}")
@@ -152,7 +159,7 @@ class ReIDEngine:
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if (top_k is not None or tau is not None) and (self.prefilter is None or not query.has_image):
+        if (top_k is not None or tau is not None) and not self._has_similarity(query):
             why = "prefilter='none'" if self.prefilter is None else f"a {query.task!r} query without an image"
             raise ValueError(f"top_k/tau need pre-filter similarities, and {why} has none: the VLM scores the "
                              f"whole gallery; pass top_k=None and tau=None")
@@ -167,9 +174,10 @@ class ReIDEngine:
         1. Pre-filter, image queries only: cosine similarity of the query's features (mean over
            its images) to every gallery image. The head kept for the VLM is the top ``top_k``
            and/or those with similarity >= ``tau`` (both: the intersection; neither: the whole
-           gallery). Text- and attribute-only queries, and ``prefilter="none"``, have no
-           similarity: the VLM scores the whole gallery, and giving ``top_k``/``tau`` is an
-           error (rather than an arbitrary cut).
+           gallery). Text- and attribute-only queries are ranked by a text-to-image pre-filter
+           (``train/text_prefilter.py``) where one is loaded; otherwise they, and
+           ``prefilter="none"``, have no similarity: the VLM scores the whole gallery, and
+           giving ``top_k``/``tau`` is an error (rather than an arbitrary cut).
         2. The head is scored by the VLM. ``"pairwise"``: each candidate's P(Yes) to the Yes/No
            question (``chatreid.retrieval.scorer.yes_no_prompt``); an adaptive query with both an
            image and text gets the mean of the image question's and the caption question's
@@ -197,6 +205,9 @@ class ReIDEngine:
         if self.prefilter is not None and query.has_image:
             feats = gallery_features if gallery_features is not None else self.gallery_features(gallery)
             sim = self.prefilter.similarity(query.images, feats)
+        elif self._has_similarity(query):  # a text pre-filter ranks the gallery for the caption
+            feats = gallery_features if gallery_features is not None else self.gallery_features(gallery)
+            sim = self.prefilter.text_similarity(query_text(query), feats)
         else:
             sim = np.zeros(n, dtype=np.float32)
         head, rest = select_head(sim, top_k, tau)

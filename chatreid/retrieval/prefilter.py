@@ -12,6 +12,9 @@ feature vectors; similarity is their cosine. Choices (``build_prefilter(name)``)
 - ``vlm``: the VLM's own vision encoder, its merged patch tokens mean-pooled.
 - ``color_histogram``: the colour-histogram baseline of ``chatreid.baselines``.
 - ``none``: no features; every gallery image is a candidate.
+- any other name: a folder or Hub model id of a Re-ID baseline trained with
+  ``train/baseline.py`` (its BNNeck features), or of a text-to-image pre-filter trained with
+  ``train/text_prefilter.py`` (the same image features, and captions ranked against them).
 
 Which gallery images reach the VLM is ``select_head`` (top-K and/or threshold tau).
 """
@@ -63,6 +66,11 @@ class Prefilter:
         q = self.features(query_images).mean(0)
         q = q / max(float(np.linalg.norm(q)), 1e-12)
         return gallery_features @ q
+
+    supports_text = False  # True where ``text_similarity`` ranks a gallery for a caption
+
+    def text_similarity(self, text: str, gallery_features: np.ndarray) -> np.ndarray:
+        raise ValueError(f"pre-filter {self.name!r} has no text side; train one with train/text_prefilter.py")
 
 
 class EfficientNetLite0(Prefilter):
@@ -158,8 +166,56 @@ class ColorHistogram(Prefilter):
         return np.asarray(self._fn(images), dtype=np.float32)
 
 
+class TrainedBaseline(Prefilter):
+    """A Re-ID baseline from ``train/baseline.py`` (folder or Hub id): BNNeck features. A
+    text-to-image pre-filter folder (``train/text_prefilter.py``) gives the same image features
+    from the baseline inside it, and ranks a gallery for a caption too."""
+
+    def __init__(self, path_or_id: str, device=None):
+        from chatreid.baseline.model import resolve
+        from chatreid.baseline.text import is_text_prefilter, load_text_prefilter
+
+        self.name = str(path_or_id)
+        self.text = None
+        folder = resolve(path_or_id, "Re-ID baseline")
+        if is_text_prefilter(folder):
+            self.text = load_text_prefilter(folder, device)
+            self.baseline = self.text.baseline
+        else:
+            from chatreid.baseline import load_baseline
+
+            self.baseline = load_baseline(folder, device)
+        self.supports_text = self.text is not None
+
+    def _encode(self, images):
+        return self.baseline.encode(images)
+
+    def text_similarity(self, text: str, gallery_features: np.ndarray) -> np.ndarray:
+        if self.text is None:
+            return super().text_similarity(text, gallery_features)
+        return self.text.similarity(text, gallery_features)
+
+
+def check_prefilter(name: str) -> None:
+    """Everything about ``name`` that can be checked without loading weights: one of
+    ``PREFILTERS``, or a baseline / text pre-filter folder (its config.json) or Hub id.
+    ``chatreid.baseline.BaselineError`` (a ValueError, one line naming the path) otherwise."""
+    if name is None or name in PREFILTERS:
+        return
+    from chatreid.baseline.model import BaselineError, read_config, resolve
+    from chatreid.baseline.text import is_text_prefilter
+
+    try:
+        folder = resolve(name, "Re-ID baseline")
+    except BaselineError as err:
+        raise BaselineError(f"unknown prefilter {name!r}: not one of {', '.join(PREFILTERS)}, and {err}") from None
+    if not is_text_prefilter(folder):
+        read_config(folder)
+
+
 def build_prefilter(name: str, model=None, processor=None, device=None) -> Prefilter | None:
-    """The pre-filter called ``name`` (see ``PREFILTERS``); None for ``"none"``."""
+    """The pre-filter called ``name`` (see ``PREFILTERS``), or the trained baseline at the
+    folder / Hub id ``name``; None for ``"none"``."""
     if name == "none" or name is None:
         return None
     if name == "efficientnet_lite0":
@@ -172,7 +228,8 @@ def build_prefilter(name: str, model=None, processor=None, device=None) -> Prefi
         return VLMVision(model, processor)
     if name == "color_histogram":
         return ColorHistogram()
-    raise ValueError(f"unknown prefilter {name!r}; expected one of {PREFILTERS}")
+    check_prefilter(name)
+    return TrainedBaseline(name, device=device)
 
 
 def select_head(similarity: np.ndarray, top_k: int | None = None, tau: float | None = None) -> tuple[np.ndarray, np.ndarray]:
