@@ -51,6 +51,8 @@ class FakeCaptioner:
 
     def __call__(self, image, prompt):
         assert image.mode == "RGB" and "detailed description of the pedestrian" in prompt
+        # the image travels apart from the text: the text names it once, as the paper does
+        assert prompt.startswith("In the person image provided, can you give") and "<image>" not in prompt
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError("endpoint went away")
         self.calls.append(prompt)

@@ -64,7 +64,9 @@ def filter_images(meta: dict, cfg, captioner=None, store=None, progress: bool = 
     keep = np.zeros(n, dtype=bool)
     counts = {"train_images": 0, "too_small": 0, "occluded": 0, "no_text": 0, "captioned": 0}
     captioned: dict[str, str] = {}
-    prompt = render("caption").replace(IMAGE, "image").replace("  ", " ")
+    # the captioner is given the image apart from the text, so the text only names it: the
+    # paper's "In the person image provided, ..."
+    prompt = render("caption").replace(f" {IMAGE}", "")
     todo = []
     for i in range(n):
         if meta["split"][i] != "train":
