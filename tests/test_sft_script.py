@@ -157,7 +157,8 @@ def test_push_success_and_failure_at_the_hub_client_boundary(sft, data, tiny_mod
     ("no store", {"--image_store": "DATA/absent"}, "no such image store"),
     ("stage 2 without stage 1", {"--stage": "2", "--previous_stage_checkpoint": ""}, "previous_stage_checkpoint"),
     ("stage 3 offline with an unknown Hub id", {"--previous_stage_checkpoint": "me/absent"}, "HF_HUB_OFFLINE"),
-    ("stage 2 with a missing stage 1", {"--stage": "2", "--previous_stage_checkpoint": "DATA/absent"}, "config.json"),
+    ("stage 2 with a missing stage 1", {"--stage": "2", "--previous_stage_checkpoint": "DATA/absent"}, "no such folder"),
+    ("stage 2 with an unfinished stage 1", {"--stage": "2", "--previous_stage_checkpoint": "DATA"}, "config.json"),
     ("stage 3 training the encoder", {"--stage": "3", "--previous_stage_checkpoint": "BASE",
                                       "--train_vision_encoder": "true"}, "frozen part"),
     ("stage 3 LoRA on the encoder", {"--stage": "3", "--previous_stage_checkpoint": "BASE", "--use_peft": "true",
@@ -174,6 +175,74 @@ def test_clear_errors_before_training(sft, data, tiny_model_dir, tmp_path, capsy
     assert sft.cli(args) == 2, case
     assert match in capsys.readouterr().err, case
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").glob("checkpoint-*"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the bf16 error is what a machine without a GPU meets")
+def test_readme_command_on_a_cpu_machine_says_what_to_change(sft, capsys):
+    """The README's stage-1 command as is (its config asks for bf16): one line, no traceback."""
+    assert sft.cli(["--stage", "1", "--config", str(ROOT / "train/configs/stage1.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--use_cpu true --bf16 false" in err[0] and "GPU" in err[0], err
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_stage2_default_previous_stage_is_named_missing_at_once(sft, data, tiny_model_dir, tmp_path, capsys,
+                                                                 monkeypatch, online):
+    """stage2.yaml's default previous stage, runs/stage1, in a checkout where stage 1 never ran."""
+    import huggingface_hub
+
+    def no_network(*a, **k):
+        raise AssertionError("a local-looking path must not reach the network")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0" if online else "1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()  # where the other stages' runs live; runs/stage1 itself is absent
+    args = ["--config", str(ROOT / "train/configs/stage2.yaml"), *_args(2, data, tiny_model_dir, tmp_path / "s2")[2:]]
+    started = time.monotonic()
+    assert sft.cli(args) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert "'runs/stage1': no such folder" in err and "Traceback" not in err
+
+
+def test_unreachable_hub_id_is_named_at_once(sft, data, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """Online, a namespace/name that is no local folder gets one Hub request, no download retries."""
+    import httpx2
+    import huggingface_hub
+
+    calls = []
+
+    def unreachable(self, repo_id, **kw):  # what huggingface_hub raises on this machine, without network
+        calls.append(repo_id)
+        raise httpx2.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.chdir(tmp_path)  # no runs/ here: runs/stage1 could be a Hub id
+    args = _args(2, data, tiny_model_dir, tmp_path / "s2", "--previous_stage_checkpoint", "runs/stage1")
+    started = time.monotonic()
+    assert sft.cli(args) == 2
+    assert time.monotonic() - started < 10 and calls == ["runs/stage1"]
+    err = capsys.readouterr().err
+    assert "'runs/stage1': no such local folder, and the Hub cannot be reached (ConnectError" in err
+
+
+def test_hub_id_that_does_not_exist_is_named(sft, data, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def not_found(self, repo_id, **kw):
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise RepositoryNotFoundError(f"404 {repo_id}", response=httpx2.Response(404, request=request))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", not_found)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.chdir(tmp_path)
+    args = _args(2, data, tiny_model_dir, tmp_path / "s2", "--previous_stage_checkpoint", "me/no-such-model")
+    assert sft.cli(args) == 2
+    assert "'me/no-such-model': no such local folder, and no such model on the Hub" in capsys.readouterr().err
 
 
 def test_rows_with_unknown_image_ids_fail_before_training(sft, data, tiny_model_dir, tmp_path, capsys):

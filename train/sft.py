@@ -165,7 +165,11 @@ def cli(argv=None, callbacks=None) -> int:
     their own process (the demo build measures held-out learning curves this way)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    try:
+        script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    except ValueError as err:  # TrainingArguments' own checks of the options (one line, no traceback)
+        print(f"train/sft.py: error: {checks.explain_training_args_error(err)}", file=sys.stderr, flush=True)
+        return 2
     try:
         return main(script_args, training_args, model_args, callbacks)
     except (ValueError, OSError) as err:  # user errors: one line, no traceback

@@ -85,6 +85,57 @@ def resolve_checkpoint(path: str) -> str:
     return path
 
 
+def explain_training_args_error(err: Exception) -> str:
+    """One line for an error transformers' TrainingArguments raised while the options were parsed;
+    the one a new user meets first (the configs ask for bf16, the machine has no GPU) says what to
+    change."""
+    import torch
+
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "bf16" in text and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        return ("the config trains in bf16, which needs a GPU that supports it, and this machine has none: "
+                "on a CPU add `--use_cpu true --bf16 false` (with `--dtype float32` for full-precision "
+                f"weights), or run on a GPU (transformers: {text})")
+    return text
+
+
+def _looks_local(path: str) -> bool:
+    """A path meant as a folder here: it exists, starts like a path, is not ``namespace/name``, or
+    its first part is a local folder (``runs/stage1`` beside an existing ``runs/``)."""
+    if os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") != 1:
+        return True
+    return os.path.isdir(path.split("/")[0])
+
+
+def _hub_model_error(repo_id: str) -> str | None:
+    """Why ``repo_id`` cannot be loaded from the Hub, or None when it can. One request, no retries:
+    a missing or unreachable id is named at once, not after the download's five retries."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    def cached() -> bool:
+        try:
+            snapshot_download(repo_id, allow_patterns=["config.json"], local_files_only=True)
+            return True
+        except Exception:  # noqa: BLE001 - not in the cache, whatever the reason
+            return False
+
+    if offline():
+        return None if cached() else "not a local folder, and HF_HUB_OFFLINE=1 forbids downloading it (not cached)"
+    try:
+        HfApi().model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        return None  # it exists; access is the download's business
+    except RepositoryNotFoundError:
+        return "no such local folder, and no such model on the Hub (or a private one: log in first)"
+    except Exception as err:  # noqa: BLE001 - connection errors come in many kinds
+        if cached():
+            return None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return f"no such local folder, and the Hub cannot be reached ({type(err).__name__}: {first})"
+    return None
+
+
 def check_previous_stage(stage: int, previous: str | None) -> str | None:
     """Stages 2 and 3 start from the previous stage's checkpoint; it must be given and exist."""
     if stage == 1:
@@ -93,18 +144,17 @@ def check_previous_stage(stage: int, previous: str | None) -> str | None:
         raise ValueError(f"stage {stage} starts from the stage-{stage - 1} checkpoint: pass "
                          f"--previous_stage_checkpoint (the output_dir of the stage-{stage - 1} run, or a Hub id)")
     resolved = resolve_checkpoint(previous)
-    local_like = os.path.exists(previous) or previous.startswith((".", "/", "~")) or previous.count("/") != 1
-    if local_like and not (Path(resolved) / "config.json").is_file():
-        raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no config.json there (nor in final/); "
-                                f"did the stage-{stage - 1} run finish?")
-    if not os.path.exists(previous) and offline():
-        try:  # a Hub id is fine offline only if it is cached
-            from huggingface_hub import snapshot_download
-
-            snapshot_download(previous, allow_patterns=["config.json"], local_files_only=True)
-        except Exception:  # noqa: BLE001
-            raise FileNotFoundError(f"previous stage checkpoint {previous!r}: not a local folder, and HF_HUB_OFFLINE=1 "
-                                    f"forbids downloading it (not cached)") from None
+    if _looks_local(previous):
+        if not os.path.exists(previous):
+            raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no such folder; run stage {stage - 1} "
+                                    f"with --output_dir {previous}, or pass --previous_stage_checkpoint")
+        if not (Path(resolved) / "config.json").is_file():
+            raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no config.json there (nor in final/); "
+                                    f"did the stage-{stage - 1} run finish?")
+        return resolved
+    problem = _hub_model_error(previous)
+    if problem:
+        raise FileNotFoundError(f"previous stage checkpoint {previous!r}: {problem}")
     return resolved
 
 
