@@ -117,6 +117,7 @@ class TextImagePrefilter:
 
     def __init__(self, model: DualEncoder, vocab: Vocabulary, baseline: Baseline, config: dict, source: str = ""):
         self.model, self.vocab, self.baseline, self.config, self.source = model.eval(), vocab, baseline, config, source
+        self._gallery = (None, None)  # (baseline features array, its projection): thousands of captions, one gallery
 
     @torch.no_grad()
     def text_features(self, texts: Sequence[str]) -> np.ndarray:
@@ -128,8 +129,11 @@ class TextImagePrefilter:
         return self.model.image(torch.as_tensor(baseline_features, dtype=torch.float32)).numpy()
 
     def similarity(self, text: str, baseline_features: np.ndarray) -> np.ndarray:
-        """Cosine of the caption to each gallery image, from the gallery's baseline features."""
-        return self.image_features(baseline_features) @ self.text_features([text])[0]
+        """Cosine of the caption to each gallery image, from the gallery's baseline features
+        (projected once per features array: the engine passes the same cached array each time)."""
+        if self._gallery[0] is not baseline_features:
+            self._gallery = (baseline_features, self.image_features(baseline_features))
+        return self._gallery[1] @ self.text_features([text])[0]
 
 
 def is_text_prefilter(folder: Path) -> bool:
