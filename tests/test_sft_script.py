@@ -343,6 +343,115 @@ def test_three_stages_with_accelerate_launch(data, tiny_model_dir, tmp_path):
     assert (tmp_path / "s3" / "final" / "model.safetensors").is_file()
 
 
+# --- several processes on CPU (gloo) ---------------------------------------------------------------
+# `accelerate launch --cpu --num_processes 2` starts ONE process (accelerate's simple launcher);
+# `--multi_gpu --num_processes 2` with `--use_cpu true` starts two, which accelerate joins with
+# gloo (MULTI_CPU). Same seed and global batch (2 processes x 2 = 1 x 4): the shards of a step are
+# the halves of the one-process batch, and the Trainer divides by the tokens of all processes
+# (average_tokens_across_devices), so the runs agree to float rounding.
+
+MP_STEPS = ["--save_steps", "2", "--save_strategy", "steps"]
+
+# Sleeps once a checkpoint is on disk, so that the test's kill lands after a save and before the end.
+STALL = """import importlib.util, sys, time
+from transformers import TrainerCallback
+spec = importlib.util.spec_from_file_location("chatreid_train_sft", {sft!r})
+sft = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = sft
+spec.loader.exec_module(sft)
+class Stall(TrainerCallback):
+    def on_save(self, args, state, control, **kw):
+        time.sleep(600)
+sys.exit(sft.cli(sys.argv[1:], callbacks=[Stall()]))
+"""
+
+
+def _launch(n, script, args, **popen):
+    cmd = ["accelerate", "launch", "--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", *(["--multi_gpu"] if n > 1 else ["--cpu"]),
+           str(script), *args]
+    return subprocess.Popen(cmd, env=_env(), start_new_session=True, **popen)
+
+
+def _mp_args(data, base, out, per_device, *extra):
+    args = _args(2, data, base, out, "--previous_stage_checkpoint", str(base), *MP_STEPS, *extra, steps=4)
+    args[args.index("--per_device_train_batch_size") + 1] = str(per_device)
+    return args
+
+
+def _losses(run):
+    import json
+
+    state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
+    return [h["loss"] for h in state["log_history"] if "loss" in h]
+
+
+def _assert_same_run(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=2e-5), (k, (wa[k] - wb[k]).abs().max())
+    assert _losses(a) == pytest.approx(_losses(b), abs=1e-4) and len(_losses(b)) == 4
+
+
+@pytest.fixture(scope="module")
+def one_process_run(data, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mp") / "one"
+    proc = _launch(1, SFT, _mp_args(data, tiny_model_dir, out, 4), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def test_two_processes_end_where_one_does(data, tiny_model_dir, one_process_run, tmp_path):
+    out = tmp_path / "two"
+    proc = _launch(2, SFT, _mp_args(data, tiny_model_dir, out, 2), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert (out / "checkpoint-4" / "rng_state_1.pth").is_file()  # really two processes
+    base = load_file(tiny_model_dir / "model.safetensors")
+    moved = max((w - base[k]).abs().max().item() for k, w in _weights(one_process_run).items() if k in base)
+    assert moved > 1e-3  # the tolerance below is far smaller than what training changed
+    _assert_same_run(one_process_run, out)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_after_a_kill(data, tiny_model_dir, one_process_run, tmp_path):
+    run = tmp_path / "killed"
+    stall = tmp_path / "stall_sft.py"
+    stall.write_text(STALL.format(sft=str(SFT)))
+    proc = _launch(2, stall, _mp_args(data, tiny_model_dir, run, 2), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while last_complete_checkpoint(str(run)) is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: the group we started
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert last_complete_checkpoint(str(run)).endswith("checkpoint-2") and not (run / "final").exists()
+
+    proc = _launch(2, SFT, _mp_args(data, tiny_model_dir, run, 2, "--resume_from_checkpoint", "last"),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    _assert_same_run(one_process_run, run)
+
+
+@pytest.mark.slow
+def test_fsdp_config_on_cpu_says_it_runs_unsharded(data, tiny_model_dir, one_process_run, tmp_path):
+    """accelerate applies FSDP on accelerators only; on CPUs the FSDP config trains as plain data
+    parallel (same result as one process) and the script says so instead of pretending to shard."""
+    out = tmp_path / "fsdp"
+    cmd = ["accelerate", "launch", "--config_file", str(ROOT / "train/accelerate/fsdp.yaml"), "--num_processes", "2",
+           "--mixed_precision", "no", str(SFT), *_mp_args(data, tiny_model_dir, out, 2)]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "asked for FSDP but accelerate runs MULTI_CPU here (no sharding)" in res.stderr
+    _assert_same_run(one_process_run, out)
+
+
 def test_accelerate_configs_parse():
     from accelerate.commands.config.config_args import load_config_from_file
 

@@ -125,6 +125,7 @@ def main(script_args, training_args, model_args, callbacks=None):
         peft_config=peft_config,
         callbacks=callbacks,
     )
+    _say_if_sharding_dropped(trainer.accelerator)
     result = trainer.train(resume_from_checkpoint=resume)
     eval_metrics = trainer.evaluate() if eval_data is not None else None
 
@@ -158,6 +159,17 @@ def main(script_args, training_args, model_args, callbacks=None):
                 print(f"push to {repo_id} failed; the checkpoint is kept at {final_dir}", file=sys.stderr, flush=True)
                 return 3
     return 0
+
+
+def _say_if_sharding_dropped(accelerator) -> None:
+    """accelerate (1.15) turns FSDP on only for accelerator devices: launched with an FSDP config on
+    CPUs, the run is plain data parallel with every weight on every process. Say so, once."""
+    for kind in ("FSDP", "DEEPSPEED"):
+        asked = os.environ.get(f"ACCELERATE_USE_{kind}", "false").lower() == "true"
+        if asked and accelerator.distributed_type.name != kind and accelerator.is_main_process:
+            print(f"train/sft.py: warning: the launch asked for {kind} but accelerate runs "
+                  f"{accelerator.distributed_type.name} here (no sharding): it applies {kind} on accelerators only",
+                  file=sys.stderr, flush=True)
 
 
 def cli(argv=None, callbacks=None) -> int:
