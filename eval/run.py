@@ -281,6 +281,7 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
         "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
         "command": " ".join(sys.argv), "processes": state.num_processes,
         "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
+        "text_prefilter": bool(getattr(engine.prefilter, "supports_text", False)),
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")

@@ -118,23 +118,32 @@ _FULL_TRIALS = {"sysu": 10, "regdb": 10}
 
 
 def _cut(r: dict) -> str:
-    if r["protocol"] == "t2i" and not r.get("text_prefilter"):
+    if r["protocol"] == "t2i" and not r.get("text_prefilter"):  # no image to pre-filter with
         return "whole gallery"
     parts = ([f"top {r['top_k']}"] if r.get("top_k") else []) + ([f"tau {r['tau']}"] if r.get("tau") is not None else [])
     return " and ".join(parts) or "whole gallery"
 
 
+def _full_trials(r: dict) -> int:
+    """The trials the protocol averages over (recorded by eval/run.py with its options)."""
+    return int(r.get("trials_of") or _FULL_TRIALS.get(r["protocol"], 1))
+
+
 def _trials(r: dict) -> str:
-    full = _FULL_TRIALS.get(r["protocol"])
-    return f"{len(r['trials'])} of {full}" if full else str(len(r["trials"]))
+    full = _full_trials(r)
+    return f"{len(r['trials'])} of {full}" if full > 1 else str(len(r["trials"]))
+
+
+def _options(r: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted((r.get("options") or {}).items())) or "-"
 
 
 def provenance_table(results: list[dict]) -> str:
     """How each number above was made: checkpoint, scoring, pre-filter and its cut, trials, protocol."""
     out = ["**How these numbers were made**\n",
            "| Methods | benchmark | checkpoint | strategy | scoring prompt (trained by the last stage?) | pre-filter | "
-           "VLM scores | window | trials | protocol |",
-           "|---|---|---|---|---|---|---|---:|---|---|"]
+           "VLM scores | window | trials | protocol | options |",
+           "|---|---|---|---|---|---|---|---:|---|---|---|"]
     for r in results:
         sc = r.get("scoring") or {}
         trained = {True: "yes", False: "**no**", None: "not recorded"}[sc.get("trained")]
@@ -142,7 +151,7 @@ def provenance_table(results: list[dict]) -> str:
         ckpt = (r.get("model") or {}).get("name_or_path", "?")
         bench = _name(column(r)) if column(r) in DISPLAY or r["dataset"] == "synthpeds" else r["dataset"]
         out.append(f"| {r['label']} | {bench} | `{ckpt}` | {r['strategy']} | {prompts} ({trained}) | `{r['prefilter']}` | {_cut(r)} | "
-                   f"{r.get('window') or '-'} | {_trials(r)} | {r['protocol']} |")
+                   f"{r.get('window') or '-'} | {_trials(r)} | {r['protocol']} | {_options(r)} |")
     return "\n".join(out) + "\n"
 
 
@@ -165,10 +174,9 @@ def departures(results: list[dict]) -> list[str]:
         notes.append("The VLM scores the pre-filter's top k; the paper keeps the images above a similarity threshold tau.")
     if any(r["protocol"] == "t2i" and _cut(r) == "whole gallery" for r in results):
         notes.append("Text queries are not pre-filtered: the VLM scores the whole gallery for each caption.")
-    short = sorted({f"{r['protocol']} ({_trials(r)})" for r in results
-                    if r["protocol"] in _FULL_TRIALS and len(r["trials"]) < _FULL_TRIALS[r["protocol"]]})
+    short = sorted({f"{r['protocol']} ({_trials(r)})" for r in results if len(r["trials"]) < _full_trials(r)})
     if short:
-        notes.append(f"Fewer trials than the protocol's ten: {', '.join(short)}.")
+        notes.append(f"Fewer trials than the protocol averages over: {', '.join(short)}.")
     untrained = sorted({r["label"] for r in results if (r.get("scoring") or {}).get("trained") is False})
     if untrained:
         notes.append(f"{', '.join(untrained)}: scored with a prompt the checkpoint's last stage did not train.")

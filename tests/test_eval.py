@@ -196,6 +196,11 @@ def test_tables_say_how_they_were_made():
     notes = "\n".join(table.departures([off]))
     for words in ("P(Yes)", "not trained for Re-ID", "top k", "sysu (1 of 10)", "B: scored with a prompt"):
         assert words in notes, words
+    # the trials and options eval/run.py recorded: CUHK03's classic layout averages over 20 splits
+    classic = dict(off, label="C", dataset="cuhk03", protocol="cuhk03_classic", trials={"0": {}, "1": {}},
+                   options={"cuhk03_layout": "classic", "boxes": "detected"}, trials_of=20)
+    assert "cuhk03_classic (2 of 20)" in "\n".join(table.departures([classic]))
+    assert "boxes=detected, cuhk03_layout=classic" in table.provenance_table([classic])
     assert "(**no**)" in table.render([off])
 
 
