@@ -9,8 +9,15 @@ about 820 tokens; the answer (~10 tokens) is the only labelled text.
            (chatreid.model.fast), no gradient checkpointing, the same TRL loss. (On GPUs TRL's fused
            head computes logits only at labelled positions; on the CPU it scores every position.)
 
-Both start from the same weights and see the same batches; the script checks their losses agree
-step by step. It also reports collated stage-2 samples/s on one CPU core (image-store lookup,
+* liger:   (--recipes ...,liger) the project's path with `use_liger_kernel=True` (`train/sft.py
+           --use_liger_kernel true`): Liger's RMSNorm, SwiGLU and RoPE kernels for Qwen2-VL; TRL 1.16
+           keeps its own fused LM head instead of Liger's fused linear cross-entropy. Triton kernels:
+           GPU only, and the liger-kernel package; without them the recipe is reported as not measured.
+
+All start from the same weights and see the same batches; the script checks their losses agree
+step by step. Beside samples/s it prints tokens/s and, on a GPU it knows the bf16 peak of, an MFU
+estimate: 6 x (decoder parameters x sequence tokens + vision parameters x image patches) FLOPs
+a sample (model FLOPs: recomputation under checkpointing is not counted), over the peak. It also reports collated stage-2 samples/s on one CPU core (image-store lookup,
 resize policy, chat template, processor, label masking).
 
     OMP_NUM_THREADS=1 python bench/train_throughput.py                 # tiny model, CPU
@@ -102,7 +109,30 @@ def bench_collation(processor, store, rows, batch_size: int, seconds: float) -> 
     return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
-def make_trainer(model, processor, store, rows, *, checkpointing: bool, device: str, tmp: str):
+# recipe: (activation checkpointing, batched vision attention, TRL's use_liger_kernel)
+RECIPES = {"stock": (True, False, False), "project": (False, True, False), "liger": (False, True, True)}
+
+# Dense bf16 peak FLOP/s of the cards an MFU estimate is given for (vendor data sheets, SXM parts).
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+
+
+def peak_flops(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def flops_per_sample(model, batch, batch_size: int) -> float:
+    """Model FLOPs of one training sample (forward + backward = 6 x parameters x tokens)."""
+    vision = sum(p.numel() for n, p in model.named_parameters() if ".visual." in f".{n}")
+    text = sum(p.numel() for p in model.parameters()) - vision
+    tokens = float(batch["attention_mask"].sum()) / batch_size
+    patches = float(batch["image_grid_thw"].prod(dim=1).sum()) / batch_size
+    return 6.0 * (text * tokens + vision * patches)
+
+
+def make_trainer(model, processor, store, rows, *, checkpointing: bool, device: str, tmp: str, liger: bool = False):
     import datasets
     from trl import SFTConfig, SFTTrainer
 
@@ -110,11 +140,16 @@ def make_trainer(model, processor, store, rows, *, checkpointing: bool, device: 
 
     args = SFTConfig(output_dir=tmp, use_cpu=device == "cpu", bf16=device == "cuda", report_to="none",
                      activation_checkpointing=checkpointing, max_length=None, remove_unused_columns=False,
-                     dataset_kwargs={"skip_prepare_dataset": True}, learning_rate=1e-5, logging_steps=1000)
+                     dataset_kwargs={"skip_prepare_dataset": True}, learning_rate=1e-5, logging_steps=1000,
+                     use_liger_kernel=liger)
     trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows[:4]),
                          processing_class=processor, data_collator=ReIDCollator(processor, store, 2))
     if checkpointing:  # what Trainer.train() does with activation_checkpointing=True
         model.activation_checkpointing_enable()
+    if liger:  # what Trainer.train() does with use_liger_kernel=True (TRL keeps its own fused LM head)
+        from transformers.integrations.liger import apply_liger_kernel
+
+        apply_liger_kernel(model, trainer.args.liger_kernel_config)
     return trainer
 
 
@@ -145,7 +180,12 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=6, help="timed steps per recipe (after 1 warm-up step)")
     ap.add_argument("--collate-seconds", type=float, default=5.0)
+    ap.add_argument("--recipes", default="stock,project", help="comma-separated: stock, project, liger")
     args = ap.parse_args(argv)
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    unknown = sorted(set(recipes) - set(RECIPES))
+    if unknown or not recipes:
+        ap.error(f"--recipes: unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
 
     from chatreid.model import load_model_and_processor, load_processor
     from chatreid.model.fast import enable_batched_vision_attention
@@ -179,13 +219,23 @@ def main(argv=None):
     tokens = float(batches[0]["attention_mask"].sum()) / args.batch_size
     labelled = float((batches[0]["labels"] != -100).sum()) / args.batch_size
 
-    results = {}
-    for name, checkpointing, batched in [("stock", True, False), ("project", False, True)]:
+    results, skipped = {}, {}
+    flops = None
+    for name in recipes:
+        checkpointing, batched, liger = RECIPES[name]
         model = fresh_model()
+        if flops is None:
+            flops = flops_per_sample(model, batches[0], args.batch_size)
         if batched:
             enable_batched_vision_attention(model)
-        trainer = make_trainer(model, processor, store, rows, checkpointing=checkpointing, device=device, tmp=tmp)
-        losses, times = run_steps(trainer, model, batches, device)
+        try:
+            trainer = make_trainer(model, processor, store, rows, checkpointing=checkpointing, device=device,
+                                   tmp=tmp, liger=liger)
+            losses, times = run_steps(trainer, model, batches, device)
+        except Exception as err:  # noqa: BLE001 - e.g. liger-kernel absent, or no GPU for its kernels
+            skipped[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            del model
+            continue
         rate = args.batch_size * len(times[1:]) / sum(times[1:])
         mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
         results[name] = (rate, losses, mem)
@@ -194,18 +244,28 @@ def main(argv=None):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
 
-    (rs, ls, ms), (rp, lp, mp) = results["stock"], results["project"]
     tol = 2e-2 if device == "cuda" else 1e-4
-    same = all(abs(a - b) <= tol * max(1.0, abs(a)) for a, b in zip(ls, lp))
+    reference = next(iter(results.values()))[1] if results else []
+    same = all(all(abs(a - b) <= tol * max(1.0, abs(a)) for a, b in zip(reference, l)) for _, l, _ in results.values())
+    peak = peak_flops(device)
     where = f"{device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else
                            f", {torch.get_num_threads()} thread(s)")
     print(f"model: {args.model_size} Qwen2-VL (random weights), device: {where}, batch {args.batch_size}, "
           f"{tokens:.0f} tokens/sample ({labelled:.0f} labelled), 7 images at "
-          f"{int(batches[0]['image_grid_thw'][0][1]) * 14}x{int(batches[0]['image_grid_thw'][0][2]) * 14}")
-    print(f"{'recipe':<10}{'samples/s':>12}{'first loss':>14}{'last loss':>12}" + ("   peak GiB" if ms else ""))
+          f"{int(batches[0]['image_grid_thw'][0][1]) * 14}x{int(batches[0]['image_grid_thw'][0][2]) * 14}, "
+          f"{flops / 1e12:.2f} TFLOP/sample (model FLOPs)")
+    print(f"{'recipe':<10}{'samples/s':>12}{'tokens/s':>12}{'MFU':>8}{'first loss':>14}{'last loss':>12}{'peak GiB':>10}")
     for name, (r, l, m) in results.items():
-        print(f"{name:<10}{r:>12.2f}{l[0]:>14.6f}{l[-1]:>12.6f}" + (f"{m:>11.1f}" if m else ""))
-    print(f"speed-up (project / stock): {rp / rs:.2f}x; losses agree step by step (tol {tol}): {same}")
+        mfu = f"{r * flops / peak:.1%}" if peak else "n/a"
+        print(f"{name:<10}{r:>12.2f}{r * tokens:>12.0f}{mfu:>8}{l[0]:>14.6f}{l[-1]:>12.6f}"
+              f"{(f'{m:.1f}' if m is not None else 'n/a'):>10}")
+    for name, why in skipped.items():
+        print(f"{name:<10} not measured: {why}")
+    if "stock" in results:
+        for name in results:
+            if name != "stock":
+                print(f"speed-up ({name} / stock): {results[name][0] / results['stock'][0]:.2f}x")
+    print(f"losses agree step by step across the recipes (tol {tol}): {same}")
     print(f"collation, stage 2, one CPU core: {collate_rate[0]:.1f} samples/s wall-clock, "
           f"{collate_rate[1]:.1f} samples per CPU-second (target >= 15; load average now "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
