@@ -129,6 +129,11 @@ def main(script_args, training_args, model_args, callbacks=None):
     result = trainer.train(resume_from_checkpoint=resume)
     eval_metrics = trainer.evaluate() if eval_data is not None else None
 
+    # Under ZeRO-3 or FSDP each process holds a shard of the weights: gathering them is a collective
+    # every process joins, before the main process writes them (unsharded runs save the model as is).
+    full_state = None
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        full_state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
     if trainer.accelerator.is_main_process:
         final_model = trainer.model
         if peft_config is not None:  # export plain weights: the next stage and users load them directly
@@ -149,7 +154,8 @@ def main(script_args, training_args, model_args, callbacks=None):
             lora=peft_config.to_dict() if peft_config is not None else None,
             tasks=getattr(final_model.config, "chatreid_tasks", None),
         )
-        final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card)
+        final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card,
+                                        state_dict=full_state if peft_config is None else None)
         print(f"stage {script_args.stage}: model saved to {final_dir}", flush=True)
         if push:
             repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))

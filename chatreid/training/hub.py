@@ -16,8 +16,10 @@ STAGE_NAMES = {1: "person attribute understanding", 2: "fine-grained image retri
                3: "multi-modal task reasoning"}
 
 
-def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | None = None) -> Path:
+def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | None = None,
+                    state_dict: dict | None = None) -> Path:
     """Write model + processor (+ README.md) to a temporary sibling, then rename it into place.
+    ``state_dict``: the full weights when the model itself holds only a shard (ZeRO-3, FSDP).
 
     A crash while saving leaves the previous ``out_dir`` (if any) intact: the old folder is moved
     aside only after the new one is complete, and removed only after the swap.
@@ -25,7 +27,7 @@ def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | No
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
     processor.save_pretrained(tmp)
     if card is not None:
         (tmp / "README.md").write_text(card)
