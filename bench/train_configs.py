@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("single_gpu", "fsdp", "zero2", "zero3")
+RUNNING: list[subprocess.Popen] = []
+
+
+def _end_launches(signum, frame):
+    for proc in RUNNING:
+        os.killpg(proc.pid, signal.SIGKILL)
+    sys.exit(128 + signum)
 
 
 def run_sft(result_path: str, sft_argv: list[str]) -> int:
@@ -134,12 +142,17 @@ def launch(config: str, paths, args, out_dir: Path) -> dict:
             *sft_options(paths, Path(args.work) / "runs" / config, args)]
     started = time.perf_counter()
     with open(log, "w") as f:
+        # Its own process group, so that a timeout (ours, or the session's SIGTERM) ends the launcher
+        # and every worker it started, not the launcher alone.
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        RUNNING.append(proc)
         try:
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=args.timeout, cwd=ROOT,
-                                  start_new_session=True)
-            rc = proc.returncode
+            rc = proc.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             rc = "timeout"
+        RUNNING.remove(proc)
     wall = time.perf_counter() - started
     shutil.rmtree(Path(args.work) / "runs" / config, ignore_errors=True)  # a 2B export per config is 4.4 GB
     tail = log.read_text(errors="replace").strip().splitlines()[-6:]
@@ -196,6 +209,7 @@ def main(argv=None) -> int:
         args.model_size = "tiny"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _end_launches)
     paths = build_world(Path(args.work), args.model_size, args.rows)
     rows = []
     for config in configs:
