@@ -9,7 +9,8 @@
 # a step that fails or times out is recorded in OUT/status.tsv and the next one runs:
 #   1. rerank      bench/rerank.py, Qwen2-VL-2B shape in bf16: pairs/s against the naive loop
 #                  (target 600), scores within bf16 tolerance, and multi-turn best-choice beside it
-#                  (window 4, candidates ranked per second; it recomputes each turn's KV cache).
+#                  (window 4, candidates ranked per second), with each page's key/value cache kept
+#                  across its turns and with every turn re-read, and their picks compared.
 #   2. train       bench/train_throughput.py at the stage-2 shape, batch 4: stock / project / liger,
 #                  samples/s, tokens/s, MFU estimate, peak memory, losses step by step.
 #   3. train_b8    the project recipe at batch 8 (batch size against memory).

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from chatreid import prompts
-from chatreid.retrieval.scorer import EncodedImage, Item, Reader, SequenceBuilder, chat_prompt
+from chatreid.retrieval.scorer import EncodedImage, Item, Reader, SequenceBuilder, TurnReader, chat_prompt
 
 MAX_WINDOW = 9
 ANSWER_PREFIX = "Image "
@@ -83,8 +83,11 @@ class _Picker:
     """One forward pass per pick: the label logits of a page's conversation, counted for progress."""
 
     def __init__(self, reader: Reader, builder: SequenceBuilder, processor, first_turn, query_images,
-                 window: int, progress, total: int):
+                 window: int, progress, total: int, reuse_cache: bool = True):
         self.reader, self.builder, self.processor = reader, builder, processor
+        # a page's later turns extend its earlier ones: keep the conversation's key/value cache
+        # (it needs the model behind a Reader; any other reader is asked turn by turn)
+        self.turns = TurnReader(reader) if reuse_cache and isinstance(reader, Reader) else None
         self.first_turn, self.query_images = first_turn, list(query_images)
         self.labels, self.start = label_tokens(processor, window)
         self.n_prefix = len(processor.tokenizer.encode(ANSWER_PREFIX, add_special_tokens=False))
@@ -97,8 +100,11 @@ class _Picker:
         images = self.query_images + list(shown)
         chat = chat_prompt(self.processor, user, answer_prefix=ANSWER_PREFIX, history=list(history))
         item = Item(self.builder.build(chat, images), images)
-        label_logits, start_logits = self.reader.read(
-            [item], [(1, self.labels[:len(shown)]), (self.n_prefix + 1, self.start)])
+        reads = [(1, self.labels[:len(shown)]), (self.n_prefix + 1, self.start)]
+        if self.turns is not None:
+            label_logits, start_logits = self.turns.read(item, reads)
+        else:
+            label_logits, start_logits = self.reader.read([item], reads)
         probs = _softmax(label_logits[0][list(left)])
         j = int(np.argmax(probs))
         self.done += 1
@@ -154,18 +160,21 @@ def _passes(n: int, window: int) -> int:
 
 def rank(reader: Reader, builder: SequenceBuilder, processor, first_turn: Callable[[str], str],
          query_images: Sequence[EncodedImage], candidates: Sequence[EncodedImage], window: int = 4,
-         progress: Callable[[int, int], None] | None = None) -> BestChoiceResult:
+         progress: Callable[[int, int], None] | None = None, reuse_cache: bool = True) -> BestChoiceResult:
     """Order ``candidates`` by multi-turn best choice, pages merged by the model (module docstring).
 
     ``first_turn(gallery_block)`` renders the task prompt around a page's gallery block;
-    ``query_images``: the images that prompt shows before the gallery (0 or 1).
+    ``query_images``: the images that prompt shows before the gallery (0 or 1). ``reuse_cache``:
+    a page's later turns run only their new tokens on the earlier turns' key/value cache
+    (``scorer.TurnReader``; the same picks up to float rounding); False re-reads every turn.
     """
     if window < 2 and len(candidates) > 1:
         raise ValueError("best-choice needs a window of at least 2 images: with one image a page "
                          "there is no choice to read")
     window = min(window, len(candidates)) if candidates else window
     total = _passes(len(candidates), max(window, 1))
-    picker = _Picker(reader, builder, processor, first_turn, query_images, max(window, 1), progress, total)
+    picker = _Picker(reader, builder, processor, first_turn, query_images, max(window, 1), progress, total,
+                     reuse_cache)
     runs = [_order_page(picker, list(range(s, min(s + window, len(candidates)))), candidates)
             for s in range(0, len(candidates), window)]
     while len(runs) > 1:

@@ -525,6 +525,66 @@ class Reader:
         return [rows[i] for i in range(len(reads))]
 
 
+class TurnReader:
+    """``Reader.read`` for one conversation read turn after turn, keeping its key/value cache.
+
+    A turn whose tokens extend the previous turn's (the same tokens first, the same encoded images
+    as objects) runs only its new tokens through the language model, on top of the kept cache;
+    anything else starts over. Best-choice asks this of every page: turn k+1 is turn k's prompt,
+    the model's pick ("3<|im_end|>") and the next question. Equal to re-reading the whole prompt
+    up to float rounding (the same tokens, positions and causal attention; tests/test_scorer.py).
+    """
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self.ids: list[int] = []
+        self.images: list[EncodedImage] = []
+        self.cache = None
+        self.tokens_run = 0  # language-model tokens computed, for measuring the saving
+
+    def _kept(self, item: Item, last_offset: int) -> int:
+        """How many of ``item``'s tokens the cache already holds (0: start over)."""
+        n = len(self.ids)
+        r = self.reader
+        if (self.cache is None or len(item.ids) - last_offset < n or item.ids[:n] != self.ids
+                or len(item.images) < len(self.images)
+                or any(a is not b for a, b in zip(item.images, self.images))):
+            return 0
+        if item.ids[n - 1] == r.image_token_id and item.ids[n] == r.image_token_id:
+            return 0  # an image span would be cut in two
+        return n
+
+    @torch.no_grad()
+    def read(self, item: Item, reads: Sequence[tuple[int, Sequence[int]]]) -> list[np.ndarray]:
+        r = self.reader
+        for offset, _ in reads:
+            if not 1 <= offset <= len(item.ids):
+                raise ValueError(f"read offset {offset} outside 1..{len(item.ids)}")
+        start = self._kept(item, max(o for o, _ in reads))
+        if start == 0:
+            self.cache = None
+        device = r.model.device
+        full = torch.tensor([item.ids], device=device)
+        pos = r._positions(full, torch.ones_like(full), [item.images])[:, :, start:]
+        kept_images = _count_spans(item.ids[:start], r.image_token_id)
+        emb = r._embed(full[:, start:], list(item.images[kept_images:]))
+        kwargs = {"cache": self.cache} if self.cache is not None else {}
+        out = r.lm(inputs_embeds=emb, position_ids=pos, attention_mask=torch.ones_like(full), use_cache=True,
+                   **kwargs)
+        self.cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        self.ids, self.images = list(item.ids), list(item.images)
+        self.tokens_run += len(item.ids) - start
+        hidden = out.last_hidden_state[0]
+        results = []
+        for offset, tokens in reads:
+            h = hidden[len(item.ids) - offset - start]
+            logits = h @ r.head.weight[list(tokens)].T.to(h.dtype)
+            if getattr(r.head, "bias", None) is not None:
+                logits = logits + r.head.bias[list(tokens)]
+            results.append(logits.float().cpu().numpy()[None])
+        return results
+
+
 def _count_spans(ids: list[int], token: int) -> int:
     """Number of maximal runs of ``token`` in ``ids`` (= images in a token prefix)."""
     return sum(1 for i, t in enumerate(ids) if t == token and (i == 0 or ids[i - 1] != token))
