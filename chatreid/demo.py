@@ -90,6 +90,9 @@ class DemoConfig:
                    "attr_predict=0.075")
     gallery2: tuple = (2, 4)  # stage-2 gallery N ~ U{a..b}: few images a row keeps rows short
     gallery3: tuple = (2, 5)
+    # stage 3's mixture over its default (--mix of build-data; empty: the default, whose Yes/No
+    # replay is 20% of the rows)
+    mix3: tuple = ()
     # Stage 1 needs hundreds of steps before colour words come from the image (docs/demo-learning.md)
     steps: dict = field(default_factory=lambda: {1: 800, 2: 600, 3: 150})
     batch: int = 8
@@ -236,7 +239,7 @@ def make_instructions(cfg: DemoConfig, store: Path, work: Path) -> dict[int, Pat
         if stage == 2:
             argv += ["--mix", *cfg.mix2, "--gallery", *cfg.gallery2]
         if stage == 3:
-            argv += ["--gallery", *cfg.gallery3]
+            argv += ["--gallery", *cfg.gallery3] + (["--mix", *cfg.mix3] if cfg.mix3 else [])
         _chatreid(argv)
         data[stage] = out
     return data
