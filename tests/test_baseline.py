@@ -82,6 +82,8 @@ def test_augment_keeps_shape_and_range_and_erases_some():
     fill = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
     erased = (out - fill).abs().amax(1) < 1e-6
     assert (erased.flatten(1).sum(1) > 0).all()  # every image got a rectangle at p=1
+    gray = augment(x.clone(), torch.Generator().manual_seed(0), erasing_prob=0.0, grayscale_prob=1.0)
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
 
 
 # -- training and the folder -------------------------------------------------------------------

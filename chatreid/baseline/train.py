@@ -58,6 +58,9 @@ class BaselineArguments:
     label_smoothing: float = 0.1
     margin: float = field(default=0.3, metadata={"help": "Triplet loss margin."})
     erasing_prob: float = field(default=0.5, metadata={"help": "Random erasing probability."})
+    grayscale_prob: float = field(default=0.0, metadata={
+        "help": "Random grayscale probability (not in the bag of tricks; CAJ-style channel augmentation for "
+                "visible-infrared data, where colour does not cross modalities). Default 0: off."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps (smoke runs)."})
     seed: int = 0
     device: str | None = field(default=None, metadata={"help": "Default: cuda when available."})
@@ -186,10 +189,16 @@ class PKSampler(torch.utils.data.Sampler):
 _ERASE_FILL = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)  # Zhong et al.'s fill (ImageNet-ish mean)
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, erasing_prob: float = 0.5) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator, erasing_prob: float = 0.5,
+            grayscale_prob: float = 0.0) -> torch.Tensor:
     """Random horizontal flip, zero pad (h/25) and random crop back to size, random erasing
-    (area 2-40%, aspect 0.3-3.3) with probability ``erasing_prob``: the bag-of-tricks pipeline."""
+    (area 2-40%, aspect 0.3-3.3) with probability ``erasing_prob``: the bag-of-tricks pipeline;
+    then, with ``grayscale_prob``, the image's luminance in all three channels."""
     n, _, h, w = x.shape
+    if grayscale_prob > 0:
+        gray = torch.rand(n, generator=gen) < grayscale_prob
+        luma = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+        x = torch.where(gray.view(n, 1, 1, 1), luma, x)
     flip = torch.rand(n, generator=gen) < 0.5
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
     pad = max(1, round(h / 25.6))
@@ -280,7 +289,7 @@ def train(args: BaselineArguments, progress: bool = True) -> TrainResult:
             if step >= total:
                 break
             idx = torch.tensor(batch)
-            x = augment(data.pixels[idx].float().div_(255), gen, args.erasing_prob)
+            x = augment(data.pixels[idx].float().div_(255), gen, args.erasing_prob, args.grayscale_prob)
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             y = data.labels[idx].to(device)
             logits, feats = model(x)
@@ -350,7 +359,8 @@ def model_card(config: dict, history: list[dict], repo_id: str | None = None) ->
         f"- losses: cross-entropy with label smoothing {t['label_smoothing']} on BNNeck logits + batch-hard "
         f"triplet (margin {t['margin']}) on pre-BNNeck features",
         f"- batches: PK sampling, P={t['ids_per_batch']} identities x K={t['images_per_id']} images; "
-        f"random flip, pad-and-crop, random erasing p={t['erasing_prob']}",
+        f"random flip, pad-and-crop, random erasing p={t['erasing_prob']}"
+        + (f", random grayscale p={t['grayscale_prob']}" if t.get("grayscale_prob") else ""),
         f"- optimiser: Adam lr {t['lr']}, weight decay {t['weight_decay']}, warm-up {t['warmup_epochs']} epochs "
         f"from x{t['warmup_factor']}, x{t['gamma']} at epochs {t['milestones']}",
         f"- {t['epochs']} epochs ({t['steps']} steps), seed {t['seed']}; {t['seconds']} s on {t['device']} "
