@@ -72,8 +72,7 @@ _NEEDS_CLOTHES = {"cc", "sc"}
 _SYSU_QUERY_CAMS = (3, 6)
 _SYSU_GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 
-# Working memory per chunk of queries (a few boolean masks and a row copy per query); bounds the
-# peak far below the distance matrix itself.
+# Working memory per chunk of queries at most (a sort buffer and a few boolean masks).
 CHUNK_BYTES = 64 * 2**20
 
 
@@ -162,7 +161,11 @@ def evaluate_reid(
     inp = np.zeros(num_q)
     cmc_sum = np.zeros(max_rank)  # cuhk03_classic: sampled CMC, summed over valid queries
 
-    rows = max(1, CHUNK_BYTES // (16 * num_g))
+    # About 16 bytes of working memory per element of a chunk (the sort buffer and a few masks):
+    # at most CHUNK_BYTES, and at most a third of the matrix, so the peak stays within 1.5x a
+    # small matrix too (1 MiB at least, so tiny inputs are not cut into single rows).
+    budget = CHUNK_BYTES if scores is None else min(CHUNK_BYTES, max(scores.nbytes // 3, 2**20))
+    rows = max(1, budget // (16 * num_g))
     # The fast path's sort buffer, reused by every chunk: a fresh chunk-sized array per chunk would
     # page-fault in again each time, which costs about as much as the sort.
     work = None
