@@ -185,6 +185,14 @@ def test_readme_command_on_a_cpu_machine_says_what_to_change(sft, capsys):
     assert len(err) == 1 and "--use_cpu true --bf16 false" in err[0] and "GPU" in err[0], err
 
 
+@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is not None, reason="liger-kernel is installed here")
+def test_liger_without_the_package_is_one_line_before_training(sft, data, tiny_model_dir, tmp_path, capsys):
+    assert sft.cli(_args(1, data, tiny_model_dir, tmp_path / "run", "--use_liger_kernel", "true")) == 2
+    err = capsys.readouterr().err
+    assert "needs the liger-kernel package" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("online", [False, True])
 def test_stage2_default_previous_stage_is_named_missing_at_once(sft, data, tiny_model_dir, tmp_path, capsys,
                                                                  monkeypatch, online):

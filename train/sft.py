@@ -63,6 +63,8 @@ def preflight(script_args, training_args, model_args):
         raise ValueError("--dataset_name is required (an instruction dataset folder or Hub id)")
     if not script_args.image_store:
         raise ValueError("--image_store is required (the image store the rows' image_ids refer to)")
+    if training_args.use_liger_kernel:
+        checks.check_liger()
     frozen = frozen_parts(script_args.stage, freeze_merger=script_args.freeze_merger)
     if script_args.train_vision_encoder and "vision_encoder" in frozen:
         raise ValueError("stage 3 trains with the vision encoder frozen (paper section 3.3); "

@@ -99,6 +99,15 @@ def explain_training_args_error(err: Exception) -> str:
     return text
 
 
+def check_liger() -> None:
+    """``--use_liger_kernel true`` needs the liger-kernel package (Triton kernels: a GPU)."""
+    import importlib.util
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise ValueError("--use_liger_kernel true needs the liger-kernel package (pip install liger-kernel) "
+                         "and a GPU for its Triton kernels; drop the option to train without it")
+
+
 def _looks_local(path: str) -> bool:
     """A path meant as a folder here: it exists, starts like a path, is not ``namespace/name``, or
     its first part is a local folder (``runs/stage1`` beside an existing ``runs/``)."""
