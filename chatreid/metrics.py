@@ -21,7 +21,8 @@ Protocols, each matching the public reference code named beside it:
 =================  =======================================================  =====================
 protocol           junk (removed from a query's ranking)                    reference
 =================  =======================================================  =====================
-market             same identity and same camera                            torchreid eval_market1501
+market             same identity and same camera; every gallery item of     torchreid eval_market1501,
+                   identity -1 (Market-1501's junk boxes)                   Market-1501's evaluation code
 cuhk03_classic     as market; CMC by single-gallery-shot sampling: one       torchreid eval_cuhk03
                    random kept image per gallery identity, averaged over
                    `num_repeats` (10) draws from a seeded generator; mAP and
@@ -156,6 +157,12 @@ def evaluate_reid(
     dedup = protocol == "sysu" and options["dedup_cmc"]
     rng = np.random.default_rng(options["seed"]) if protocol == "cuhk03_classic" else None
 
+    # Market-1501's own evaluation also drops the junk boxes (identity -1) for every query; loaders
+    # that drop them at reading time (torchreid) make this a no-op
+    g_junk = (g_pids == -1) if protocol == "market" and g_pids.dtype.kind in "iu" else None
+    if g_junk is not None and not g_junk.any():
+        g_junk = None
+
     first_hit = np.full(num_q, -1, dtype=np.int64)  # 0-based kept rank of the first match (-1: invalid)
     ap = np.zeros(num_q)
     inp = np.zeros(num_q)
@@ -173,6 +180,8 @@ def evaluate_reid(
         stop = min(num_q, start + rows)
         same_pid = g_pids[None, :] == q_pids[start:stop, None]
         junk = _junk(protocol, same_pid, cams, clothes, start, stop)
+        if g_junk is not None:
+            junk = junk | g_junk[None, :]
         block = None
         if scores is not None:
             block = np.asarray(scores[start:stop])

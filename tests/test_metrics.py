@@ -419,3 +419,24 @@ def test_bad_input_names_the_field(kwargs, field):
 def test_metric_never_imports_torch():
     code = "import sys, chatreid.metrics; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_market_junk_boxes_never_count_but_distractors_do():
+    """Market-1501's evaluation drops identity -1 (junk) for every query; identity 0 (distractors)
+    stays in the ranking as a wrong match. Both ranked above the true match here."""
+
+    g_pids, g_cams = [-1, 0, 7, 8], [1, 1, 2, 2]
+    dist = [[0.1, 0.5, 0.3, 0.9]]  # junk first, then the match, then the distractor
+    res = evaluate_reid(np.array(dist), q_pids=[7], g_pids=g_pids, q_camids=[1], g_camids=g_cams, protocol="market")
+    assert res["rank1"] == 1.0 and res["mAP"] == 1.0
+    dist = [[0.1, 0.2, 0.3, 0.9]]  # the distractor now outranks the match
+    res = evaluate_reid(np.array(dist), q_pids=[7], g_pids=g_pids, q_camids=[1], g_camids=g_cams, protocol="market")
+    assert res["rank1"] == 0.0 and res["mAP"] == pytest.approx(0.5)
+    # other protocols know nothing of Market's junk label: -1 is just another identity there
+    res = evaluate_reid(np.array([[0.1, 0.5, 0.3, 0.9]]), q_pids=[7], g_pids=g_pids, q_camids=[1], g_camids=g_cams,
+                        protocol="general")
+    assert res["rank1"] == 0.0
+    # per-query rankings follow the same rule
+    res = evaluate_reid(rankings=[[0, 2, 1, 3]], q_pids=[7], g_pids=g_pids, q_camids=[1], g_camids=g_cams,
+                        protocol="market")
+    assert res["rank1"] == 1.0
