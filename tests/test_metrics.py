@@ -423,8 +423,7 @@ def test_metric_never_imports_torch():
 
 def test_market_junk_boxes_never_count_but_distractors_do():
     """Market-1501's evaluation drops identity -1 (junk) for every query; identity 0 (distractors)
-    stays in the ranking as a wrong match. Both ranked above the true match here."""
-
+    stays in the ranking as a wrong match."""
     g_pids, g_cams = [-1, 0, 7, 8], [1, 1, 2, 2]
     dist = [[0.1, 0.5, 0.3, 0.9]]  # junk first, then the match, then the distractor
     res = evaluate_reid(np.array(dist), q_pids=[7], g_pids=g_pids, q_camids=[1], g_camids=g_cams, protocol="market")
