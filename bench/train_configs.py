@@ -44,16 +44,13 @@ def _end_launches(signum, frame):
 
 
 def run_sft(result_path: str, sft_argv: list[str]) -> int:
-    """Inside the launch: train/sft.py's cli with a timing callback; rank 0 writes the result."""
-    import importlib.util
-
+    """Inside the launch: train/sft.py's run (``chatreid.training.sft.cli``) with a timing callback;
+    rank 0 writes the result."""
     import torch
     from transformers import TrainerCallback
 
-    spec = importlib.util.spec_from_file_location("chatreid_train_sft", ROOT / "train" / "sft.py")
-    sft = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = sft  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(sft)
+    from chatreid.training import sft
+
     cuda = torch.cuda.is_available()
 
     class Timing(TrainerCallback):

@@ -10,191 +10,28 @@ Stage 1 tunes the whole pretrained VLM on attribute captions; stage 2 puts the s
 encoder into a fresh pretrained decoder and tunes it all on the seven retrieval tasks; stage 3 tunes
 the stage-2 model with the vision encoder frozen on the Re-ID prompts (chatreid/model/surgery.py).
 Rows reference images by id; the collator fetches them from the image store and applies the stage's
-resolution policy (chatreid/training/). SFTTrainer does the loop. Any option of the YAML can be
+resolution policy (chatreid/training/). SFTTrainer does the loop; the run itself (loading, surgery,
+trainer, final save, card, push) is chatreid/training/sft.py. Any option of the YAML can be
 overridden on the command line; `--resume_from_checkpoint last` continues an interrupted run.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from dataclasses import dataclass, field
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  # noqa: E402
+from trl import ModelConfig, SFTConfig, TrlParser  # noqa: E402
 
-from chatreid.data.store import ImageStore  # noqa: E402
-from chatreid.model import DEFAULT_MODEL, load_model, load_processor  # noqa: E402
-from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
-from chatreid.model.surgery import PARTS, frozen_parts, prepare_stage_model, set_trainable, trainable_summary  # noqa: E402
-from chatreid.training import ReIDCollator  # noqa: E402
-from chatreid.training import checks, hub  # noqa: E402
-
-log = logging.getLogger("chatreid.train")
-
-
-@dataclass
-class ScriptArguments:
-    stage: int = field(metadata={"help": "1, 2 or 3 (paper section 3.1)."})
-    dataset_name: str = field(default=None, metadata={"help": "Instruction DatasetDict: save_to_disk folder or Hub id."})
-    image_store: str = field(default=None, metadata={"help": "Image store: folder or Hub dataset id."})
-    base_model: str | None = field(default=None, metadata={
-        "help": f"Pretrained VLM (stage 1 start; stage 2's fresh decoder). Default: --model_name_or_path, "
-                f"else {DEFAULT_MODEL}."})
-    previous_stage_checkpoint: str | None = field(default=None, metadata={
-        "help": "Output of the previous stage (its output_dir, its final/ folder, or a Hub id); stages 2 and 3."})
-    dataset_train_split: str = "train"
-    dataset_test_split: str = "validation"
-    merger_from: str = field(default="stage1", metadata={"help": "Stage 2: take the merger from 'stage1' or 'base'."})
-    freeze_merger: bool = field(default=False, metadata={"help": "Stage 3: freeze the merger with the encoder."})
-    train_vision_encoder: bool | None = field(default=None, metadata={
-        "help": "Leave unset: the stage decides (stage 3 freezes it). Setting it true on stage 3 is an error."})
-    batched_vision_attention: bool = field(default=True, metadata={
-        "help": "One attention call per group of equal-size images in the vision encoder (same outputs, faster)."})
-
-
-def preflight(script_args, training_args, model_args):
-    """Every check that needs no model: data, store, ids, previous stage, frozen-part requests."""
-    if script_args.stage not in (1, 2, 3):
-        raise ValueError(f"--stage must be 1, 2 or 3, not {script_args.stage}")
-    if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required (an instruction dataset folder or Hub id)")
-    if not script_args.image_store:
-        raise ValueError("--image_store is required (the image store the rows' image_ids refer to)")
-    if training_args.use_liger_kernel:
-        checks.check_liger()
-    frozen = frozen_parts(script_args.stage, freeze_merger=script_args.freeze_merger)
-    if script_args.train_vision_encoder and "vision_encoder" in frozen:
-        raise ValueError("stage 3 trains with the vision encoder frozen (paper section 3.3); "
-                         "train_vision_encoder=true asks to train a frozen part")
-    previous = checks.check_previous_stage(script_args.stage, script_args.previous_stage_checkpoint)
-    data = checks.load_instructions(script_args.dataset_name)
-    if script_args.dataset_train_split not in data:
-        raise ValueError(f"{script_args.dataset_name}: no split {script_args.dataset_train_split!r} "
-                         f"(has {list(data)})")
-    store = ImageStore.load(script_args.image_store)
-    splits = [script_args.dataset_train_split]
-    if training_args.eval_strategy != "no" and script_args.dataset_test_split in data:
-        splits.append(script_args.dataset_test_split)
-    for split in splits:
-        checks.check_rows(data[split], store, where=f"{script_args.dataset_name}[{split}]")
-    return data, store, previous, frozen
-
-
-def main(script_args, training_args, model_args, callbacks=None):
-    data, store, previous, frozen = preflight(script_args, training_args, model_args)
-    base = script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL
-    peft_config = get_peft_config(model_args)
-    if peft_config is not None and model_args.lora_target_modules is None:
-        peft_config.target_modules = checks.default_lora_targets(frozen)
-
-    load_kwargs = dict(dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation,
-                       trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)))
-    resume = training_args.resume_from_checkpoint
-    if resume in ("last", "true", "True"):
-        resume = checks.last_complete_checkpoint(training_args.output_dir)
-        log.info("resuming from %s", resume or "scratch (no complete checkpoint yet)")
-    if resume and peft_config is None:
-        # transformers' Trainer reloads checkpoint weights by raw key names, which for Qwen2-VL differ
-        # between the saved format and the module tree, so it would silently keep the fresh weights:
-        # we load the checkpoint through from_pretrained (which maps the names) and let the Trainer
-        # restore optimizer, scheduler, RNG and data position.
-        model = set_trainable(load_model(resume, **load_kwargs), **{p: p not in frozen for p in PARTS})
-    else:
-        model = prepare_stage_model(
-            script_args.stage, base=base, previous=previous, merger_from=script_args.merger_from,
-            freeze_merger=script_args.freeze_merger, revision=model_args.model_revision, **load_kwargs,
-        )
-    checks.check_frozen_not_trained(model, frozen, peft_config)
-    if script_args.batched_vision_attention:
-        enable_batched_vision_attention(model)
-    processor = load_processor(previous or base)
-
-    # The Hub push happens after the local export, by us, so a failed push cannot cost the checkpoint.
-    push, training_args.push_to_hub = training_args.push_to_hub, False
-    training_args.remove_unused_columns = False  # the collator needs messages and image_ids
-    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    eval_data = data.get(script_args.dataset_test_split) if training_args.eval_strategy != "no" else None
-    trainer = SFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=data[script_args.dataset_train_split],
-        eval_dataset=eval_data,
-        processing_class=processor,
-        data_collator=ReIDCollator(processor, store, script_args.stage, max_length=training_args.max_length),
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
-    _say_if_sharding_dropped(trainer.accelerator)
-    result = trainer.train(resume_from_checkpoint=resume)
-    eval_metrics = trainer.evaluate() if eval_data is not None else None
-
-    # Under ZeRO-3 or FSDP each process holds a shard of the weights: gathering them is a collective
-    # every process joins, before the main process writes them (unsharded runs save the model as is).
-    full_state = None
-    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
-        full_state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
-    if trainer.accelerator.is_main_process:
-        final_model = trainer.model
-        if peft_config is not None:  # export plain weights: the next stage and users load them directly
-            final_model = final_model.merge_and_unload()
-        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        # what this stage trained travels with the weights: the engine warns when it is asked to
-        # score with a prompt the final stage never saw (ReIDEngine.untrained_scoring)
-        train_rows = data[script_args.dataset_train_split]
-        if "task" in train_rows.column_names:
-            final_model.config.chatreid_tasks = sorted(set(train_rows["task"]))
-        final_model.config.chatreid_stage = script_args.stage
-        card = hub.model_card(
-            stage=script_args.stage, base=base, previous=previous, dataset=script_args.dataset_name,
-            store=script_args.image_store, repo_id=training_args.hub_model_id,
-            hyperparameters={k: v for k, v in training_args.to_dict().items() if not k.startswith(("hub_token", "push"))},
-            train_loss=losses[-1] if losses else result.training_loss, eval_metrics=eval_metrics,
-            trainable=trainable_summary(model if peft_config is None else final_model),
-            lora=peft_config.to_dict() if peft_config is not None else None,
-            tasks=getattr(final_model.config, "chatreid_tasks", None),
-        )
-        final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card,
-                                        state_dict=full_state if peft_config is None else None)
-        print(f"stage {script_args.stage}: model saved to {final_dir}", flush=True)
-        if push:
-            repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
-            if not hub.push_checkpoint(final_dir, repo_id, private=training_args.hub_private_repo,
-                                       token=training_args.hub_token,
-                                       commit_message=f"ChatReID stage {script_args.stage}"):
-                print(f"push to {repo_id} failed; the checkpoint is kept at {final_dir}", file=sys.stderr, flush=True)
-                return 3
-    return 0
-
-
-def _say_if_sharding_dropped(accelerator) -> None:
-    """accelerate (1.15) turns FSDP on only for accelerator devices: launched with an FSDP config on
-    CPUs, the run is plain data parallel with every weight on every process. Say so, once."""
-    for kind in ("FSDP", "DEEPSPEED"):
-        asked = os.environ.get(f"ACCELERATE_USE_{kind}", "false").lower() == "true"
-        if asked and accelerator.distributed_type.name != kind and accelerator.is_main_process:
-            print(f"train/sft.py: warning: the launch asked for {kind} but accelerate runs "
-                  f"{accelerator.distributed_type.name} here (no sharding): it applies {kind} on accelerators only",
-                  file=sys.stderr, flush=True)
+from chatreid.training import sft  # noqa: E402
+from chatreid.training.sft import ScriptArguments  # noqa: E402
 
 
 def cli(argv=None, callbacks=None) -> int:
     """``callbacks``: extra ``transformers.TrainerCallback``s, for callers that run the script in
-    their own process (the demo build measures held-out learning curves this way)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
-    try:
-        script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    except ValueError as err:  # TrainingArguments' own checks of the options (one line, no traceback)
-        print(f"train/sft.py: error: {checks.explain_training_args_error(err)}", file=sys.stderr, flush=True)
-        return 2
-    try:
-        return main(script_args, training_args, model_args, callbacks)
-    except (ValueError, OSError) as err:  # user errors: one line, no traceback
-        print(f"train/sft.py: error: {err}", file=sys.stderr, flush=True)
-        return 2
+    their own process (benchmarks time each step this way)."""
+    return sft.cli(argv, callbacks, parser=TrlParser((ScriptArguments, SFTConfig, ModelConfig)))
 
 
 if __name__ == "__main__":

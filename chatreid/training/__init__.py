@@ -1,4 +1,5 @@
-"""Training support for ``train/sft.py``: collation, resolution policies, pre-flight checks, Hub export."""
+"""Training: the stage run that ``train/sft.py`` wires (``chatreid.training.sft``), collation,
+resolution policies, pre-flight checks, Hub export."""
 
 from chatreid.training.collate import IGNORE_INDEX, AssistantMasker, ReIDCollator, count_image_placeholders
 from chatreid.training.resolution import STAGE_POLICIES, ResolutionPolicy, policy_for_stage
