@@ -4,8 +4,8 @@
 
 A Gradio 6 multimodal chat over ``chatreid.retrieval`` (the engine does all Re-ID; this file is UI
 only): upload a gallery, attach the person's photo or describe them, get the answer and the ranked
-gallery, refine turn by turn (``chatreid.retrieval.conversation``). Limits, uploads and the
-default model live in ``chatreid.app_support``. The API is documented in ``docs/app.md``.
+gallery, refine turn by turn (the chat layer, ``chatreid.chat``: the words, the conversation, the
+limits, uploads, sessions and the default model). The API is documented in ``docs/app.md``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from chatreid.app_support import (EXAMPLES_DIR, Limits, ModelChoice, SessionStore,  # noqa: E402
-                                  SettingsError, UploadError, app_default_model, check_message,
-                                  example_galleries, image_bytes, limit_malloc_arenas,
-                                  load_example_gallery, release_freed_memory,
-                                  load_gallery, load_query_images, model_card_summary)
-from chatreid.retrieval.conversation import (AUTO, TASK_NAMES, ChatError, Conversation,  # noqa: E402
-                                             HELP_TEXT, Reply, as_text, name_text)
+from chatreid.chat.answers import HELP_TEXT, TASK_NAMES, as_text, name_text  # noqa: E402
+from chatreid.chat.conversation import AUTO, ChatError, Conversation, Reply  # noqa: E402
+from chatreid.chat.examples import (EXAMPLES_DIR, example_galleries,  # noqa: E402
+                                    load_example_gallery)
+from chatreid.chat.sessions import (SessionStore, limit_malloc_arenas,  # noqa: E402
+                                    release_freed_memory)
+from chatreid.chat.settings import (Limits, ModelChoice, SettingsError,  # noqa: E402
+                                    app_default_model, model_card_summary)
+from chatreid.chat.uploads import (UploadError, check_message, image_bytes,  # noqa: E402
+                                   load_gallery, load_query_images)
 
 log = logging.getLogger("chatreid.app")
 

@@ -91,7 +91,7 @@ def make_attack_files(out: Path) -> dict[str, Path]:
 def run_attacks(url: str, query: Path, gallery_zip: Path, tmp: Path, engine, limits, store) -> int:
     import gc
 
-    from chatreid.app_support import UploadError, check_message
+    from chatreid.chat.uploads import UploadError, check_message
 
     from gradio_client import Client, handle_file
 
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     os.environ["CHATREID_MAX_GALLERY"] = str(max(args.gallery, 200))
 
     import app
-    from chatreid.app_support import Limits, app_default_model
+    from chatreid.chat.settings import Limits, app_default_model
     from gradio_client import Client, handle_file
 
     tmp = Path(tempfile.mkdtemp(prefix="chatreid-load-"))

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from chatreid.app_support import app_default_model
+    from chatreid.chat.settings import app_default_model
     from chatreid.retrieval import Query, ReIDEngine
     from chatreid.retrieval.scorer import Item, chat_prompt, yes_no_prompt
 

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from chatreid.app_support import EXAMPLES_DIR, Limits, ModelChoice
+from chatreid.chat.examples import EXAMPLES_DIR
+from chatreid.chat.settings import Limits, ModelChoice
 
 CAPTION = re.compile(r"^#(\d+) · (-?\d+\.\d+) · (.+)$")
 MARKET = EXAMPLES_DIR / "market"
@@ -260,7 +261,7 @@ def test_images_are_reduced_on_arrival_and_counted(served, client):
     assert "Gallery ready: 3 images" in said
     # the reduced images (with their pre-filter features, a few kB, and the VLM encodings the
     # searches will keep, budgeted at upload from the reduced size), not 3 x 12 MB
-    from chatreid.app_support import reduced_size
+    from chatreid.chat.uploads import reduced_size
 
     encodings = served.engine.encoding_bytes([Image.new("RGB", reduced_size(2000, 2000, keep))] * 3)
     assert 0 < encodings < 3 * keep * 3

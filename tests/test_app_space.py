@@ -30,8 +30,8 @@ def test_stage_app_space(tmp_path):
     assert meta["models"] and isinstance(meta["models"], list)
     assert meta["sdk_version"] == version("gradio")  # the version the tests ran
     # what app.py imports and serves is there; nothing compiled or hidden is
-    assert (staged / "chatreid" / "app_support.py").is_file()
-    assert (staged / "chatreid" / "retrieval" / "conversation.py").is_file()
+    assert (staged / "chatreid" / "chat" / "settings.py").is_file()
+    assert (staged / "chatreid" / "chat" / "conversation.py").is_file()
     assert (staged / "examples" / "manifest.json").is_file()
     assert not list(staged.rglob("__pycache__"))
     reqs = (staged / "requirements.txt").read_text()

@@ -1,4 +1,5 @@
-"""The app's model resolution, limits and upload handling, without launching Gradio."""
+"""The chat layer's support for the app (chatreid.chat: settings, uploads, sessions, examples),
+without launching Gradio."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chatreid import app_support
-from chatreid.app_support import (Limits, UploadError, app_default_model, example_galleries,
-                                  load_gallery, load_query_images, open_image)
+from chatreid.chat import examples, sessions, settings, uploads
+from chatreid.chat.examples import example_galleries
+from chatreid.chat.settings import Limits, app_default_model
+from chatreid.chat.uploads import UploadError, load_gallery, load_query_images, open_image
 
 
 def _png(path: Path, size=(32, 64), colour=(200, 30, 30)) -> Path:
@@ -39,7 +41,7 @@ def test_model_resolution_order(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATREID_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CHATREID_MODEL", "org/from-env")
     demo = tmp_path / "demo"
-    monkeypatch.setattr(app_support, "DEMO_MODEL_DIR", demo)
+    monkeypatch.setattr(settings, "DEMO_MODEL_DIR", demo)
     assert app_default_model("org/from-cli").source == "--model"
     assert app_default_model("org/from-cli").name_or_path == "org/from-cli"
     assert app_default_model(None).name_or_path == "org/from-env"
@@ -57,7 +59,7 @@ def test_model_resolution_order(tmp_path, monkeypatch):
 def test_tiny_model_is_built_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATREID_CACHE", str(tmp_path))
     monkeypatch.delenv("CHATREID_MODEL", raising=False)
-    monkeypatch.setattr(app_support, "DEMO_MODEL_DIR", tmp_path / "absent")
+    monkeypatch.setattr(settings, "DEMO_MODEL_DIR", tmp_path / "absent")
     calls = []
 
     def fake_build(out, seed=0):
@@ -178,7 +180,7 @@ def test_example_galleries_are_consistent():
         for p in e.prompts:
             assert p["truth"] and set(p["truth"]) <= names  # ground truth points at real files
             if p["query"]:
-                assert (app_support.EXAMPLES_DIR / e.name / "query" / p["query"]).is_file()
+                assert (examples.EXAMPLES_DIR / e.name / "query" / p["query"]).is_file()
         total += sum(f.stat().st_size for f in e.gallery + e.queries)
     assert total < 2_000_000
     assert not ex["pedes"].queries  # the text example has no query photo
@@ -188,8 +190,8 @@ def test_example_galleries_are_consistent():
 def test_model_card_summary_skips_front_matter_and_headings(tmp_path, front_gap):
     (tmp_path / "README.md").write_text(
         f"---\nlicense: apache-2.0\n---\n{front_gap}# A model\n\nWhat it is.\n\n## More\n\nDetails.\n")
-    assert app_support.model_card_summary(str(tmp_path)) == "What it is."
-    assert app_support.model_card_summary(str(tmp_path / "absent")) is None
+    assert settings.model_card_summary(str(tmp_path)) == "What it is."
+    assert settings.model_card_summary(str(tmp_path / "absent")) is None
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -204,16 +206,16 @@ def test_model_card_summary_skips_front_matter_and_headings(tmp_path, front_gap)
 ])
 def test_every_setting_is_validated_with_one_line(monkeypatch, name, value, needle):
     monkeypatch.setenv(name, value)
-    with pytest.raises(app_support.SettingsError) as err:
+    with pytest.raises(settings.SettingsError) as err:
         Limits.from_env()
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_every_setting_reaches_its_limit(monkeypatch):
-    for name, (attr, default, least, _) in app_support.SETTINGS.items():
+    for name, (attr, default, least, _) in settings.SETTINGS.items():
         monkeypatch.setenv(name, str(least + 3))
     lim = Limits.from_env()
-    for name, (attr, default, least, _) in app_support.SETTINGS.items():
+    for name, (attr, default, least, _) in settings.SETTINGS.items():
         assert getattr(lim, attr) == least + 3, name
     monkeypatch.setenv("CHATREID_TOPK", "5")  # a typo is named, not silently used
     assert Limits.unknown_settings() == ["CHATREID_TOPK"]
@@ -233,7 +235,7 @@ def test_app_refuses_a_bad_setting_at_start_in_one_line(monkeypatch, capsys):
 
 def test_images_are_reduced_on_arrival(tmp_path):
     lim = Limits(model_pixels=2048)  # a model that reads 2048 pixels: the thumbnail size rules
-    assert lim.keep_pixels == app_support.THUMB_PIXELS
+    assert lim.keep_pixels == settings.THUMB_PIXELS
     big = _png(tmp_path / "big.png", (3000, 1500), (10, 200, 30))
     im = open_image(str(big), "big.png", lim)
     assert im.mode == "RGB" and im.width * im.height <= lim.keep_pixels
@@ -247,17 +249,17 @@ def test_images_are_reduced_on_arrival(tmp_path):
     assert small.size == (64, 128)  # smaller than needed: untouched
     # a model that reads more keeps more, up to what it reads
     lim = Limits(model_pixels=1_000_000)
-    assert open_image(str(big), "big.png", lim).size == app_support.reduced_size(3000, 1500, 1_000_000)
+    assert open_image(str(big), "big.png", lim).size == uploads.reduced_size(3000, 1500, 1_000_000)
     # the session bound in docs/app.md follows from it
     assert Limits(max_gallery=200, max_query_images=4, model_pixels=2048).session_image_bytes == \
-        204 * app_support.THUMB_PIXELS * 3
+        204 * settings.THUMB_PIXELS * 3
 
 
 def test_reduced_size_keeps_aspect_and_bound():
     for w, h, keep in [(4096, 4096, 131072), (5000, 7, 1000), (7, 5000, 1000), (100, 100, 99)]:
-        tw, th = app_support.reduced_size(w, h, keep)
+        tw, th = uploads.reduced_size(w, h, keep)
         assert 1 <= tw <= w and 1 <= th <= h and tw * th <= keep
-    assert app_support.reduced_size(10, 20, 200) == (10, 20)
+    assert uploads.reduced_size(10, 20, 200) == (10, 20)
 
 
 # -- zip limits -------------------------------------------------------------------------------------
@@ -296,8 +298,8 @@ def test_zip_member_that_declares_less_than_it_holds_is_not_trusted(tmp_path):
 
 
 def test_read_capped_stops_at_the_cap():
-    assert app_support._read_capped(io.BytesIO(b"x" * 10), 10, chunk=3) == b"x" * 10
-    assert app_support._read_capped(io.BytesIO(b"x" * 11), 10, chunk=3) is None
+    assert uploads._read_capped(io.BytesIO(b"x" * 10), 10, chunk=3) == b"x" * 10
+    assert uploads._read_capped(io.BytesIO(b"x" * 11), 10, chunk=3) is None
 
 
 def test_many_files_are_refused_before_any_is_opened(tmp_path):
@@ -316,13 +318,13 @@ def test_message_length_is_checked_in_characters_then_tokens():
         return len(text.split())
 
     lim = Limits(max_message_chars=50, max_message_tokens=5)
-    app_support.check_message("a woman in red", lim, count)
+    uploads.check_message("a woman in red", lim, count)
     with pytest.raises(UploadError, match="100,000 characters long; the limit is 50"):
-        app_support.check_message("x" * 100_000, lim, count)
+        uploads.check_message("x" * 100_000, lim, count)
     assert calls == [14]  # the tokenizer never saw the long one
     with pytest.raises(UploadError, match="6 tokens long; the limit is 5"):
-        app_support.check_message("one two three four five six", lim, count)
-    app_support.check_message("", lim, count)
+        uploads.check_message("one two three four five six", lim, count)
+    uploads.check_message("", lim, count)
 
 
 # -- sessions ---------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ class _Clock:
 
 def test_idle_sessions_are_dropped_after_the_idle_time():
     clock = _Clock()
-    store = app_support.SessionStore(budget_bytes=1000, idle_seconds=60, max_sessions=10, clock=clock)
+    store = sessions.SessionStore(budget_bytes=1000, idle_seconds=60, max_sessions=10, clock=clock)
     a, b = _Sess(100), _Sess(100)
     for s in (a, b):
         store.begin(s)
@@ -364,7 +366,7 @@ def test_idle_sessions_are_dropped_after_the_idle_time():
 
 def test_budget_drops_the_longest_idle_then_says_busy():
     clock = _Clock()
-    store = app_support.SessionStore(budget_bytes=1000, idle_seconds=3600, max_sessions=3, clock=clock)
+    store = sessions.SessionStore(budget_bytes=1000, idle_seconds=3600, max_sessions=3, clock=clock)
     old, newer, me = _Sess(400), _Sess(400), _Sess(0)
     for t, s in ((1, old), (2, newer), (3, me)):
         clock.t = t
@@ -375,10 +377,10 @@ def test_budget_drops_the_longest_idle_then_says_busy():
     assert old.dropped and "other people's galleries" in old.dropped and not newer.dropped
     me.bytes = 300
     store.begin(newer)  # now every other session is active
-    with pytest.raises(app_support.Busy, match="busy"):
+    with pytest.raises(sessions.Busy, match="busy"):
         store.admit(me, 400)
     assert not newer.dropped and me.bytes == 300  # nothing taken, nothing lost
-    with pytest.raises(app_support.Busy, match="whole budget"):
+    with pytest.raises(sessions.Busy, match="whole budget"):
         store.admit(me, 5000)
     store.end(newer)
     store.admit(me, 400, replaces_bytes=300)  # replacing its own gallery: fits
@@ -397,8 +399,8 @@ def test_malloc_arenas_are_capped_unless_the_person_chose(monkeypatch):
     import platform
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert app_support.limit_malloc_arenas() is False  # the environment's choice wins
+    assert sessions.limit_malloc_arenas() is False  # the environment's choice wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     glibc = platform.libc_ver()[0] == "glibc"
-    assert app_support.limit_malloc_arenas() is glibc
-    app_support.release_freed_memory()  # never raises, glibc or not
+    assert sessions.limit_malloc_arenas() is glibc
+    sessions.release_freed_memory()  # never raises, glibc or not

@@ -12,8 +12,9 @@ from PIL import Image
 from chatreid import prompts
 from chatreid.data.attributes import VOCAB
 from chatreid.retrieval import SearchResult
-from chatreid.retrieval.conversation import (Conversation, GalleryItem, infer_task, interpret,
-                                             name_images, parse_attributes)
+from chatreid.chat.answers import name_images
+from chatreid.chat.conversation import Conversation, GalleryItem
+from chatreid.chat.intents import attributes_in_request, infer_task, interpret
 
 
 class FakeEngine:
@@ -82,23 +83,23 @@ def conv():
     ("she is not carrying a bag", {"gender": "female", "bag": False}),
     ("long-sleeved white shirt", {"sleeve": "long", "upper_color": "white"}),
 ])
-def test_parse_attributes_maps_phrases_into_vocab(text, expected):
-    attrs, notes = parse_attributes(text)
+def test_attributes_in_request_maps_phrases_into_vocab(text, expected):
+    attrs, notes = attributes_in_request(text)
     assert attrs == expected
     assert notes == []
     for key, value in attrs.items():  # every value the parser produces is in the vocabulary
         assert value in VOCAB[key]
 
 
-def test_parse_attributes_notes_what_the_vocabulary_lacks():
-    attrs, notes = parse_attributes("a man in an orange jacket and a red skirt")
+def test_attributes_in_request_notes_what_the_vocabulary_lacks():
+    attrs, notes = attributes_in_request("a man in an orange jacket and a red skirt")
     assert "upper_color" not in attrs and "lower_color" not in attrs  # neither colour is in VOCAB
     assert any("orange" in n for n in notes) and any("red" in n for n in notes)
 
 
 def test_pronoun_alone_is_not_an_attribute_query():
-    assert parse_attributes("find him")[0] == {}
-    assert parse_attributes("he carries a backpack")[0] == {"gender": "male", "backpack": True}
+    assert attributes_in_request("find him")[0] == {}
+    assert attributes_in_request("he carries a backpack")[0] == {"gender": "male", "backpack": True}
 
 
 # -- task inference ------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
     import app  # the banner the chat app shows for this model: the card's first paragraph
-    from chatreid.app_support import ModelChoice
+    from chatreid.chat.settings import ModelChoice
 
     banner = app._banner_markdown(ModelChoice(str(out), "demo"))
     assert "demo model" in banner and "CHATREID_MODEL" in banner and "--model" in banner

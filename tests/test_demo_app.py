@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from chatreid.app_support import EXAMPLES_DIR, Limits, ModelChoice
+from chatreid.chat.examples import EXAMPLES_DIR
+from chatreid.chat.settings import Limits, ModelChoice
 from chatreid.demo import DEFAULT_OUT
 
 MANIFEST = json.loads((EXAMPLES_DIR / "manifest.json").read_text())

@@ -1,0 +1,137 @@
+"""The sessions the app holds images for: idle expiry and one memory budget for all of them,
+and the process's own memory (glibc's malloc arenas) kept in line with what the sessions hold.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from chatreid.chat.settings import Limits
+from chatreid.chat.uploads import UploadError
+
+_MB = 1024 * 1024
+
+
+class Busy(UploadError):
+    """The server's session budget is used up by sessions that are all active."""
+
+
+class SessionStore:
+    """The sessions the app holds images for, with an idle time and a global budget.
+
+    A session is anything with ``nbytes()`` (the memory of the images it holds) and
+    ``drop(reason)`` (forget those images and remember to tell the person why). The app calls
+    :meth:`begin` at the start of every request and :meth:`end` after it; :meth:`admit` before a
+    session takes more images. Sessions idle longer than ``idle_seconds`` are dropped at the next
+    request of anyone; when the budget (bytes or number of sessions) would be passed, the sessions
+    idle longest are dropped first; if that is not enough (every other session is in the middle of
+    a request), :class:`Busy` is raised and nothing is taken.
+    """
+
+    def __init__(self, budget_bytes: int, idle_seconds: float, max_sessions: int,
+                 clock=time.monotonic):
+        self.budget_bytes, self.idle_seconds, self.max_sessions = budget_bytes, idle_seconds, max_sessions
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[int, dict] = {}  # id(session) -> {"session", "last", "active"}
+
+    @classmethod
+    def from_limits(cls, limits: Limits, clock=time.monotonic) -> "SessionStore":
+        return cls(limits.memory_mb * _MB, limits.idle_minutes * 60, limits.max_sessions, clock)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(e["session"].nbytes() for e in self._entries.values())
+
+    def _drop(self, key: int, reason: str) -> None:
+        entry = self._entries.pop(key)
+        entry["session"].drop(reason)
+
+    def _sweep(self, now: float) -> None:
+        for key, e in list(self._entries.items()):
+            if not e["active"] and now - e["last"] > self.idle_seconds:
+                self._drop(key, f"it was idle for more than {self.idle_seconds / 60:g} minutes")
+
+    def begin(self, session) -> None:
+        """A request of ``session`` starts: expire idle sessions, then register this one (which
+        may drop the longest-idle session, or raise Busy, at the session limit)."""
+        with self._lock:
+            now = self.clock()
+            self._sweep(now)
+            key = id(session)
+            if key not in self._entries:
+                self._make_room(key, 0, sessions=1)
+                self._entries[key] = {"session": session, "last": now, "active": 0}
+            e = self._entries[key]
+            e["active"] += 1
+            e["last"] = now
+
+    def forget(self, session) -> None:
+        """Stop tracking ``session`` (a one-off request's session, once answered)."""
+        with self._lock:
+            self._entries.pop(id(session), None)
+
+    def end(self, session) -> None:
+        with self._lock:
+            e = self._entries.get(id(session))
+            if e is not None:
+                e["active"] = max(0, e["active"] - 1)
+                e["last"] = self.clock()
+
+    def admit(self, session, new_bytes: int, replaces_bytes: int = 0) -> None:
+        """``session`` is about to hold ``new_bytes`` more image memory (``replaces_bytes`` of its
+        current images go): make room by dropping the longest-idle other sessions, or raise Busy."""
+        with self._lock:
+            self._make_room(id(session), new_bytes - replaces_bytes, sessions=0)
+
+    def _make_room(self, key: int, extra_bytes: int, sessions: int) -> None:
+        if extra_bytes > self.budget_bytes:
+            raise Busy(f"This needs {extra_bytes / _MB:,.0f} MB of image memory, more than the "
+                       f"server's whole budget ({self.budget_bytes / _MB:,.0f} MB, "
+                       "CHATREID_MEMORY_MB). Nothing was loaded; upload fewer images.")
+        def over() -> bool:
+            held = sum(e["session"].nbytes() for e in self._entries.values())
+            return (held + extra_bytes > self.budget_bytes
+                    or len(self._entries) + sessions > self.max_sessions)
+        while over():
+            idle = [(e["last"], k) for k, e in self._entries.items() if not e["active"] and k != key]
+            if not idle:
+                raise Busy("The server is busy: its memory for galleries is in use by other people's "
+                           "searches right now. Nothing was loaded; please try again in a minute.")
+            self._drop(min(idle)[1], "the server needed the memory for other people's galleries "
+                                     "(it drops the sessions idle longest first)")
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``), as ``MALLOC_ARENA_MAX`` would.
+
+    Each server thread that decodes an upload or runs the model otherwise gets its own arena, which
+    keeps the memory it freed: the process's RSS then grows by tens to hundreds of MB per busy
+    thread, whatever the sessions hold (docs/benchmarks.md). Not applied when ``MALLOC_ARENA_MAX``
+    is set (the person's choice wins) or outside glibc; returns whether it was applied.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, int(arenas)))  # M_ARENA_MAX is -8 in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False
+
+
+def release_freed_memory() -> None:
+    """Hand memory that is already free back to the system (glibc ``malloc_trim``), after an
+    upload decoded large images; a few milliseconds, nothing outside glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,202 @@
+"""What the chat app runs with: the model it loads and its limits.
+
+The model comes from ``--model``, ``$CHATREID_MODEL``, the embedded demo model folder or the tiny
+test model, in that order (:func:`app_default_model`: the one decision a future embedded demo model
+changes). Every limit is a ``CHATREID_*`` variable (:data:`SETTINGS`, :class:`Limits`), checked at
+start with a one-line error. No Gradio here, so all of it is unit-testable without a server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from chatreid import paths
+
+# Where the embedded demo model (a small trained ChatReID) lives, in the project's models/ folder
+# (``chatreid.paths``: beside the package, or under $CHATREID_HOME); when this folder holds a
+# checkpoint (config.json), it becomes the default. Its absence is normal (the tiny model runs).
+DEMO_MODEL_DIR = paths.models_dir() / "chatreid-demo"
+TINY_SEED = 0
+
+
+def cache_dir() -> Path:
+    """The app's cache: ``$CHATREID_CACHE``, else ``$HF_HOME/chatreid``, else ``~/.cache/chatreid``."""
+    if os.environ.get("CHATREID_CACHE"):
+        return Path(os.environ["CHATREID_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "chatreid"
+    return Path.home() / ".cache" / "chatreid"
+
+
+@dataclass
+class ModelChoice:
+    """The model the app loads, where the choice came from, and what to tell the person about it."""
+
+    name_or_path: str
+    source: str  # "--model" | "CHATREID_MODEL" | "demo" | "tiny"
+    notice: str = ""
+
+
+def app_default_model(cli_model: str | None = None, *, build: bool = True) -> ModelChoice:
+    """Resolve the model: ``--model`` > ``$CHATREID_MODEL`` > the demo model folder > the tiny model.
+
+    The tiny model (random weights: it runs every code path but its rankings mean nothing) is
+    built on first use into :func:`cache_dir` (about a second); ``build=False`` only names it.
+    """
+    if cli_model:
+        return ModelChoice(cli_model, "--model")
+    if os.environ.get("CHATREID_MODEL"):
+        return ModelChoice(os.environ["CHATREID_MODEL"], "CHATREID_MODEL")
+    if (DEMO_MODEL_DIR / "config.json").is_file():
+        return ModelChoice(str(DEMO_MODEL_DIR), "demo")
+    path = cache_dir() / f"tiny-qwen2vl-seed{TINY_SEED}"
+    if build and not (path / "config.json").is_file():
+        build_tiny_model(path)
+    return ModelChoice(str(path), "tiny", notice=(
+        "No trained ChatReID model is installed, so this app runs the **tiny test model** (random "
+        "weights): every feature works, but its rankings are not meaningful. Start it with "
+        "`--model PATH_OR_HUB_ID` or set `CHATREID_MODEL` to use a real checkpoint."))
+
+
+def build_tiny_model(path: Path) -> Path:
+    """Build the tiny model into ``path`` atomically (a half-written checkpoint never loads)."""
+    from chatreid.model.tiny import build_tiny_qwen2vl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+    try:
+        build_tiny_qwen2vl(tmp, seed=TINY_SEED)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process built it first
+            if not (path / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+
+def model_card_summary(name_or_path: str) -> str | None:
+    """The first paragraph of a local model's card (``README.md``), front matter and headings
+    skipped: how a model (the embedded demo above all) introduces itself in the app."""
+    card = Path(name_or_path) / "README.md"
+    if not card.is_file():
+        return None
+    text = re.sub(r"^---\n.*?\n---\n", "", card.read_text(encoding="utf-8"), flags=re.S)
+    paras = [p for p in (q.strip() for q in text.split("\n\n")) if p and not p.startswith("#")]
+    return paras[0] if paras else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Limits
+# ----------------------------------------------------------------------------------------------
+
+class SettingsError(ValueError):
+    """A ``CHATREID_*`` setting that cannot be used; the message is one line naming it."""
+
+
+# Every setting the app reads: name -> (Limits field, default, least allowed value, what it is).
+# ``None`` as default: unset means "no limit" (only CHATREID_TOP_K).
+SETTINGS = {
+    "CHATREID_MAX_FILE_MB": ("max_file_mb", 20, 1, "one upload, MB"),
+    "CHATREID_MAX_GALLERY": ("max_gallery", 200, 1, "images in one gallery"),
+    "CHATREID_MAX_QUERY_IMAGES": ("max_query_images", 4, 1, "query photos in one message"),
+    "CHATREID_MAX_PIXELS": ("max_pixels", 4096 * 4096, 1, "pixels of one uploaded image"),
+    "CHATREID_MAX_ZIP_MB": ("max_zip_mb", 200, 1, "unpacked size of one zip, MB"),
+    "CHATREID_IMAGE_PIXELS": ("model_pixels", 1024 * 1024, 1024,
+                              "pixels the model may read of one image (capped by its processor)"),
+    "CHATREID_MAX_MESSAGE_CHARS": ("max_message_chars", 2000, 1, "characters of one message"),
+    "CHATREID_MAX_MESSAGE_TOKENS": ("max_message_tokens", 512, 1, "tokens of one message"),
+    "CHATREID_REQUEST_SECONDS": ("request_seconds", 300, 1, "one search, seconds"),
+    "CHATREID_CONCURRENCY": ("concurrency", 1, 1, "model calls at once"),
+    "CHATREID_QUEUE_SIZE": ("queue_size", 64, 1, "waiting requests"),
+    "CHATREID_TOP_K": ("top_k", None, 1, "images the model scores"),
+    "CHATREID_IDLE_MINUTES": ("idle_minutes", 30, 1, "minutes before an idle session is dropped"),
+    "CHATREID_MEMORY_MB": ("memory_mb", 2048, 16, "images held by all sessions together, MB"),
+    "CHATREID_MAX_SESSIONS": ("max_sessions", 200, 1, "sessions held at once"),
+}
+# Settings read elsewhere (model choice, cache, tests); only checked for being non-empty.
+OTHER_SETTINGS = ("CHATREID_MODEL", "CHATREID_CACHE", "CHATREID_TEST_HF_HOME",
+                  "CHATREID_DOCS_SCREENSHOT", "CHATREID_PREFILTER")
+# What a session keeps of an image besides what the model reads: enough for the results
+# thumbnails and the pre-filter's 256x128 input.
+THUMB_PIXELS = 512 * 256
+
+
+def _env_int(name: str, least: int) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number (at least {least}), got {raw!r}") from None
+    if value < least:
+        raise SettingsError(f"{name} must be at least {least}, got {value}")
+    return value
+
+
+@dataclass
+class Limits:
+    """Every limit of the app; each can be set by its environment variable (``SETTINGS``)."""
+
+    max_file_mb: int = 20           # CHATREID_MAX_FILE_MB: one upload (launch max_file_size)
+    max_gallery: int = 200          # CHATREID_MAX_GALLERY: images in one gallery
+    max_query_images: int = 4       # CHATREID_MAX_QUERY_IMAGES
+    max_pixels: int = 4096 * 4096   # CHATREID_MAX_PIXELS: width*height of one uploaded image
+    max_zip_mb: int = 200           # CHATREID_MAX_ZIP_MB: uncompressed size of a zip's images
+    model_pixels: int = 1024 * 1024  # CHATREID_IMAGE_PIXELS: most pixels the model reads of one
+    #                                 image; the app lowers it to the processor's max_pixels
+    max_message_chars: int = 2000   # CHATREID_MAX_MESSAGE_CHARS
+    max_message_tokens: int = 512   # CHATREID_MAX_MESSAGE_TOKENS
+    request_seconds: int = 300      # CHATREID_REQUEST_SECONDS: one search (checked per batch)
+    concurrency: int = 1            # CHATREID_CONCURRENCY: model calls at once (one model in memory)
+    queue_size: int = 64            # CHATREID_QUEUE_SIZE: waiting requests before "queue full"
+    top_k: int | None = None        # CHATREID_TOP_K: pre-filter head the VLM scores (None: all)
+    idle_minutes: int = 30          # CHATREID_IDLE_MINUTES: an idle session's images are dropped
+    memory_mb: int = 2048           # CHATREID_MEMORY_MB: images held by all sessions together
+    max_sessions: int = 200         # CHATREID_MAX_SESSIONS: sessions held at once
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        """Limits from the environment; ``SettingsError`` (one line, naming the variable) for any
+        ``CHATREID_*`` value that is not usable."""
+        values = {}
+        for name, (attr, _default, least, _what) in SETTINGS.items():
+            value = _env_int(name, least)
+            if value is not None:
+                values[attr] = value
+        for name in OTHER_SETTINGS:
+            if name in os.environ and not os.environ[name].strip():
+                raise SettingsError(f"{name} is set but empty; unset it or give a value")
+        return cls(**values)
+
+    @staticmethod
+    def unknown_settings() -> list[str]:
+        """``CHATREID_*`` variables the app does not know (a typo like CHATREID_TOPK)."""
+        return sorted(k for k in os.environ if k.startswith("CHATREID_")
+                      and k not in SETTINGS and k not in OTHER_SETTINGS)
+
+    @property
+    def keep_pixels(self) -> int:
+        """The most pixels a session keeps of one image: what the model reads, or the thumbnail
+        and pre-filter size when that is larger. Images are reduced to this on arrival."""
+        return max(self.model_pixels, THUMB_PIXELS)
+
+    @property
+    def session_image_bytes(self) -> int:
+        """Upper bound of the image memory of one session (gallery and query photos, RGB)."""
+        return (self.max_gallery + self.max_query_images) * self.keep_pixels * 3
+
+    def apply_to_pillow(self) -> None:
+        """Make Pillow itself refuse decompression bombs at our limit (it errors at 2x the value),
+        as a second line behind the explicit size check in :func:`open_image`."""
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
