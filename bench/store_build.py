@@ -38,7 +38,8 @@ def sample():
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
 from chatreid.data import read
-from chatreid.data.store import build, ImageStore
+from chatreid.data.builder import build
+from chatreid.data.store import ImageStore
 root, out = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 records = read("market1501", root)

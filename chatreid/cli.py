@@ -1,8 +1,10 @@
 """The ``chatreid`` command line: ``python -m chatreid <command> ...`` or ``chatreid <command>``.
 
-Each command lives beside the code it drives: a module listed in COMMANDS exposes
+One convention for every command: it lives in a module named ``cli.py`` in the package of the
+code it drives (``chatreid/data/cli.py``, ``chatreid/data/synthpeds/cli.py``,
+``chatreid/instructions/cli.py``). That module, listed in COMMANDS, exposes
 ``register(subparsers)``, which adds its sub-parser and sets ``func`` (called with the parsed
-arguments, returning an exit code). Modules are imported only when listed, so ``--help`` stays fast
+arguments, returning an exit code); the library modules themselves know nothing of argparse. Modules are imported only when listed, so ``--help`` stays fast
 enough and one module's heavy imports do not slow another command.
 """
 
@@ -15,8 +17,8 @@ import sys
 
 # Modules that contribute sub-commands, in the order --help lists them.
 COMMANDS: list[str] = [
-    "chatreid.data.store",
-    "chatreid.data.synthpeds.command",
+    "chatreid.data.cli",
+    "chatreid.data.synthpeds.cli",
     "chatreid.instructions.cli",
 ]
 

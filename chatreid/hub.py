@@ -1,8 +1,10 @@
-"""What every Hub-facing part of ChatReID shares: the offline switch, the one error a failed push
-raises, and one clear line when a dataset cannot come from the Hub.
+"""Everything of ChatReID that talks to the Hub: the offline switch, one clear line when a dataset
+cannot come from the Hub, and the one way to push (``push_dataset``, ``push_folder``).
 
-The image store, the instruction datasets and the training checks all load "a folder or a Hub id";
-keeping the Hub side here means they fail the same way, with the same words.
+The image store, the instruction datasets, the trained checkpoints and the Spaces all go through
+here, so they fail the same way, with the same words. The push contract: the local copy is only
+ever read, and any failure raises one ``PushError`` naming the repo, the cause and where the
+untouched local copy is. Callers decide what a failure means for them (an exit code, a message).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ def offline() -> bool:
 
 
 class PushError(RuntimeError):
-    """A push to the Hub failed; the message says where the intact local copy is."""
+    """A push to the Hub failed; the message names the repo, the cause and the intact local copy."""
 
 
 def load_hub_dataset(repo_id: str, what: str, *, revision=None, token=None, error=ValueError):
@@ -32,3 +34,70 @@ def load_hub_dataset(repo_id: str, what: str, *, revision=None, token=None, erro
         hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline() else ""
         raise error(f"cannot load {what} {repo_id!r}: no such local folder, and not from the Hub{hint}: "
                     f"{type(err).__name__}: {err}".splitlines()[0]) from err
+
+
+def push_dataset(dataset, repo_id: str, *, local: str | os.PathLike, card: str | None = None,
+                 what: str = "dataset", private: bool | None = None, token: str | None = None,
+                 commit_message: str = "Upload ChatReID dataset",
+                 card_message: str = "Dataset card") -> str:
+    """Push a ``datasets.Dataset`` or ``DatasetDict`` to the dataset repo ``repo_id``, then (when
+    ``card`` is given) replace the body of its card with ``card``, keeping the YAML header that
+    ``datasets`` wrote (features, splits). ``local`` is where the dataset lives on disk, for the
+    error message. Returns the repo's URL; raises ``PushError`` on any failure."""
+    from huggingface_hub import DatasetCard
+
+    try:
+        dataset.push_to_hub(repo_id, private=private, token=token, commit_message=commit_message)
+        if card is not None:
+            hub_card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+            hub_card.text = card
+            hub_card.push_to_hub(repo_id, token=token, repo_type="dataset", commit_message=card_message)
+    except Exception as err:  # noqa: BLE001 - network, auth, offline, files: one error for all
+        raise push_failed(what, repo_id, local, err) from err
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "model", what: str = "folder",
+                private: bool | None = None, token: str | None = None,
+                commit_message: str = "Upload from ChatReID", api=None, **create_kwargs) -> str:
+    """Create the repo ``repo_id`` (of ``repo_type``: model, dataset or space) if needed and upload
+    ``folder`` to it. ``create_kwargs`` go to ``create_repo`` (e.g. ``space_sdk``); ``api``: an
+    ``HfApi`` (default: a new one with ``token``). Returns the repo's URL; raises ``PushError``."""
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_kwargs)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                          commit_message=commit_message)
+    except Exception as err:  # noqa: BLE001 - network, auth, offline, files: one error for all
+        raise push_failed(what, repo_id, folder, err) from err
+    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}.get(repo_type, f"{repo_type}s/")
+    return str(getattr(url, "url", url) or f"https://huggingface.co/{prefix}{repo_id}")
+
+
+def push_failed(what: str, repo_id: str, local, err: BaseException) -> PushError:
+    """The ``PushError`` for ``err``: the repo, the cause in one line, the intact local copy."""
+    return PushError(f"push of {what} {os.fspath(local)} to {repo_id!r} failed: {_cause(err)}; "
+                     f"the local copy at {os.fspath(local)} is intact")
+
+
+def _cause(err: BaseException) -> str:
+    """Why a push failed, in one line: offline mode, the Hub's HTTP answer, the network, or the error."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    first = (str(err).splitlines() or [""])[0]
+    if isinstance(err, OfflineModeIsEnabled):
+        return f"offline mode is on (HF_HUB_OFFLINE=1): unset it to push ({first})"
+    if isinstance(err, HfHubHTTPError):
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        why = {
+            401: "not logged in, or the token is invalid: run `hf auth login` or pass a token",
+            403: "the token has no write access to this namespace",
+            404: "the repository or namespace was not found",
+        }.get(status, "the Hub refused the request")
+        return f"{why} (HTTP {status}): {first}"
+    if isinstance(err, OSError):  # network errors (httpx's are ConnectionError subclasses) and file errors
+        return f"could not reach the Hub or read the local files ({type(err).__name__}: {first})"
+    return f"{type(err).__name__}: {first}"

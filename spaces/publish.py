@@ -4,8 +4,9 @@
     python spaces/publish.py app --repo-id USER/chatreid [--private] [--dry-run DIR]
 
 A target stages what its Space needs into a folder (here, never touching the sources), then
-`publish_folder` creates the Space if needed and uploads the folder. `publish_folder` is the piece
-other targets (the app Space) reuse. A failed push prints why and leaves the local files as they are.
+`publish_folder` creates the Space if needed and uploads the folder through `chatreid.hub.push_folder`,
+the project's one push; every target (the app Space too) reuses it. A failed push prints why and
+leaves the local files as they are.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from chatreid.hub import PushError, push_folder
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class PublishError(RuntimeError):
-    """A push to the Hub failed; the message says why."""
 
 
 def stage_metric(dest: Path) -> Path:
@@ -65,35 +64,15 @@ def publish_folder(
 ) -> str:
     """Create the Space `repo_id` if needed and upload `folder` to it; returns the Space's URL.
 
-    Raises PublishError with the reason (offline, not logged in, no write access, network, ...).
+    Raises PushError with the reason (offline, not logged in, no write access, network, ...).
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise PublishError(f"{folder} is not a folder")
+        raise PushError(f"{folder} is not a folder")
     if repo_id.count("/") != 1:
-        raise PublishError(f"--repo-id must look like USER/NAME, got {repo_id!r}")
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    api = api or HfApi(token=token)
-    try:
-        url = api.create_repo(repo_id, repo_type="space", space_sdk=space_sdk, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message=commit_message)
-    except OfflineModeIsEnabled as err:
-        raise PublishError(f"offline mode is on (HF_HUB_OFFLINE=1): unset it to publish ({err})") from err
-    except HfHubHTTPError as err:
-        status = getattr(getattr(err, "response", None), "status_code", None)
-        why = {
-            401: "not logged in, or the token is invalid: run `hf auth login` or pass --token",
-            403: "the token has no write access to this namespace",
-            404: "the repository or namespace was not found",
-        }.get(status, "the Hub refused the request")
-        raise PublishError(f"{why} (HTTP {status}): {err}") from err
-    except OSError as err:  # network errors (httpx's are OSError subclasses via ConnectionError) and file errors
-        raise PublishError(f"could not reach the Hub or read {folder}: {err}") from err
-    except Exception as err:  # httpx transport errors are not OSError; keep the reason, drop the traceback
-        raise PublishError(f"{type(err).__name__}: {err}") from err
-    return str(getattr(url, "url", url) or f"https://huggingface.co/spaces/{repo_id}")
+        raise PushError(f"--repo-id must look like USER/NAME, got {repo_id!r}")
+    return push_folder(folder, repo_id, repo_type="space", what="Space", space_sdk=space_sdk, private=private,
+                       token=token, commit_message=commit_message, api=api)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         staged = TARGETS[args.target](Path(tmp))
         try:
             url = publish_folder(staged, args.repo_id, private=args.private, token=args.token)
-        except PublishError as err:
+        except PushError as err:
             print(f"publish {args.target}: error: {err}", file=sys.stderr)
             return 1
     print(f"published {args.target} to {url}")

@@ -130,7 +130,7 @@ def test_a_failed_save_keeps_the_good_folder(trained, world, tmp_path, monkeypat
 
 
 def test_script_trains_from_an_image_store_and_pushes_to_the_faked_hub(world, tmp_path, monkeypatch, capsys):
-    from chatreid.data.store import build
+    from chatreid.data.builder import build
 
     store = tmp_path / "store"
     build([("synthpeds", world, {})], store, progress=False)

@@ -9,7 +9,8 @@ import pytest
 from chatreid import prompts as P
 from chatreid.data.attributes import to_text
 from chatreid.data.store import ImageStore
-from chatreid.instructions import BuildConfig, PushError, build, load, push_to_hub, validate
+from chatreid.hub import PushError
+from chatreid.instructions import BuildConfig, build, load, push_to_hub, validate
 from chatreid.instructions.rows import turns_of
 from chatreid.instructions.standin import DatasetSpec, make_store, metadata
 

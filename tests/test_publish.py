@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from chatreid.hub import PushError
 from hub_fakes import FakeApi, hub_error, load_publish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,13 +35,13 @@ def test_publish_folder_creates_a_gradio_space_and_uploads(tmp_path):
 @pytest.mark.parametrize("status, reason", [(401, "not logged in"), (403, "no write access"), (500, "refused")])
 def test_failed_push_says_why_and_keeps_local_files(tmp_path, status, reason):
     staged = publish.stage_metric(tmp_path / "space")
-    with pytest.raises(publish.PublishError, match=reason):
+    with pytest.raises(PushError, match=reason):
         publish.publish_folder(staged, "me/chatreid_metric", api=FakeApi(fail=hub_error(status)))
     assert (staged / "chatreid_metric.py").is_file()
 
 
 def test_network_error_is_explained(tmp_path):
-    with pytest.raises(publish.PublishError, match="could not reach the Hub"):
+    with pytest.raises(PushError, match="could not reach the Hub"):
         publish.publish_folder(tmp_path, "me/x", api=FakeApi(fail=ConnectionError("connection refused")))
 
 
@@ -64,7 +65,7 @@ def test_offline_push_fails_with_a_clear_line(monkeypatch, capsys):
 
 
 def test_bad_repo_id_and_dry_run(tmp_path, capsys):
-    with pytest.raises(publish.PublishError, match="USER/NAME"):
+    with pytest.raises(PushError, match="USER/NAME"):
         publish.publish_folder(tmp_path, "no-namespace", api=FakeApi())
     assert publish.main(["metric", "--repo-id", "me/x", "--dry-run", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "chatreid_metric.py").is_file()

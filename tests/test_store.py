@@ -11,8 +11,9 @@ import pytest
 
 from chatreid.data import Records, read
 from chatreid.data.record import Record
-from chatreid.data.store import (BadImageError, ImageStore, PushError, build, features,
-                                 METADATA_COLUMNS)
+from chatreid.data.builder import BadImageError, build
+from chatreid.data.store import ImageStore, features, METADATA_COLUMNS
+from chatreid.hub import PushError
 from layouts import MARKET, colour_of, make_market, write_image, write_market_attributes
 
 

@@ -1,7 +1,7 @@
 """Image stores and instruction rows for the training tests, made by the project's own pieces.
 
 A tiny SynthPeds world (``chatreid.data.synthpeds.generate``, Market layout) is read by the real
-reader and written into an image store by ``chatreid.data.store.build``; the stage 1/2/3 rows are
+reader and written into an image store by ``chatreid.data.builder.build``; the stage 1/2/3 rows are
 built from that store by the instruction engine (``chatreid.instructions.build``), so the prompts
 are those of ``chatreid/prompts.py`` and the answers are the engine's. Nothing here knows a prompt.
 
@@ -34,7 +34,7 @@ def synthpeds_store(root, n_ids: int = 12, images_per_id: int = 4, seed: int = 0
     from PIL import Image
 
     from chatreid.data import read
-    from chatreid.data.store import build, relative_path
+    from chatreid.data.builder import build, relative_path
     from chatreid.data.synthpeds import generate
 
     root = Path(root)
@@ -94,10 +94,10 @@ def rows_of(path, n: int, *, split: str = "train", tasks=None, single_turn: bool
 
 
 def image_store(root, images) -> Path:
-    """An image store of the given PIL images, built by ``chatreid.data.store.build``: the test's
+    """An image store of the given PIL images, built by ``chatreid.data.builder.build``: the test's
     files ``root/files/{i}.png`` (lossless), one identity each, ids ``"t/{i}.png"``."""
     from chatreid.data.record import Record
-    from chatreid.data.store import build
+    from chatreid.data.builder import build
 
     files = Path(root) / "files"
     files.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ def cli(argv=None) -> int:
     from transformers import HfArgumentParser
 
     from chatreid.baseline.train import BaselineArguments, push, train
+    from chatreid.hub import PushError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     (args,) = HfArgumentParser(BaselineArguments).parse_args_into_dataclasses(args=argv)
@@ -35,9 +36,12 @@ def cli(argv=None) -> int:
     last = result.history[-1] if result.history else {}
     print(f"baseline: {result.num_images} images of {result.num_ids} identities, {len(result.history)} epochs in "
           f"{result.seconds:.0f} s (final loss {last.get('loss')}); saved to {result.out}", flush=True)
-    if args.push_to_hub and not push(result.out, args):
-        print(f"push failed; the baseline is kept at {result.out}", file=sys.stderr, flush=True)
-        return 3
+    if args.push_to_hub:
+        try:
+            push(result.out, args)
+        except PushError as err:
+            print(f"push failed; the baseline is kept at {result.out} ({err})", file=sys.stderr, flush=True)
+            return 3
     return 0
 
 

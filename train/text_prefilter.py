@@ -22,7 +22,7 @@ def cli(argv=None) -> int:
     from transformers import HfArgumentParser
 
     from chatreid.baseline.text import TextPrefilterArguments, train_text_prefilter
-    from chatreid.training.hub import push_checkpoint
+    from chatreid.hub import PushError, push_folder
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     (args,) = HfArgumentParser(TextPrefilterArguments).parse_args_into_dataclasses(args=argv)
@@ -34,9 +34,11 @@ def cli(argv=None) -> int:
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=1), flush=True)
     if args.push_to_hub:
         repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.out))
-        if not push_checkpoint(report["out"], repo_id, private=args.hub_private_repo, token=args.hub_token,
-                               commit_message="ChatReID text-to-image pre-filter"):
-            print(f"push failed; the pre-filter is kept at {report['out']}", file=sys.stderr, flush=True)
+        try:
+            push_folder(report["out"], repo_id, what="pre-filter", private=args.hub_private_repo,
+                        token=args.hub_token, commit_message="ChatReID text-to-image pre-filter")
+        except PushError as err:
+            print(f"push failed; the pre-filter is kept at {report['out']} ({err})", file=sys.stderr, flush=True)
             return 3
     return 0
 

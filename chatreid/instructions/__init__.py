@@ -7,9 +7,8 @@ tuning, built from an image store (docs/instructions.md).
 >>> validate("data/stage2", "stores/synthpeds").ok
 """
 
-from chatreid.instructions.build import PushError, build, load, push_to_hub
+from chatreid.instructions.build import build, load, push_to_hub
 from chatreid.instructions.config import DEFAULT_MIX, BuildConfig, parse_mix
 from chatreid.instructions.validate import validate
 
-__all__ = ["BuildConfig", "DEFAULT_MIX", "PushError", "build", "load", "parse_mix",
-           "push_to_hub", "validate"]
+__all__ = ["BuildConfig", "DEFAULT_MIX", "build", "load", "parse_mix", "push_to_hub", "validate"]

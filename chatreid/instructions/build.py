@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from chatreid.atomic import install_dir
-from chatreid.hub import PushError, load_hub_dataset  # noqa: F401 - PushError is part of this API
+from chatreid.hub import load_hub_dataset, push_dataset, push_failed
 from chatreid.instructions import stage1, stage2, stage3
 from chatreid.instructions.config import BuildConfig
 from chatreid.instructions.pool import SPLITS, build_pool, columns, split_identities
@@ -263,27 +263,20 @@ def dataset_card(info: dict) -> str:
     return "\n".join(lines)
 
 
-def push_to_hub(path, repo_id: str, *, private: bool | None = None, token: str | None = None):
-    """Push a built dataset (a folder written by ``build``) and its card. The local folder is
-    only read; on failure ``PushError`` says so and where it is."""
+def push_to_hub(path, repo_id: str, *, private: bool | None = None, token: str | None = None) -> str:
+    """Push a built dataset (a folder written by ``build``) and its card (``chatreid.hub.push_dataset``).
+    The local folder is only read; on failure ``chatreid.hub.PushError`` says so and where it is."""
     import datasets
-    from huggingface_hub import DatasetCard
 
     path = str(path)
     try:
         dsd = datasets.load_from_disk(path)
-        info_text = Path(path, BUILD_INFO).read_text()
-        dsd.push_to_hub(repo_id, private=private, token=token,
-                        commit_message="Upload ChatReID instruction data")
-        # Keep the YAML header datasets wrote (features, splits); the body is our card.
-        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
-        card.text = dataset_card(json.loads(info_text))
-        card.push_to_hub(repo_id, token=token, repo_type="dataset",
-                         commit_message="Dataset card: sources, task mixture, counts per task")
-    except Exception as err:
-        first = (str(err).splitlines() or [""])[0]
-        raise PushError(f"push of {path} to {repo_id!r} failed ({type(err).__name__}: {first}); "
-                        f"the local copy at {path} is intact") from err
+        info = json.loads(Path(path, BUILD_INFO).read_text())
+    except Exception as err:  # noqa: BLE001 - not a built dataset: the same error as a failed upload
+        raise push_failed("instruction data", repo_id, path, err) from err
+    return push_dataset(dsd, repo_id, local=path, what="instruction data", card=dataset_card(info),
+                        private=private, token=token, commit_message="Upload ChatReID instruction data",
+                        card_message="Dataset card: sources, task mixture, counts per task")
 
 
 def load(path_or_repo, *, revision: str | None = None, token: str | None = None):

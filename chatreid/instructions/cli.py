@@ -49,7 +49,8 @@ def register(subparsers) -> None:
 
 
 def _cmd_build(args) -> int:
-    from chatreid.instructions import BuildConfig, PushError, build, parse_mix, push_to_hub
+    from chatreid.hub import PushError
+    from chatreid.instructions import BuildConfig, build, parse_mix, push_to_hub
     from chatreid.instructions.config import parse_dataset_weights
 
     extra = {}

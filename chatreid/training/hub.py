@@ -1,16 +1,13 @@
-"""Exporting a stage: atomic save of the final model, a model card, and a push that cannot lose it."""
+"""Exporting a stage: atomic save of the final model and its model card (the push is ``chatreid.hub.push_folder``)."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import uuid
 from pathlib import Path
 
 from chatreid.atomic import install_dir
-
-log = logging.getLogger(__name__)
 
 STAGE_NAMES = {1: "person attribute understanding", 2: "fine-grained image retrieval",
                3: "multi-modal task reasoning"}
@@ -64,23 +61,3 @@ def model_card(*, stage: int, base: str, previous: str | None, dataset: str, sto
     else:
         lines.append("- evaluation: not run")
     return "\n".join(lines) + "\n"
-
-
-def push_checkpoint(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None,
-                    token: str | None = None, commit_message: str = "ChatReID stage checkpoint", api=None) -> bool:
-    """Upload ``folder`` to the model repo ``repo_id``. Returns False (and logs why) on any failure;
-    the local folder is only read, never moved or deleted, so it survives a failed push."""
-    if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)
-    except Exception as err:  # noqa: BLE001 - network, auth, offline: all end the same way
-        first = str(err).splitlines()[0] if str(err) else ""
-        log.error("push to the Hub (%s) failed: %s: %s. The checkpoint is kept at %s; push it later with "
-                  "`hf upload %s %s`.", repo_id, type(err).__name__, first, folder, repo_id, folder)
-        return False
-    log.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
-    return True
