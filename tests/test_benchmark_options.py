@@ -11,10 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "eval"))
 
-import benchmarks  # noqa: E402
-import run  # noqa: E402
+import run  # noqa: E402  (the eval/run.py script)
 from layouts import make_cuhk03, make_cuhk03_mat, make_prcc, make_regdb, make_sysu  # noqa: E402
 
+from chatreid.evaluation import benchmarks, harness  # noqa: E402
 from chatreid.metrics import evaluate_reid  # noqa: E402
 
 
@@ -57,12 +57,12 @@ def test_sysu_indoor_search(tmp_path, synth_sysu, where):
         assert [q.qid for q in t.queries] == [q.qid for q in all_search[0].queries]  # same infrared queries
         keys = [(g.pid, g.camid) for g in t.gallery]
         assert len(keys) == len(set(keys))  # single-shot: one image per identity and camera
-        res = run.score_trial(Metric, t, perfect(t), protocol)
+        res = harness.score_trial(Metric, t, perfect(t), protocol)
         assert res["rank1"] == 1.0
     # the metric checks the gallery against the search mode it is told
     wrong = benchmarks.Trial("x", indoor[0].queries, all_search[0].gallery, {"search_mode": "indoor"})
     with pytest.raises(ValueError, match="indoor-search gallery holds cameras"):
-        run.score_trial(Metric, wrong, perfect(wrong), protocol)
+        harness.score_trial(Metric, wrong, perfect(wrong), protocol)
 
 
 # -- RegDB: both directions ---------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_regdb_both_directions(tmp_path):
         assert {Path(g.path).parts[-3] for g in a.gallery} == {"Thermal"}
         assert {Path(q.path).parts[-3] for q in b.queries} == {"Thermal"}
         assert sorted(g.path for g in b.gallery) == sorted(q.path for q in a.queries)
-        assert run.score_trial(Metric, b, perfect(b), "regdb")["mAP"] == 1.0
+        assert harness.score_trial(Metric, b, perfect(b), "regdb")["mAP"] == 1.0
     assert benchmarks.num_trials("regdb", {"direction": "thermal_to_visible"}) == 10
     with pytest.raises(ValueError, match="--trials must be in 1..10 for regdb, got 11"):
         trials_of("regdb", root, trials=11)
@@ -103,7 +103,7 @@ def test_cuhk03_classic_twenty_splits(tmp_path):
         # query = gallery = the split's test images; the query's own image is junk to itself
         assert [q.path for q in t.queries] == [g.path for g in t.gallery]
         assert len({g.pid for g in t.gallery}) == 2
-        assert run.score_trial(Metric, t, perfect(t), protocol)["rank1"] == 1.0
+        assert harness.score_trial(Metric, t, perfect(t), protocol)["rank1"] == 1.0
     _, det = trials_of("cuhk03", root, boxes="detected", trials=3)
     assert [t.name for t in det] == [f"classic-detected-{s}" for s in range(3)]
     assert trials_of("cuhk03", root, protocol="market", trials=1)[0] == "market"
@@ -125,7 +125,7 @@ def test_prcc_single_shot_trials(tmp_path):
     for t in single:
         assert sorted(g.pid for g in t.gallery) == [150, 155] and {g.camid for g in t.gallery} == {1}
         assert [q.qid for q in t.queries] == [q.qid for q in multi.queries]
-        assert run.score_trial(Metric, t, perfect(t), protocol)["rank1"] == 1.0
+        assert harness.score_trial(Metric, t, perfect(t), protocol)["rank1"] == 1.0
     assert len(trials_of("prcc", root, gallery_shot="single", trials=4)[1]) == 4
     with pytest.raises(ValueError, match="one fixed split"):
         trials_of("prcc", root, trials=2)

@@ -1,4 +1,4 @@
-"""eval/run.py end to end on SynthPeds with the tiny model; eval/benchmarks.py and eval/table.py."""
+"""eval/run.py end to end on SynthPeds with the tiny model; chatreid.evaluation's benchmarks and tables."""
 
 import json
 import subprocess
@@ -11,9 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "eval"))
 
-import benchmarks  # noqa: E402
-import run  # noqa: E402
-import table  # noqa: E402
+import run  # noqa: E402  (the eval/run.py script)
+
+from chatreid.evaluation import benchmarks, harness  # noqa: E402
+from chatreid.evaluation import tables as table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def _run(args, capsys=None):
 
 
 def _rows(folder):
-    return run.read_cache(Path(folder))
+    return harness.read_cache(Path(folder))
 
 
 def test_market_end_to_end_metrics_pictures_and_resume(tiny_model_dir, worlds, tmp_path, capsys):

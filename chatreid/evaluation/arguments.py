@@ -1,0 +1,64 @@
+"""The command line of ``eval/run.py``: its options and the checks argparse can make on them.
+
+``parse_args(argv)`` returns the namespace that ``chatreid.evaluation.harness.run`` takes; the demo
+build calls both with an argument list, as the script does with ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from chatreid import paths
+
+METRIC_PATH = paths.project_path("chatreid_metric")
+DESCRIPTION = "Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5."
+
+
+def parse_args(argv=None):
+    from chatreid.retrieval.engine import STRATEGIES
+    from chatreid.retrieval.prefilter import PREFILTERS
+
+    ap = argparse.ArgumentParser(description=DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True,
+                    help="checkpoint: Hub id or local folder; repeat for the stage ablation (Table 4)")
+    ap.add_argument("--label", action="append", help="row label per --model (default: folder/repo name)")
+    ap.add_argument("--dataset", required=True, help="NAME:PATH, e.g. market1501:/data/Market-1501 or synthpeds:DIR")
+    ap.add_argument("--protocol", help="metric protocol (default: the benchmark's; must fit the dataset)")
+    ap.add_argument("--strategy", choices=STRATEGIES, default="pairwise")
+    ap.add_argument("--prefilter", default="efficientnet_lite0", metavar="NAME_OR_PATH",
+                    help=f"one of {', '.join(PREFILTERS)}, or a Re-ID baseline / text pre-filter folder or Hub id "
+                         "(train/baseline.py, train/text_prefilter.py)")
+    ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
+    ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
+    ap.add_argument("--window", type=int, default=4, help="best-choice page size (2..9)")
+    ap.add_argument("--trials", type=int, default=None,
+                    help="run the first N trials (SYSU-MM01, RegDB, PRCC single-shot: 10; CUHK03 classic: 20)")
+    # benchmark options (eval/benchmarks.py OPTIONS): each is refused where it does not apply
+    ap.add_argument("--search-mode", choices=("all", "indoor"), default=None,
+                    help="SYSU-MM01: gallery of visible cameras 1,2,4,5 (all, default) or 1,2 (indoor)")
+    ap.add_argument("--direction", choices=("visible_to_thermal", "thermal_to_visible"), default=None,
+                    help="RegDB: query modality to gallery modality (default visible_to_thermal)")
+    ap.add_argument("--boxes", choices=("labeled", "detected"), default=None,
+                    help="CUHK03: hand-labeled or detected boxes (default labeled)")
+    ap.add_argument("--cuhk03-layout", choices=("np", "classic"), default=None,
+                    help="CUHK03: new protocol (CUHK03-NP folders) or the 20 classic splits of cuhk-03.mat "
+                         "(default: what the folder holds)")
+    ap.add_argument("--gallery-shot", choices=("multi", "single"), default=None,
+                    help="PRCC: every camera-A image (multi, default) or one per identity, 10 trials (single)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the checkpoint's)")
+    ap.add_argument("--vis", type=int, default=8, help="ranked-list images for this many queries (0: none)")
+    ap.add_argument("--vis-k", type=int, default=10, help="gallery images per ranked list")
+    ap.add_argument("--metric", default=str(METRIC_PATH), help="the evaluate module folder (default: the repo's chatreid_metric)")
+    ap.add_argument("--out", required=True, help="output folder")
+    args = ap.parse_args(argv)
+    if args.label and len(args.label) != len(args.model):
+        ap.error(f"{len(args.label)} --label for {len(args.model)} --model")
+    if args.top_k is not None and args.top_k < 1:
+        ap.error("--top-k must be >= 1")
+    if not 2 <= args.window <= 9:
+        ap.error("--window must be in 2..9 (best-choice needs at least two images to choose between)")
+    if args.batch_size < 1:
+        ap.error("--batch-size must be >= 1")
+    return args

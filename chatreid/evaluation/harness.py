@@ -1,0 +1,251 @@
+"""Evaluation runs, as ``eval/run.py`` makes them: rank every query of each trial with the
+engine (resumable, sharded over ``accelerate`` processes), score the rankings with the metric
+module, write ``results.json``, ``table.md``, ``cmc.png`` and ranked-list images per model.
+
+``run(args)`` is the whole command (``arguments.parse_args`` makes ``args``); ``run_model`` is one
+model; ``rank_trial`` / ``read_cache`` / ``score_trial`` / ``mean_metrics`` are its steps, and
+``scoring_record`` says which prompts the scores are read from and whether the checkpoint's last
+stage trained them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from chatreid.evaluation.benchmarks import (TASK, Trial, check_protocol, load_trials, num_trials, parse_dataset,
+                                            resolve_options)
+from chatreid.evaluation.tables import render
+
+
+def label_of(model: str) -> str:
+    return Path(model.rstrip("/")).name or model
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120]
+
+
+def load_images(paths) -> list:
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(im.convert("RGB"))
+    return out
+
+
+def read_cache(folder: Path) -> dict[str, dict]:
+    """Finished queries of a trial, from every process's shard file (a partial last line, left by
+    a kill mid-write, is ignored and that query runs again)."""
+    done = {}
+    for f in sorted(folder.glob("rankings.*.jsonl")):
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[row["qid"]] = row
+    return done
+
+
+def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -> None:
+    """Rank every pending query of ``trial``; this process's shard only."""
+    from tqdm import tqdm
+
+    from chatreid.retrieval import Query
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = read_cache(folder)
+    pending = [q for q in trial.queries if q.qid not in done]
+    # every process must split the same pending list: nobody writes before all have read
+    state.wait_for_everyone()
+    if state.is_main_process:
+        print(f"trial {trial.name}: {len(trial.queries)} queries, {len(done)} cached, {len(pending)} to run, "
+              f"gallery {len(trial.gallery)}", flush=True)
+    if not pending:
+        return
+    gallery = load_images([r.path for r in trial.gallery])
+    text_queries = protocol == "t2i"
+    text_prefilter = getattr(engine.prefilter, "supports_text", False)
+    top_k, tau = (None, None) if text_queries and not text_prefilter else (args.top_k, args.tau)
+    with state.split_between_processes(pending) as mine:
+        shard = folder / f"rankings.{state.process_index}.jsonl"
+        if shard.exists() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
+            with open(shard, "a") as f:  # a line cut short by a kill: end it, so it stays one bad line
+                f.write("\n")
+        with open(shard, "a") as f:
+            bar = tqdm(mine, desc=f"{label_of(engine.model_info['name_or_path'])} trial {trial.name}",
+                       unit="query", position=state.process_index, disable=len(mine) == 0)
+            for q in bar:
+                if text_queries:
+                    query = Query(text=q.text, task="text_to_image")
+                else:
+                    query = Query(images=load_images([q.path]), task=TASK[protocol])
+                res = engine.search(query, gallery, strategy=args.strategy, top_k=top_k, tau=tau,
+                                    batch_size=args.batch_size)
+                row = {"qid": q.qid, "ranking": res.ranking, "scores": [round(s, 6) for s in res.scores[:res.num_scored]],
+                       "num_scored": res.num_scored, "answer": res.answer}
+                f.write(json.dumps(row) + "\n")
+                f.flush()  # one finished query is never lost to a later crash
+
+
+def load_metric(path: str):
+    import evaluate
+
+    return evaluate.load(str(Path(path).resolve()))
+
+
+def score_trial(metric, trial: Trial, rows: dict[str, dict], protocol: str) -> dict:
+    """CMC / mAP / mINP of one trial from its cached rankings."""
+    missing = [q.qid for q in trial.queries if q.qid not in rows]
+    if missing:
+        raise RuntimeError(f"trial {trial.name}: {len(missing)} queries have no ranking (e.g. {missing[0]})")
+    kwargs = dict(
+        rankings=[rows[q.qid]["ranking"] for q in trial.queries],
+        q_pids=[q.pid for q in trial.queries],
+        g_pids=[r.pid for r in trial.gallery],
+        protocol=protocol,
+    )
+    if protocol != "t2i":
+        kwargs.update(q_camids=[q.camid for q in trial.queries], g_camids=[r.camid for r in trial.gallery])
+    if protocol in ("cc", "sc"):
+        kwargs.update(q_clothes=[q.clothes for q in trial.queries], g_clothes=[r.clothes_id for r in trial.gallery])
+    kwargs.update(trial.options)
+    return metric.compute(**kwargs)
+
+
+def mean_metrics(per_trial: dict[str, dict]) -> dict:
+    keys = [k for k, v in next(iter(per_trial.values())).items() if isinstance(v, (int, float))]
+    n = len(per_trial)
+    out = {k: sum(m[k] for m in per_trial.values()) / n for k in keys}
+    cmcs = [m["cmc"] for m in per_trial.values()]
+    out["cmc"] = [sum(c[i] for c in cmcs) / n for i in range(min(map(len, cmcs)))]
+    return out
+
+
+def draw_ranked_lists(trial: Trial, rows: dict, folder: Path, n: int, k: int, protocol: str) -> None:
+    from chatreid.viz import ranked_list_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, q in enumerate(trial.queries[:n]):
+        row = rows[q.qid]
+        top = row["ranking"][:k]
+        gal = load_images([trial.gallery[g].path for g in top])
+        flags = [trial.gallery[g].pid == q.pid for g in top]
+        scores = [row["scores"][j] if j < len(row["scores"]) else float("nan") for j in range(len(top))]
+        query = q.text if protocol == "t2i" else load_images([q.path])[0]
+        img = ranked_list_image(query, gal, flags, scores, query_caption=f"query pid {q.pid}")
+        img.save(folder / f"{i:03d}_{_slug(q.qid)}.png")
+
+
+def scoring_record(engine, protocol: str, strategy: str) -> dict:
+    """Which prompts the scores are read from, and whether the checkpoint's last stage trained them."""
+    from PIL import Image
+
+    from chatreid.retrieval import Query
+
+    # the prompts depend on the kind of query only, so one stand-in query of the protocol's kind
+    probe = (Query(text="x", task="text_to_image") if protocol == "t2i"
+             else Query(images=[Image.new("RGB", (1, 1))], task=TASK[protocol]))
+    return {"prompts": list(engine.scoring_prompts(probe, strategy)),
+            "trained": None if engine.trained_tasks is None else not engine.untrained_scoring(probe, strategy),
+            "untrained": engine.untrained_scoring(probe, strategy),
+            "stage": getattr(engine.model.config, "chatreid_stage", None)}
+
+
+def run_model(model: str, label: str, trials: list[Trial], name: str, root: str, protocol: str, args, state) -> dict | None:
+    from chatreid.retrieval import ReIDEngine
+    from chatreid.viz import plot_cmc
+
+    out = Path(args.out) / _slug(label)
+    engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
+                                        dtype=args.dtype, window=args.window)
+    if (protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None)
+            and not getattr(engine.prefilter, "supports_text", False)):
+        print("text queries cannot be pre-filtered by image features: --top-k/--tau not applied; "
+              "the VLM scores the whole gallery for each caption", flush=True)
+    scoring = scoring_record(engine, protocol, args.strategy)
+    if scoring["untrained"] and state.is_main_process:
+        print(f"WARNING: {label}: --strategy {args.strategy} scores with {', '.join(scoring['untrained'])}, "
+              f"which the checkpoint's last stage (stage {scoring['stage']}) did not train; these numbers "
+              f"measure how that format transfers, not what training taught", file=sys.stderr, flush=True)
+    t0 = time.time()
+    for trial in trials:
+        rank_trial(engine, trial, out / f"trial_{trial.name}", args, protocol, state)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    metric = load_metric(args.metric)
+    per_trial, rows0 = {}, None
+    for trial in trials:
+        rows = read_cache(out / f"trial_{trial.name}")
+        per_trial[trial.name] = score_trial(metric, trial, rows, protocol)
+        rows0 = rows0 or rows
+    mean = mean_metrics(per_trial)
+    result = {
+        "label": label, "model": engine.model_info, "dataset": name, "root": root, "protocol": protocol,
+        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k, "tau": args.tau,
+        "window": args.window if args.strategy == "best_choice" else None,
+        "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
+        "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
+        "command": " ".join(sys.argv), "processes": state.num_processes,
+        "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
+        "text_prefilter": bool(getattr(engine.prefilter, "supports_text", False)),
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
+    if args.vis:
+        draw_ranked_lists(trials[0], rows0, out / "ranked", args.vis, args.vis_k, protocol)
+    (out / "table.md").write_text(render([result]))
+    print(f"{label} on {name} ({protocol}): mAP {100 * mean['mAP']:.1f}  Rank-1 {100 * mean['rank1']:.1f}  "
+          f"mINP {100 * mean['mINP']:.1f}  ({len(trials)} trial(s)) -> {out}", flush=True)
+    return result
+
+
+def run(args) -> int:
+    """The whole evaluation of ``eval/run.py`` from its parsed ``args`` (``arguments.parse_args``);
+    returns the exit code (2: bad input, one line on stderr, before any model where it can be)."""
+    try:
+        # everything that can be checked without a model, checked first
+        name, root = parse_dataset(args.dataset)
+        args.benchmark_options = resolve_options(name, root, {
+            "search_mode": args.search_mode, "direction": args.direction, "boxes": args.boxes,
+            "cuhk03_layout": args.cuhk03_layout, "gallery_shot": args.gallery_shot})
+        protocol = check_protocol(name, root, args.protocol, args.benchmark_options)
+        trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
+        from chatreid.retrieval.prefilter import check_prefilter
+
+        check_prefilter(args.prefilter)  # a path that is not a baseline: one line, before any model
+        if not Path(args.metric).is_dir():
+            raise FileNotFoundError(f"the metric module is missing: {args.metric}")
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"eval/run.py: error: {err}", file=sys.stderr)
+        return 2
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True lets processes started by a torchrun-style launcher form a gloo group on CPU
+    state = PartialState(cpu=not torch.cuda.is_available())
+    labels = args.label or [label_of(m) for m in args.model]
+    if len(set(labels)) != len(labels):
+        print(f"eval/run.py: error: two models share the label {labels}; pass --label", file=sys.stderr)
+        return 2
+    results = []
+    for model, label in zip(args.model, labels):
+        try:
+            res = run_model(model, label, trials, name, root, protocol, args, state)
+        except (ValueError, OSError) as err:  # e.g. a model without Yes/No tokens, a missing checkpoint
+            print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
+            return 2
+        results.append(res)
+    if state.is_main_process:
+        text = render(results)
+        Path(args.out, "table.md").write_text(text)
+        print(text)
+    return 0
+
