@@ -46,6 +46,7 @@ the whole order and take a per-query path.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -115,11 +116,74 @@ def evaluate_reid(
         {"rank1": ..., "rank5": ..., "cmc": [...], "mAP": ..., "mINP": ..., "num_valid_queries": n}
         with fractions in 0-1; `cmc` has max(ranks) entries.
     """
+    run = _checked_run(distmat, q_pids, g_pids, q_camids, g_camids, q_clothes, g_clothes, protocol, ranks,
+                       similarity, rankings, protocol_options)
+    tally = _Tally(len(run.q_pids), run.max_rank)
+    for chunk in _chunks(run):
+        if run.rankings is None and run.rng is None:
+            _match_chunk(run, chunk, tally)
+        else:  # a re-ranker's rankings, or cuhk03_classic's sampling: per query
+            _match_each_query(run, chunk, tally)
+    return _aggregate(run, tally)
+
+
+# --- evaluate_reid's steps: check the inputs, match each chunk of queries, aggregate -----------
+
+
+@dataclass
+class _Run:
+    """One evaluate_reid call's checked inputs."""
+
+    protocol: str
+    options: dict
+    ranks: list[int]
+    max_rank: int
+    q_pids: np.ndarray
+    g_pids: np.ndarray
+    scores: np.ndarray | None  # the (num_query, num_gallery) matrix as given (sliced per chunk)
+    similarity: bool
+    rankings: Sequence[Sequence[int]] | None
+    cams: tuple[np.ndarray, np.ndarray] | None
+    clothes: tuple[np.ndarray, np.ndarray] | None
+    g_junk: np.ndarray | None  # gallery items junk for every query (market: identity -1), or None
+    dedup: bool  # sysu's identity-deduplicated CMC
+    rng: np.random.Generator | None  # cuhk03_classic's single-gallery-shot sampling
+
+
+@dataclass
+class _Tally:
+    """Per-query results as the chunks fill them in."""
+
+    num_q: int
+    max_rank: int
+
+    def __post_init__(self):
+        self.first_hit = np.full(self.num_q, -1, dtype=np.int64)  # 0-based kept rank of the first match (-1: invalid)
+        self.ap = np.zeros(self.num_q)
+        self.inp = np.zeros(self.num_q)
+        self.cmc_sum = np.zeros(self.max_rank)  # cuhk03_classic: sampled CMC, summed over valid queries
+        self.work = None  # the fast path's sort buffer (see _match_chunk)
+
+
+@dataclass
+class _Chunk:
+    """Queries ``start:stop``: their identity mask over the gallery, their junk, their scores."""
+
+    start: int
+    stop: int
+    same_pid: np.ndarray
+    junk: np.ndarray | None
+    block: np.ndarray | None  # ascending-is-better scores of these rows (similarities negated)
+    rows: int  # the chunk size every chunk but the last has
+
+
+def _checked_run(distmat, q_pids, g_pids, q_camids, g_camids, q_clothes, g_clothes, protocol, ranks,
+                 similarity, rankings, protocol_options) -> _Run:
+    """evaluate_reid's arguments, checked (one clear ValueError for each mistake) and normalised."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol: unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     options = _protocol_options(protocol, protocol_options)
     ranks = _ranks(ranks)
-    max_rank = max(ranks)
 
     if q_pids is None or g_pids is None:
         raise ValueError("q_pids and g_pids are required")
@@ -154,104 +218,119 @@ def evaluate_reid(
     if protocol == "sysu":
         _check_sysu_cameras(*cams, options["search_mode"])
 
-    dedup = protocol == "sysu" and options["dedup_cmc"]
-    rng = np.random.default_rng(options["seed"]) if protocol == "cuhk03_classic" else None
-
     # Market-1501's own evaluation also drops the junk boxes (identity -1) for every query; loaders
     # that drop them at reading time (torchreid) make this a no-op
     g_junk = (g_pids == -1) if protocol == "market" and g_pids.dtype.kind in "iu" else None
     if g_junk is not None and not g_junk.any():
         g_junk = None
+    return _Run(protocol=protocol, options=options, ranks=ranks, max_rank=max(ranks), q_pids=q_pids,
+                g_pids=g_pids, scores=scores, similarity=similarity, rankings=rankings, cams=cams,
+                clothes=clothes, g_junk=g_junk, dedup=protocol == "sysu" and options["dedup_cmc"],
+                rng=np.random.default_rng(options["seed"]) if protocol == "cuhk03_classic" else None)
 
-    first_hit = np.full(num_q, -1, dtype=np.int64)  # 0-based kept rank of the first match (-1: invalid)
-    ap = np.zeros(num_q)
-    inp = np.zeros(num_q)
-    cmc_sum = np.zeros(max_rank)  # cuhk03_classic: sampled CMC, summed over valid queries
 
+def _chunks(run: _Run):
+    """The queries in chunks, in order, each with its masks and its (checked) rows of scores."""
+    num_q, num_g = len(run.q_pids), len(run.g_pids)
+    scores = run.scores
     # About 16 bytes of working memory per element of a chunk (the sort buffer and a few masks):
     # at most CHUNK_BYTES, and at most a third of the matrix, so the peak stays within 1.5x a
     # small matrix too (1 MiB at least, so tiny inputs are not cut into single rows).
     budget = CHUNK_BYTES if scores is None else min(CHUNK_BYTES, max(scores.nbytes // 3, 2**20))
     rows = max(1, budget // (16 * num_g))
-    # The fast path's sort buffer, reused by every chunk: a fresh chunk-sized array per chunk would
-    # page-fault in again each time, which costs about as much as the sort.
-    work = None
     for start in range(0, num_q, rows):
         stop = min(num_q, start + rows)
-        same_pid = g_pids[None, :] == q_pids[start:stop, None]
-        junk = _junk(protocol, same_pid, cams, clothes, start, stop)
-        if g_junk is not None:
-            junk = junk | g_junk[None, :]
+        same_pid = run.g_pids[None, :] == run.q_pids[start:stop, None]
+        junk = _junk(run.protocol, same_pid, run.cams, run.clothes, start, stop)
+        if run.g_junk is not None:
+            junk = junk | run.g_junk[None, :]
         block = None
         if scores is not None:
             block = np.asarray(scores[start:stop])
             if not np.isfinite(block).all():
                 r, c = np.argwhere(~np.isfinite(block))[0]
                 raise ValueError(f"distmat has a NaN or infinite value at row {start + r}, column {c}")
-            if similarity:
+            if run.similarity:
                 block = -block  # descending similarity == ascending negated similarity, exactly
-        if rankings is None and rng is None:
-            good = same_pid if junk is None else same_pid & ~junk
-            if work is None:
-                work = np.empty((min(rows, num_q), num_g), dtype=block.dtype)
-            rows_of, pos, bounds = _match_positions(block, good, junk, work)
-            k = np.diff(bounds)
-            hit = np.flatnonzero(k)
-            if hit.size == 0:
-                continue
-            place = np.arange(pos.size) - np.repeat(bounds[:-1], k)  # 0-based place among the row's matches
-            ap_sum = np.bincount(rows_of, weights=(place + 1.0) / (pos + 1.0), minlength=stop - start)
-            q = start + hit
-            ap[q] = ap_sum[hit] / k[hit]
-            inp[q] = k[hit] / (pos[bounds[hit + 1] - 1] + 1.0)
-            first_hit[q] = pos[bounds[hit]]
-            if dedup:
-                for r in hit:
-                    kept = None if junk is None else ~junk[r]
-                    first_hit[start + r] = _distinct_before(g_pids, kept, None, block, r, good[r], pos[bounds[r]])
-            continue
-        for r in range(stop - start):  # a re-ranker's rankings, or cuhk03_classic's sampling: per query
-            q = start + r
-            kept = None if junk is None or not junk[r].any() else ~junk[r]
-            good = same_pid[r] if kept is None else same_pid[r] & kept
-            order = None
-            if rankings is not None:  # checked even for a query without a match
-                order = _ranking_order(rankings[q], q, num_g, None if block is None else block[r])
-            if not good.any():
-                continue
-            if order is not None:
-                if kept is not None:
-                    order = order[kept[order]]
-            else:  # cuhk03_classic samples from the whole kept order
-                order = np.argsort(block[r], kind="stable")
-                if kept is not None:
-                    order = order[kept[order]]
-            pos = np.flatnonzero(good[order])
-            k = pos.size
-            ap[q] = np.sum(np.arange(1, k + 1) / (pos + 1.0)) / k
-            inp[q] = k / (pos[-1] + 1.0)
-            first_hit[q] = pos[0]
-            if dedup:
-                first_hit[q] = _distinct_before(g_pids, kept, order, block, r, good, pos[0])
-            if rng is not None:
-                cmc_sum += _single_shot_cmc(g_pids[order], q_pids[q], max_rank, options["num_repeats"], rng)
+        yield _Chunk(start, stop, same_pid, junk, block, rows)
 
-    valid = first_hit >= 0
+
+def _match_chunk(run: _Run, chunk: _Chunk, tally: _Tally) -> None:
+    """The fast path: every query of the chunk at once, from the places of its true matches."""
+    start, stop, junk, block = chunk.start, chunk.stop, chunk.junk, chunk.block
+    good = chunk.same_pid if junk is None else chunk.same_pid & ~junk
+    if tally.work is None:
+        # The sort buffer, reused by every chunk: a fresh chunk-sized array per chunk would
+        # page-fault in again each time, which costs about as much as the sort.
+        tally.work = np.empty((min(chunk.rows, len(run.q_pids)), len(run.g_pids)), dtype=block.dtype)
+    rows_of, pos, bounds = _match_positions(block, good, junk, tally.work)
+    k = np.diff(bounds)
+    hit = np.flatnonzero(k)
+    if hit.size == 0:
+        return
+    place = np.arange(pos.size) - np.repeat(bounds[:-1], k)  # 0-based place among the row's matches
+    ap_sum = np.bincount(rows_of, weights=(place + 1.0) / (pos + 1.0), minlength=stop - start)
+    q = start + hit
+    tally.ap[q] = ap_sum[hit] / k[hit]
+    tally.inp[q] = k[hit] / (pos[bounds[hit + 1] - 1] + 1.0)
+    tally.first_hit[q] = pos[bounds[hit]]
+    if run.dedup:
+        for r in hit:
+            kept = None if junk is None else ~junk[r]
+            tally.first_hit[start + r] = _distinct_before(run.g_pids, kept, None, block, r, good[r], pos[bounds[r]])
+
+
+def _match_each_query(run: _Run, chunk: _Chunk, tally: _Tally) -> None:
+    """The per-query path, over each query's whole kept order: a re-ranker's rankings, or
+    cuhk03_classic's sampling (which draws from ``run.rng`` query by query, in order)."""
+    junk, block = chunk.junk, chunk.block
+    for r in range(chunk.stop - chunk.start):
+        q = chunk.start + r
+        kept = None if junk is None or not junk[r].any() else ~junk[r]
+        good = chunk.same_pid[r] if kept is None else chunk.same_pid[r] & kept
+        order = None
+        if run.rankings is not None:  # checked even for a query without a match
+            order = _ranking_order(run.rankings[q], q, len(run.g_pids), None if block is None else block[r])
+        if not good.any():
+            continue
+        if order is not None:
+            if kept is not None:
+                order = order[kept[order]]
+        else:  # cuhk03_classic samples from the whole kept order
+            order = np.argsort(block[r], kind="stable")
+            if kept is not None:
+                order = order[kept[order]]
+        pos = np.flatnonzero(good[order])
+        k = pos.size
+        tally.ap[q] = np.sum(np.arange(1, k + 1) / (pos + 1.0)) / k
+        tally.inp[q] = k / (pos[-1] + 1.0)
+        tally.first_hit[q] = pos[0]
+        if run.dedup:
+            tally.first_hit[q] = _distinct_before(run.g_pids, kept, order, block, r, good, pos[0])
+        if run.rng is not None:
+            tally.cmc_sum += _single_shot_cmc(run.g_pids[order], run.q_pids[q], run.max_rank,
+                                              run.options["num_repeats"], run.rng)
+
+
+def _aggregate(run: _Run, tally: _Tally) -> dict[str, Any]:
+    """CMC, mAP and mINP over the valid queries (those with a true match left)."""
+    max_rank = run.max_rank
+    valid = tally.first_hit >= 0
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise ValueError(
-            f"no query has a true match in the gallery under protocol {protocol!r}: check q_pids/g_pids"
-            + (" and the cameras" if cams is not None else "")
+            f"no query has a true match in the gallery under protocol {run.protocol!r}: check q_pids/g_pids"
+            + (" and the cameras" if run.cams is not None else "")
         )
-    if rng is not None:
-        cmc = cmc_sum / n_valid
+    if run.rng is not None:
+        cmc = tally.cmc_sum / n_valid
     else:
-        hits = np.bincount(np.minimum(first_hit[valid], max_rank), minlength=max_rank + 1)[:max_rank]
+        hits = np.bincount(np.minimum(tally.first_hit[valid], max_rank), minlength=max_rank + 1)[:max_rank]
         cmc = np.cumsum(hits) / n_valid
-    result: dict[str, Any] = {f"rank{k}": float(cmc[k - 1]) for k in ranks}
+    result: dict[str, Any] = {f"rank{k}": float(cmc[k - 1]) for k in run.ranks}
     result["cmc"] = [float(c) for c in cmc]
-    result["mAP"] = float(ap[valid].mean())
-    result["mINP"] = float(inp[valid].mean())
+    result["mAP"] = float(tally.ap[valid].mean())
+    result["mINP"] = float(tally.inp[valid].mean())
     result["num_valid_queries"] = n_valid
     return result
 
