@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,6 @@ from chatreid.instructions.rows import features
 
 log = logging.getLogger(__name__)
 BUILD_INFO = "chatreid_instructions.json"
-_STATE: dict = {}  # what forked workers inherit: contexts, shard plans, config
 
 
 def allocate(mix: dict[str, float], n: int) -> dict[str, int]:
@@ -59,22 +59,45 @@ def _fingerprint(store, cfg: BuildConfig, extra: str) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass
+class _ShardPlan:
+    """What every shard worker reads: the config, the split contexts and, per split, the rows to
+    write (stage 1: the (image, caption) items; stages 2/3: a task code per row)."""
+
+    config: BuildConfig
+    contexts: dict
+    captioned: set
+    items: dict = field(default_factory=dict)  # stage 1
+    tasks: dict = field(default_factory=dict)  # stages 2/3
+    task_names: list = field(default_factory=list)  # stages 2/3: task code -> name
+
+
+_PLAN: _ShardPlan | None = None  # the plan of this process's shards, set by _init_worker
+
+
+def _init_worker(plan: _ShardPlan | None) -> None:
+    """The worker pool's initializer (and the one-process path's): the plan ``_run_shard`` reads.
+    Forked workers receive it without pickling, so the contexts are shared copy-on-write."""
+    global _PLAN
+    _PLAN = plan
+
+
 def _run_shard(job) -> tuple[str, int, int]:
     """Generate and write one shard; returns (split, shard index, rows)."""
     import pyarrow as pa
 
     split, index, path = job["split"], job["index"], job["path"]
-    cfg: BuildConfig = _STATE["config"]
-    ctx = _STATE["contexts"][split]
+    plan = _PLAN
+    cfg = plan.config
+    ctx = plan.contexts[split]
     rng = np.random.default_rng([cfg.seed, cfg.stage, SPLITS.index(split), index])
     if cfg.stage == 1:
-        rows = stage1.rows(ctx, rng, _STATE["items"][split][job["lo"]:job["hi"]],
-                           _STATE["captioned"])
+        rows = stage1.rows(ctx, rng, plan.items[split][job["lo"]:job["hi"]], plan.captioned)
     else:
-        tasks = _STATE["tasks"][split][job["lo"]:job["hi"]]
+        tasks = plan.tasks[split][job["lo"]:job["hi"]]
         builders = stage2.BUILDERS if cfg.stage == 2 else stage3.BUILDERS
         rows = [None] * len(tasks)
-        for code, name in enumerate(_STATE["task_names"]):
+        for code, name in enumerate(plan.task_names):
             where = np.flatnonzero(tasks == code)
             if len(where):
                 for i, row in zip(where, builders[name](ctx, rng, len(where))):
@@ -95,9 +118,6 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     Returns the build info (also written to ``out/chatreid_instructions.json``): counts per split
     and task, filter counts (stage 1), the config, the sources.
     """
-    import datasets
-    from tqdm.auto import tqdm
-
     from chatreid.data.store import ImageStore
 
     t0 = time.time()
@@ -105,6 +125,41 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite)")
     store = store_path if isinstance(store_path, ImageStore) else ImageStore.load(store_path)
+    contexts, filter_counts, captioned, cached = _contexts(store, out, config, captioner, caption_cache, progress)
+    plan, counts = _plan_rows(config, contexts, captioned)
+
+    work = out.parent / f".{out.name}.partial-{_fingerprint(store, config, json.dumps(sorted(captioned.items())))}"
+    (work / "shards").mkdir(parents=True, exist_ok=True)
+    jobs = _shard_jobs(counts, config.shard_size, work / "shards")
+    _run_shards(plan, jobs, num_proc, progress, work)
+    t_rows = time.time() - t0
+
+    final = work / "dataset"
+    rows = _save_shards(jobs, final, progress)
+    info = {
+        "stage": config.stage,
+        "store": str(store.source),
+        "datasets": {s: contexts[s].pool.dataset_names for s in SPLITS},
+        "images": {s: len(contexts[s].pool) for s in SPLITS},
+        "identities": {s: len(contexts[s].pool.id_count) for s in SPLITS},
+        "rows": rows,
+        "tasks": counts,
+        "filters": filter_counts,
+        "captioner": getattr(cached, "name", None),
+        "config": config.to_dict(),
+        "seconds": {"rows": round(t_rows, 2), "total": round(time.time() - t0, 2)},
+    }
+    (final / BUILD_INFO).write_text(json.dumps(info, indent=1, default=str))
+    (final / "README.md").write_text(dataset_card(info))
+    install_dir(final, out)  # overwrite: the old dataset goes only once the new one is in
+    shutil.rmtree(work, ignore_errors=True)
+    info["seconds"]["total"] = round(time.time() - t0, 2)
+    return info
+
+
+def _contexts(store, out: Path, config: BuildConfig, captioner, caption_cache, progress):
+    """The train and validation sampling contexts (stage 1: after its quality filters and captioning).
+    Returns (contexts, filter counts or None, {image: caption} captioned here, the cached captioner)."""
     meta = columns(store.metadata())
     assignment = split_identities(meta, config.val_fraction, config.seed)
     cached = None
@@ -127,13 +182,16 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
         # a misspelt name would otherwise weigh nothing, silently
         raise ValueError(f"--dataset-weight {unknown[0]}: {store.source} has no train images of a "
                          f"dataset {unknown[0]!r}; it holds: {', '.join(weighed)}")
+    return contexts, filter_counts, captioned, cached
 
-    work = out.parent / f".{out.name}.partial-{_fingerprint(store, config, json.dumps(sorted(captioned.items())))}"
-    (work / "shards").mkdir(parents=True, exist_ok=True)
-    jobs, counts = [], {}
-    state = {"config": config, "contexts": contexts, "captioned": set(captioned)}
+
+def _plan_rows(config: BuildConfig, contexts: dict, captioned: dict) -> tuple[_ShardPlan, dict]:
+    """Which rows each split gets: stage 1, its captioning items (``--size`` picks a seeded subset);
+    stages 2/3, ``--size`` rows allocated to the tasks by the mixture, in a seeded order.
+    Returns the plan and the row counts per split and task."""
+    plan = _ShardPlan(config=config, contexts=contexts, captioned=set(captioned))
+    counts = {}
     if config.stage == 1:
-        state["items"] = {}
         for s in SPLITS:
             pairs = stage1.items(contexts[s].pool)
             if config.size is not None:
@@ -144,48 +202,63 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
                                      f"captioning rows after filtering, {want} asked")
                 pick = np.random.default_rng([config.seed, 1, SPLITS.index(s)]).permutation(len(pairs))
                 pairs = pairs[np.sort(pick[:want])]
-            state["items"][s] = pairs
+            plan.items[s] = pairs
             counts[s] = {"caption": len(pairs)}
-    else:
-        if config.size is None:
-            raise ValueError(f"stage {config.stage}: --size is required")
-        n_val = round(config.size * config.val_fraction) if len(contexts["validation"].pool) else 0
-        sizes = {"train": config.size - n_val, "validation": n_val}
-        names = list(config.mix)
-        state["task_names"] = names
-        state["tasks"] = {}
-        for s in SPLITS:
-            alloc = allocate(config.mix, sizes[s])
-            counts[s] = alloc
-            arr = np.repeat(np.arange(len(names), dtype=np.int8), [alloc[k] for k in names])
-            state["tasks"][s] = np.random.default_rng([config.seed, config.stage, 99, SPLITS.index(s)]).permutation(arr)
+        return plan, counts
+    if config.size is None:
+        raise ValueError(f"stage {config.stage}: --size is required")
+    n_val = round(config.size * config.val_fraction) if len(contexts["validation"].pool) else 0
+    sizes = {"train": config.size - n_val, "validation": n_val}
+    names = list(config.mix)
+    plan.task_names = names
+    for s in SPLITS:
+        alloc = allocate(config.mix, sizes[s])
+        counts[s] = alloc
+        arr = np.repeat(np.arange(len(names), dtype=np.int8), [alloc[k] for k in names])
+        plan.tasks[s] = np.random.default_rng([config.seed, config.stage, 99, SPLITS.index(s)]).permutation(arr)
+    return plan, counts
+
+
+def _shard_jobs(counts: dict, shard_size: int, shards: Path) -> list[dict]:
+    """Each split's rows cut into shards of ``shard_size``, each with the file it is written to."""
+    jobs = []
     for s in SPLITS:
         total = sum(counts[s].values())
-        for k, lo in enumerate(range(0, total, config.shard_size)):
-            jobs.append({"split": s, "index": k, "lo": lo, "hi": min(lo + config.shard_size, total),
-                         "path": str(work / "shards" / f"{s}-{k:05d}.arrow")})
+        for k, lo in enumerate(range(0, total, shard_size)):
+            jobs.append({"split": s, "index": k, "lo": lo, "hi": min(lo + shard_size, total),
+                         "path": str(shards / f"{s}-{k:05d}.arrow")})
+    return jobs
+
+
+def _run_shards(plan: _ShardPlan, jobs: list[dict], num_proc: int, progress: bool, work: Path) -> None:
+    """Write the shards not written yet (a resumed build reuses the others), in ``num_proc``
+    forked workers when there is more than one to write."""
+    from tqdm.auto import tqdm
+
     todo = [j for j in jobs if not os.path.exists(j["path"])]
     done_rows = sum(j["hi"] - j["lo"] for j in jobs if j not in todo)
     if done_rows:
         log.info("resuming %s: %d of %d shards already written", work, len(jobs) - len(todo), len(jobs))
-
-    _STATE.clear()
-    _STATE.update(state)
     bar = tqdm(total=sum(j["hi"] - j["lo"] for j in jobs), initial=done_rows,
-               desc=f"stage {config.stage} rows", unit="row", disable=not progress)
+               desc=f"stage {plan.config.stage} rows", unit="row", disable=not progress)
     try:
         if num_proc > 1 and len(todo) > 1:
             ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(num_proc, len(todo))) as workers:
+            with ctx.Pool(min(num_proc, len(todo)), initializer=_init_worker, initargs=(plan,)) as workers:
                 for _, _, n in workers.imap_unordered(_run_shard, todo):
                     bar.update(n)
         else:
+            _init_worker(plan)
             for job in todo:
                 bar.update(_run_shard(job)[2])
     finally:
         bar.close()
-        _STATE.clear()
-    t_rows = time.time() - t0
+        _init_worker(None)
+
+
+def _save_shards(jobs: list[dict], final: Path, progress: bool) -> dict[str, int]:
+    """The shard files saved as one ``DatasetDict`` at ``final``; returns the rows per split."""
+    import datasets
 
     splits = {}
     for s in SPLITS:
@@ -196,7 +269,6 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
         splits[s] = datasets.concatenate_datasets(parts) if parts else \
             datasets.Dataset.from_dict({k: [] for k in features()}, features=features())
     dsd = datasets.DatasetDict(splits)
-    final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
     bars_were_on = datasets.is_progress_bar_enabled()
@@ -210,26 +282,7 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
-    info = {
-        "stage": config.stage,
-        "store": str(store.source),
-        "datasets": {s: contexts[s].pool.dataset_names for s in SPLITS},
-        "images": {s: len(contexts[s].pool) for s in SPLITS},
-        "identities": {s: len(contexts[s].pool.id_count) for s in SPLITS},
-        "rows": {s: len(splits[s]) for s in SPLITS},
-        "tasks": counts,
-        "filters": filter_counts,
-        "captioner": getattr(cached, "name", None),
-        "config": config.to_dict(),
-        "seconds": {"rows": round(t_rows, 2), "total": round(time.time() - t0, 2)},
-    }
-    (final / BUILD_INFO).write_text(json.dumps(info, indent=1, default=str))
-    (final / "README.md").write_text(dataset_card(info))
-    del dsd, splits, parts
-    install_dir(final, out)  # overwrite: the old dataset goes only once the new one is in
-    shutil.rmtree(work, ignore_errors=True)
-    info["seconds"]["total"] = round(time.time() - t0, 2)
-    return info
+    return {s: len(d) for s, d in dsd.items()}
 
 
 def dataset_card(info: dict) -> str:
