@@ -153,40 +153,59 @@ def _banner_markdown(choice: ModelChoice) -> str:
             "(first paragraph of its model card).*")
 
 
-def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.Blocks:
-    """The Blocks app around ``engine`` (anything with ``search``/``compare``/``describe``)."""
+def fit_limits(engine, limits: Limits | None = None) -> Limits:
+    """The app's limits (from the environment unless given), applied to this process and fitted
+    to ``engine``: Pillow refuses bombs at the pixel limit, malloc's arenas are capped, and images
+    are reduced on arrival to what the model's processor reads at most."""
     limits = limits or Limits.from_env()
     limits.apply_to_pillow()
     limit_malloc_arenas()  # before the server's threads start: RSS follows what sessions hold
     model_max = getattr(engine, "max_pixels", None)
     if model_max:  # images are reduced on arrival to what this model's processor reads at most
         limits.model_pixels = min(limits.model_pixels, int(model_max))
-    count_tokens = getattr(engine, "count_tokens", None)
-    encoding_bytes = getattr(engine, "encoding_bytes", None)  # engines that keep no encodings: None
-    store = SessionStore.from_limits(limits)
-    examples = example_galleries()
+    return limits
 
-    def begin(session: Session | None) -> Session:
+
+def _images_bytes(images) -> int:
+    return sum(image_bytes(im) for im in images)
+
+
+class Handlers:
+    """What each request does, around ``engine`` (anything with ``search``/``compare``/``describe``).
+
+    One per app: it holds the sessions' store (idle expiry and the memory budget) and the example
+    galleries. Each handler answers in the chat; none lets an exception end the session.
+    """
+
+    def __init__(self, engine, limits: Limits):
+        self.engine, self.limits = engine, limits
+        self.count_tokens = getattr(engine, "count_tokens", None)
+        # Engines that keep no encodings: None.
+        self.encoding_bytes = getattr(engine, "encoding_bytes", None)
+        self.store = SessionStore.from_limits(limits)
+        self.examples = example_galleries()
+
+    # ---- what every request shares ------------------------------------------------------------
+    def begin(self, session: Session | None) -> Session:
         """Every request starts here: idle sessions expire, this one is registered (or Busy)."""
         session = session or Session()
-        store.begin(session)
+        self.store.begin(session)
         if session.dropped:
             session.say(f"This session's gallery and query were dropped because {session.dropped}. "
                         "Upload the gallery again (or pick an example) to go on.")
             session.dropped = ""
         return session
 
-    # ---- handlers (each answers in the chat; none lets an exception end the session) ----------
-    def encodings_of(images) -> int:
+    def encodings_of(self, images) -> int:
         """Memory of the VLM encodings of ``images`` once the searches have made them (kept with
         the session; counted from the image sizes alone). 0 for an engine that keeps none."""
-        return encoding_bytes(images) if encoding_bytes is not None else 0
+        return self.encoding_bytes(images) if self.encoding_bytes is not None else 0
 
-    def use_gallery(items, problems, session: Session, origin: str) -> Session:
-        old = sum(image_bytes(g.image) for g in session.conv.gallery) + session.encodings_reserved
+    def use_gallery(self, items, problems, session: Session, origin: str) -> Session:
+        old = _images_bytes(g.image for g in session.conv.gallery) + session.encodings_reserved
         images = [g.image for g in items]
-        reserve = encodings_of(images)
-        store.admit(session, sum(image_bytes(im) for im in images) + reserve, replaces_bytes=old)
+        reserve = self.encodings_of(images)
+        self.store.admit(session, _images_bytes(images) + reserve, replaces_bytes=old)
         session.conv.set_gallery(items)
         session.encodings_reserved = reserve
         session.ranked = []
@@ -194,7 +213,7 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         # queue), kept with the session: its searches then only run the model. The VLM's
         # encodings are made by the first search that scores each image (in the model queue)
         # and kept with the session too.
-        session.conv.prepare(engine)
+        session.conv.prepare(self.engine)
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
             text += "\n\nSkipped: " + "; ".join(name_text(p) for p in problems) + "."
@@ -202,25 +221,45 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                             not session.conv.has_query else " Ask again to search it."))
         return session
 
-    def upload_gallery(files, session: Session):
+    def run_message(self, session: Session, text: str, files: list[str], task: str, progress,
+                    gallery_items=None) -> Reply:
+        """One message's turn, for ``chat`` and ``search`` alike: load its photos, make room for
+        them (and for ``gallery_items``, a stateless search's gallery, set before the turn), and
+        run the turn under the time limit. ``UploadError`` for photos or memory refused."""
+        images, names = load_query_images(files, self.limits)
+        if gallery_items is not None:
+            gallery = [g.image for g in gallery_items]
+            session.encodings_reserved = self.encodings_of(gallery)
+            self.store.admit(session, _images_bytes(gallery + images) + session.encodings_reserved)
+            session.conv.set_gallery(gallery_items)
+        elif images:
+            self.store.admit(session, _images_bytes(images),
+                             replaces_bytes=_images_bytes(session.conv.query_images))
+        deadline = time.monotonic() + self.limits.request_seconds
+        session.conv, reply = run_turn(session.conv, self.engine, text, images, names,
+                                       task or AUTO, self.limits.top_k, progress, deadline)
+        return reply
+
+    # ---- the gallery ---------------------------------------------------------------------------
+    def upload_gallery(self, files, session: Session):
         """Load the uploaded images and/or zips as the gallery."""
         if not files:  # every file was removed from the box
-            return clear_gallery(session)
+            return self.clear_gallery(session)
         try:
-            session = begin(session)
+            session = self.begin(session)
         except UploadError as err:  # Busy: this session could not even be registered
             return _refused(session, err)
         try:
-            items, problems = load_gallery([_path(f) for f in files or []], limits)
-            session = use_gallery(items, problems, session, "your upload")
+            items, problems = load_gallery([_path(f) for f in files or []], self.limits)
+            session = self.use_gallery(items, problems, session, "your upload")
         except UploadError as err:
             session.say(f"⚠️ {name_text(str(err))}")
         finally:
-            store.end(session)
+            self.store.end(session)
             release_freed_memory()  # what decoding the full-size files used is free again
         return session, session.history, _ranked_gallery(session)
 
-    def clear_gallery(session: Session):
+    def clear_gallery(self, session: Session):
         """The upload box was emptied: forget the gallery (and the ranking that pointed into it)."""
         session = session or Session()
         session.conv.set_gallery([])
@@ -229,56 +268,52 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         session.say("Gallery cleared. Upload photos or a zip, or pick an example gallery.")
         return session, session.history, []
 
-    def example_gallery(name: str, session: Session):
+    def example_gallery(self, name: str, session: Session):
         """Load a built-in example gallery by name."""
         if not name:
             session = session or Session()
             return session, session.history, _ranked_gallery(session)
         try:
-            session = begin(session)
+            session = self.begin(session)
         except UploadError as err:
             return _refused(session, err)
         try:
-            items = load_example_gallery(name, limits)
-            session = use_gallery(items, [], session, f"the example “{examples[name].title}”")
+            items = load_example_gallery(name, self.limits)
+            session = self.use_gallery(items, [], session,
+                                       f"the example “{self.examples[name].title}”")
         except UploadError as err:
             session.say(f"⚠️ {name_text(str(err))}")
         finally:
-            store.end(session)
+            self.store.end(session)
         return session, session.history, _ranked_gallery(session)
 
-    def chat(message, task: str, session: Session, progress=gr.Progress()):
+    # ---- the chat ------------------------------------------------------------------------------
+    def chat(self, message, task: str, session: Session, progress=gr.Progress()):
         """One chat turn: ``message`` is {"text", "files"}; files are the query photos."""
         message = message or {}
         text = (message.get("text") or "").strip()
         files = [_path(f) for f in message.get("files") or []]
+        cleared = gr.MultimodalTextbox(value={"text": "", "files": []})
         try:
-            session = begin(session)
+            session = self.begin(session)
         except UploadError as err:
-            return (*_refused(session, err), gr.MultimodalTextbox(value={"text": "", "files": []}))
+            return (*_refused(session, err), cleared)
         try:
             # Checked before anything else: an over-long message is neither run nor kept (the
             # transcript shows its length, not its text).
-            check_message(text, limits, count_tokens)
+            check_message(text, self.limits, self.count_tokens)
         except UploadError as err:
             session.history.append({"role": "user", "content": [
                 f"*(a message of {len(text):,} characters, not shown)*"]})
             session.say(f"⚠️ {err}")
-            store.end(session)
-            return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(
-                value={"text": "", "files": []})
+            self.store.end(session)
+            return session, session.history, _ranked_gallery(session), cleared
         user = [as_text(text)] if text else []
         user += [{"path": f} for f in files]
         if user:
             session.history.append({"role": "user", "content": user})
         try:
-            images, names = load_query_images(files, limits)
-            if images:
-                store.admit(session, sum(image_bytes(im) for im in images),
-                            replaces_bytes=sum(image_bytes(im) for im in session.conv.query_images))
-            deadline = time.monotonic() + limits.request_seconds
-            session.conv, reply = run_turn(session.conv, engine, text, images, names, task or AUTO,
-                                           limits.top_k, progress, deadline)
+            reply = self.run_message(session, text, files, task, progress)
         except UploadError as err:
             reply = Reply(f"⚠️ {name_text(str(err))}", ok=False)
         except Exception as err:  # the model failed: say so, keep the session
@@ -287,21 +322,21 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
                           f"{name_text(str(err))}). The session is still open; try again or start "
                           "over.", ok=False)
         finally:
-            store.end(session)
+            self.store.end(session)
         session.say(reply.text if reply.ok else (reply.text if reply.text.startswith("⚠️")
                                                   else "⚠️ " + reply.text))
         if reply.ranked is not None:
             session.ranked = reply.ranked
-        return session, session.history, _ranked_gallery(session), gr.MultimodalTextbox(value={"text": "", "files": []})
+        return session, session.history, _ranked_gallery(session), cleared
 
-    def echo(message, session: Session):
+    def echo(self, message, session: Session):
         """Shown at once, before the turn waits for the model: the person's message (or its
         length, if too long to be used) and a line saying the work has started."""
         session = session or Session()
         message = message or {}
         text = (message.get("text") or "").strip()
         files = [_path(f) for f in message.get("files") or []]
-        if len(text) > limits.max_message_chars:
+        if len(text) > self.limits.max_message_chars:
             user = [f"*(a message of {len(text):,} characters, not shown)*"]
         else:
             user = ([as_text(text)] if text else []) + [{"path": f} for f in files]
@@ -309,12 +344,12 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         shown.append({"role": "assistant", "content": "⏳ Working on it…"})
         return shown, message, gr.MultimodalTextbox(value={"text": "", "files": []})
 
-    def chat_sent(message, task: str, session: Session, progress=gr.Progress()):
+    def chat_sent(self, message, task: str, session: Session, progress=gr.Progress()):
         """The page's chat turn: the message echoed by ``echo``, answered as ``/chat`` does."""
-        session, history, ranked, _ = chat(message, task, session, progress)
+        session, history, ranked, _ = self.chat(message, task, session, progress)
         return session, history, ranked
 
-    def reset(session: Session):
+    def reset(self, session: Session):
         """Start over: clear the query, the ranking and the transcript; keep the gallery."""
         session = session or Session()
         session.conv.reset()
@@ -322,112 +357,158 @@ def build_demo(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.
         session.say("Starting over. " + HELP_TEXT)
         return session, session.history, []
 
-    def search(query_images, gallery_files, text: str, task: str, progress=gr.Progress()):
+    # ---- scripts -------------------------------------------------------------------------------
+    def search(self, query_images, gallery_files, text: str, task: str, progress=gr.Progress()):
         """Stateless search for scripts: returns {"task", "answer", "ranking": [{rank, name, score}]}."""
         if not query_images and not (text or "").strip():
             return {"ok": False, "error": "Nothing to search for: give query images, a request "
                                           "text, or both."}
         session = Session()
         try:
-            check_message(text or "", limits, count_tokens)
-            store.begin(session)
-            items, problems = load_gallery([_path(f) for f in gallery_files or []], limits)
-            images, names = load_query_images([_path(f) for f in query_images or []], limits)
-            gallery = [g.image for g in items]
-            session.encodings_reserved = encodings_of(gallery)
-            store.admit(session, sum(image_bytes(im) for im in gallery + images)
-                        + session.encodings_reserved)
-            session.conv.set_gallery(items)
-            deadline = time.monotonic() + limits.request_seconds
-            session.conv, reply = run_turn(session.conv, engine, text or "", images, names,
-                                           task or AUTO, limits.top_k, progress, deadline)
+            check_message(text or "", self.limits, self.count_tokens)
+            self.store.begin(session)
+            items, problems = load_gallery([_path(f) for f in gallery_files or []], self.limits)
+            reply = self.run_message(session, text or "", [_path(f) for f in query_images or []],
+                                     task, progress, gallery_items=items)
         except UploadError as err:
             return {"ok": False, "error": str(err)}
         finally:
-            store.forget(session)  # nothing of a stateless request is kept
+            self.store.forget(session)  # nothing of a stateless request is kept
         if not reply.ok or reply.ranked is None:
             return {"ok": False, "error": reply.text}
         return {"ok": True, "task": reply.task, "answer": reply.text, "skipped": problems,
                 "ranking": [{"rank": k + 1, "index": gi, "name": session.conv.gallery[gi].name,
                              "score": float(s)} for k, (gi, s) in enumerate(reply.ranked or [])]}
 
-    # ---- layout --------------------------------------------------------------------------------
-    with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as demo:
-        # Our SessionStore drops an idle session's images after CHATREID_IDLE_MINUTES; Gradio
-        # forgets the (then small) session object itself an hour later.
-        state = gr.State(Session(), time_to_live=limits.idle_minutes * 60 + 3600)
-        gr.Markdown("# ChatReID — find a person by talking to a Re-ID model")
-        gr.Markdown(_model_markdown(engine, choice), elem_id="model-info")
-        gr.Markdown(_banner_markdown(choice), elem_id="model-banner")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                gr.Markdown("### 1 · Gallery")
-                gallery_files = gr.File(file_count="multiple", file_types=["image", ".zip"],
-                                        label=f"Upload photos or a zip (max {limits.max_gallery} "
-                                              f"images, {limits.max_file_mb} MB a file)",
-                                        elem_id="gallery-upload", height=160)
-                example_pick = gr.Dropdown(
-                    choices=[(e.title, e.name) for e in examples.values()], value=None,
-                    label="…or a built-in example gallery", elem_id="example-gallery")
-                gr.Markdown("### 2 · Task")
-                task = gr.Dropdown(choices=_task_choices(), value=AUTO, label="Re-ID setting",
-                                   elem_id="task")
-                reset_btn = gr.Button("Start over", variant="secondary")
-            with gr.Column(scale=2, min_width=400):
-                chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}],
-                                     label="ChatReID", height=420, elem_id="chat",
-                                     feedback_options=None)
-                box = gr.MultimodalTextbox(
-                    file_types=["image"], file_count="multiple", sources=["upload"],
-                    placeholder="3 · Attach the person's photo and ask, or describe them "
-                                "(e.g. a woman in a red top with a black backpack)",
-                    label="Message", show_label=False, elem_id="ask")
-        results = gr.Gallery(label="Ranked gallery (best first: rank · score · file; click an "
-                                   "image to open it large)", columns=6, height="auto",
-                             object_fit="contain", elem_id="results", allow_preview=True,
-                             preview=False)
-        if examples:
-            gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
-                        label="Examples (pick one: it loads the gallery and fills the message; "
-                              "then press Enter)", elem_id="examples")
 
-        # API-only components for the stateless /search endpoint.
-        with gr.Row(visible=False):
-            api_query = gr.File(file_count="multiple", label="query images")
-            api_gallery = gr.File(file_count="multiple", label="gallery images or zips")
-            api_text = gr.Textbox(label="request")
-            api_task = gr.Dropdown(choices=[AUTO, *TASK_NAMES], value=AUTO, label="task")
-            api_out = gr.JSON(label="result")
-            api_btn = gr.Button("search")
-            api_box = gr.MultimodalTextbox(file_count="multiple", label="message")
-            api_chat = gr.Button("chat")
-        sent = gr.State(None)  # the message the page just sent, between echo and the turn
+@dataclass
+class Page:
+    """The page's components that events connect: made by ``_page``, wired by ``_connect``."""
 
-        model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
-        # New uploads add to the files already in the box; removing one reloads the rest.
-        gallery_files.upload(upload_gallery, [gallery_files, state], [state, chatbot, results],
-                             api_name="upload_gallery", concurrency_limit=4)
-        gallery_files.delete(upload_gallery, [gallery_files, state], [state, chatbot, results],
-                             api_visibility="private", concurrency_limit=4)
-        gallery_files.clear(clear_gallery, [state], [state, chatbot, results],
-                            api_visibility="private")
-        example_pick.change(example_gallery, [example_pick, state], [state, chatbot, results],
-                            api_name="example_gallery", concurrency_limit=4)
-        # On the page: the message appears at once (not queued), then the turn runs in the model
-        # queue with a progress bar. Scripts call /chat, the same turn in one request.
-        box.submit(echo, [box, state], [chatbot, sent, box], queue=False,
-                   api_visibility="private").then(
-            chat_sent, [sent, task, state], [state, chatbot, results], api_visibility="private",
-            **model_calls)
-        api_chat.click(chat, [api_box, task, state], [state, chatbot, results, api_box],
-                       api_name="chat", **model_calls)
-        reset_btn.click(reset, [state], [state, chatbot, results], api_name="reset")
-        api_btn.click(search, [api_query, api_gallery, api_text, api_task], api_out,
-                      api_name="search", **model_calls)
-    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
-    demo.chatreid_limits = limits  # launch() reads max_file_size from here
-    demo.chatreid_sessions = store  # for tests and the load benchmark
-    return demo
+    state: gr.State
+    gallery_files: gr.File
+    example_pick: gr.Dropdown
+    task: gr.Dropdown
+    reset_btn: gr.Button
+    chatbot: gr.Chatbot
+    box: gr.MultimodalTextbox
+    results: gr.Gallery
+    api: dict  # API-only components (hidden) of the /search and /chat endpoints
+    sent: gr.State  # the message the page just sent, between echo and the turn
+
+
+def _setup_column(limits: Limits, examples) -> tuple:
+    """The left column: 1 · the gallery (upload or example), 2 · the task preset, start over."""
+    gr.Markdown("### 1 · Gallery")
+    gallery_files = gr.File(file_count="multiple", file_types=["image", ".zip"],
+                            label=f"Upload photos or a zip (max {limits.max_gallery} "
+                                  f"images, {limits.max_file_mb} MB a file)",
+                            elem_id="gallery-upload", height=160)
+    example_pick = gr.Dropdown(
+        choices=[(e.title, e.name) for e in examples.values()], value=None,
+        label="…or a built-in example gallery", elem_id="example-gallery")
+    gr.Markdown("### 2 · Task")
+    task = gr.Dropdown(choices=_task_choices(), value=AUTO, label="Re-ID setting",
+                       elem_id="task")
+    reset_btn = gr.Button("Start over", variant="secondary")
+    return gallery_files, example_pick, task, reset_btn
+
+
+def _chat_column() -> tuple:
+    """The right column: the chat and the message box (3 · ask)."""
+    chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}],
+                         label="ChatReID", height=420, elem_id="chat",
+                         feedback_options=None)
+    box = gr.MultimodalTextbox(
+        file_types=["image"], file_count="multiple", sources=["upload"],
+        placeholder="3 · Attach the person's photo and ask, or describe them "
+                    "(e.g. a woman in a red top with a black backpack)",
+        label="Message", show_label=False, elem_id="ask")
+    return chatbot, box
+
+
+def _api_components() -> dict:
+    """API-only components (never shown) for the stateless /search endpoint and /chat."""
+    with gr.Row(visible=False):
+        return {
+            "query": gr.File(file_count="multiple", label="query images"),
+            "gallery": gr.File(file_count="multiple", label="gallery images or zips"),
+            "text": gr.Textbox(label="request"),
+            "task": gr.Dropdown(choices=[AUTO, *TASK_NAMES], value=AUTO, label="task"),
+            "out": gr.JSON(label="result"),
+            "search": gr.Button("search"),
+            "box": gr.MultimodalTextbox(file_count="multiple", label="message"),
+            "chat": gr.Button("chat"),
+        }
+
+
+def _page(engine, choice: ModelChoice, limits: Limits, examples) -> Page:
+    """The page, top to bottom: title and model, the gallery and task column beside the chat, the
+    ranked gallery, the examples; then the hidden API components."""
+    # Our SessionStore drops an idle session's images after CHATREID_IDLE_MINUTES; Gradio
+    # forgets the (then small) session object itself an hour later.
+    state = gr.State(Session(), time_to_live=limits.idle_minutes * 60 + 3600)
+    gr.Markdown("# ChatReID — find a person by talking to a Re-ID model")
+    gr.Markdown(_model_markdown(engine, choice), elem_id="model-info")
+    gr.Markdown(_banner_markdown(choice), elem_id="model-banner")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            gallery_files, example_pick, task, reset_btn = _setup_column(limits, examples)
+        with gr.Column(scale=2, min_width=400):
+            chatbot, box = _chat_column()
+    results = gr.Gallery(label="Ranked gallery (best first: rank · score · file; click an "
+                               "image to open it large)", columns=6, height="auto",
+                         object_fit="contain", elem_id="results", allow_preview=True,
+                         preview=False)
+    if examples:
+        gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
+                    label="Examples (pick one: it loads the gallery and fills the message; "
+                          "then press Enter)", elem_id="examples")
+    api = _api_components()
+    return Page(state, gallery_files, example_pick, task, reset_btn, chatbot, box, results, api,
+                sent=gr.State(None))
+
+
+def _connect(page: Page, h: Handlers, limits: Limits) -> None:
+    """The page's events and the API's endpoints, each to its handler."""
+    state, chatbot, results, api = page.state, page.chatbot, page.results, page.api
+    model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
+    # New uploads add to the files already in the box; removing one reloads the rest.
+    page.gallery_files.upload(h.upload_gallery, [page.gallery_files, state],
+                              [state, chatbot, results], api_name="upload_gallery",
+                              concurrency_limit=4)
+    page.gallery_files.delete(h.upload_gallery, [page.gallery_files, state],
+                              [state, chatbot, results], api_visibility="private",
+                              concurrency_limit=4)
+    page.gallery_files.clear(h.clear_gallery, [state], [state, chatbot, results],
+                             api_visibility="private")
+    page.example_pick.change(h.example_gallery, [page.example_pick, state],
+                             [state, chatbot, results], api_name="example_gallery",
+                             concurrency_limit=4)
+    # On the page: the message appears at once (not queued), then the turn runs in the model
+    # queue with a progress bar. Scripts call /chat, the same turn in one request.
+    page.box.submit(h.echo, [page.box, state], [chatbot, page.sent, page.box], queue=False,
+                    api_visibility="private").then(
+        h.chat_sent, [page.sent, page.task, state], [state, chatbot, results],
+        api_visibility="private", **model_calls)
+    api["chat"].click(h.chat, [api["box"], page.task, state], [state, chatbot, results, api["box"]],
+                      api_name="chat", **model_calls)
+    page.reset_btn.click(h.reset, [state], [state, chatbot, results], api_name="reset")
+    api["search"].click(h.search, [api["query"], api["gallery"], api["text"], api["task"]],
+                        api["out"], api_name="search", **model_calls)
+
+
+def build_app(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.Blocks:
+    """The chat app: Gradio Blocks around ``engine`` (anything with ``search``/``compare``/
+    ``describe``), its limits fitted to the engine, its handlers, page, events and queue."""
+    limits = fit_limits(engine, limits)
+    handlers = Handlers(engine, limits)
+    with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as blocks:
+        _connect(_page(engine, choice, limits, handlers.examples), handlers, limits)
+    blocks.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+    blocks.chatreid_limits = limits  # launch() reads max_file_size from here
+    blocks.chatreid_sessions = handlers.store  # for tests and the load benchmark
+    return blocks
 
 
 def _refused(session: Session | None, err: Exception):
@@ -453,11 +534,11 @@ def _example_rows(examples) -> list:
     return rows
 
 
-def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False,
+def launch(blocks: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False,
            **kwargs):
     """Launch with the app's safety settings: upload size, allowed paths, bounded sessions."""
-    limits: Limits = demo.chatreid_limits
-    return demo.launch(
+    limits: Limits = blocks.chatreid_limits
+    return blocks.launch(
         server_name=host, server_port=port, share=share,
         max_file_size=f"{limits.max_file_mb}mb",
         allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else [],
@@ -504,8 +585,8 @@ def main(argv=None) -> None:
     if choice.notice:
         log.warning(re.sub(r"[*`]", "", choice.notice))
     log.info("loading model %s (%s)", choice.name_or_path, choice.source)
-    demo = build_demo(load_engine(choice), choice, limits)
-    launch(demo, host=args.host, port=args.port, share=args.share)
+    launch(build_app(load_engine(choice), choice, limits), host=args.host, port=args.port,
+           share=args.share)
 
 
 if __name__ == "__main__":

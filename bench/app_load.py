@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     choice = app_default_model(args.model)
     engine = app.load_engine(choice)
     limits = Limits.from_env()
-    demo = app.build_demo(engine, choice, limits)
+    demo = app.build_app(engine, choice, limits)
     _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
     print(f"model {choice.name_or_path} ({choice.source}); app up in {time.perf_counter() - t0:.1f} s;"
           f" concurrency {limits.concurrency}, {os.environ.get('OMP_NUM_THREADS', '?')} torch threads")

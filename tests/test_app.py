@@ -37,7 +37,7 @@ def served(tiny_model_dir, tmp_path_factory):
 
     engine = ReIDEngine.from_pretrained(str(tiny_model_dir))
     limits = Limits(max_gallery=40, max_query_images=2, max_file_mb=2, request_seconds=120)
-    demo = app.build_demo(engine, ModelChoice(str(tiny_model_dir), "--model"), limits)
+    demo = app.build_app(engine, ModelChoice(str(tiny_model_dir), "--model"), limits)
     _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
     files = tmp_path_factory.mktemp("app-files")
     yield SimpleNamespace(url=url, limits=limits, files=files, demo=demo, engine=engine)
@@ -406,7 +406,7 @@ def stub(tmp_path_factory):
     import app
 
     engine = StubEngine()
-    demo = app.build_demo(engine, ModelChoice("stub", "--model"), Limits(max_gallery=40))
+    demo = app.build_app(engine, ModelChoice("stub", "--model"), Limits(max_gallery=40))
     _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
     d = tmp_path_factory.mktemp("stub-files")
     paths = []

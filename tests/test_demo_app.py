@@ -23,7 +23,7 @@ def client():
     from gradio_client import Client
 
     choice = ModelChoice(str(DEFAULT_OUT), "demo")
-    demo = app.build_demo(app.load_engine(choice), choice, Limits())
+    demo = app.build_app(app.load_engine(choice), choice, Limits())
     _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield Client(url, verbose=False, download_files=False)
     demo.close()
