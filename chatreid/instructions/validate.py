@@ -137,7 +137,19 @@ def _check_text_in(prompt: str, text: str):
 
 
 def check_row(row: dict, truth: _Truth, split: str = "train") -> None:
-    """Raise RowError describing the first problem of ``row``; return None if it is right."""
+    """Raise RowError describing the first problem of ``row``; return None if it is right.
+
+    First the row's shape (turns, task, meta, image placeholders, train-split images), then its
+    task's own check (``_TASK_CHECKS``), which derives the answer again from the store."""
+    turns, task, meta, ids = _check_shape(row, truth)
+    check = _TASK_CHECKS.get(task)
+    if check is not None:
+        check(task, truth, turns, meta, ids)
+
+
+def _check_shape(row: dict, truth: _Truth) -> tuple[list, str, dict, list[str]]:
+    """The row's (turns, task, meta, image ids), or RowError if it is malformed or uses an image
+    outside the train split of its benchmark."""
     try:
         turns = turns_of(row)
     except ValueError as err:
@@ -159,108 +171,152 @@ def check_row(row: dict, truth: _Truth, split: str = "train") -> None:
         if truth.meta["split"][r] != "train":
             raise RowError("test_split_image",
                            f"{iid!r} is a {truth.meta['split'][r]!r} image of its benchmark")
+    return turns, task, meta, ids
+
+
+def _parsed(parse, answer: str):
+    """``parse(answer)``, a parse failure being a malformed row."""
+    try:
+        return parse(answer)
+    except ValueError as err:
+        raise RowError("malformed", str(err)) from None
+
+
+# Each task's check: (task, truth, turns, meta, image ids) -> None, or RowError.
+
+def _check_caption(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    answer = turns[0][1]
+    iid = ids[0]
+    k = int(meta.get("caption", -1))
+    expected_source = source_of(truth.meta["dataset"][truth.row(iid)], truth.captions(iid),
+                                truth.attrs(iid), meta.get("source") == "captioner")
+    if meta.get("source") != expected_source:
+        raise RowError("wrong_text", f"caption source {meta.get('source')!r}, expected {expected_source!r}")
+    if expected_source != "captioner" and answer != truth.text({"image_id": iid, "caption": k}):
+        raise RowError("wrong_text", "the caption is not the image's own text")
+
+
+def _check_one_to_one(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
     prompt, answer = turns[0]
     ident = truth.identity
-
-    if task == "caption":
-        iid = ids[0]
-        k = int(meta.get("caption", -1))
-        expected_source = source_of(truth.meta["dataset"][truth.row(iid)], truth.captions(iid),
-                                    truth.attrs(iid), meta.get("source") == "captioner")
-        if meta.get("source") != expected_source:
-            raise RowError("wrong_text", f"caption source {meta.get('source')!r}, expected {expected_source!r}")
-        if expected_source != "captioner" and answer != truth.text({"image_id": iid, "caption": k}):
-            raise RowError("wrong_text", "the caption is not the image's own text")
-    elif task in ("i2i_one_to_one", "t2i_one_to_one"):
-        try:
-            said = P.parse_yes_no(answer)
-        except ValueError as err:
-            raise RowError("malformed", str(err)) from None
-        if task == "i2i_one_to_one":
-            same = ident(ids[0]) == ident(ids[1])
-        else:
-            text = truth.text(meta["text"])
-            _check_text_in(prompt, text)
-            same = ident(meta["text"]["image_id"]) == ident(ids[0])
-            if not same and truth.describes(text, meta["text"]["image_id"], ids[0]):
-                raise RowError("wrong_yes_no", "a 'No' caption that also fits the image")
-        if said != same:
-            raise RowError("wrong_yes_no", f"answer {answer!r}, ground truth {P.answer_yes_no(same)}")
-    elif task == "i2i_many_to_many":
-        matches = [j for j, g in enumerate(ids[1:]) if ident(g) == ident(ids[0])]
-        _check_refs(answer, matches, "matches")
-    elif task == "t2i_many_to_one":
-        texts = [truth.text(t) for t in meta["texts"]]
-        if P.caption_options(texts) not in prompt:
-            raise RowError("wrong_text", "the captions offered are not the ones in meta")
-        fit = [j for j, (t, ref) in enumerate(zip(texts, meta["texts"]))
-               if truth.describes(t, ref["image_id"], ids[0])]
-        try:
-            said = P.parse_caption_choice(answer)
-        except ValueError as err:
-            raise RowError("malformed", str(err)) from None
-        if fit != [said]:
-            raise RowError("wrong_index", f"answer caption {said + 1}, captions that fit: "
-                                          f"{[f + 1 for f in fit]}")
-    elif task == "t2i_one_to_many":
+    said = _parsed(P.parse_yes_no, answer)
+    if task == "i2i_one_to_one":
+        same = ident(ids[0]) == ident(ids[1])
+    else:
         text = truth.text(meta["text"])
         _check_text_in(prompt, text)
-        fit = [j for j, g in enumerate(ids) if truth.describes(text, meta["text"]["image_id"], g)]
-        if len(fit) != 1:
-            raise RowError("wrong_index", f"{len(fit)} gallery images fit the description")
-        _check_refs(answer, fit, "best match")
-    elif task == "attr_compare":
-        try:
-            got = P.parse_attr_compare(answer)
-        except ValueError as err:
-            raise RowError("malformed", str(err)) from None
-        if got != P.parse_attr_compare(P.answer_attr_compare(truth.attrs(ids[0]), truth.attrs(ids[1]))):
-            raise RowError("wrong_text", "attribute comparison differs from the annotations")
-    elif task == "attr_predict":
-        try:
-            got = P.parse_attributes(answer)
-        except ValueError as err:
-            raise RowError("malformed", str(err)) from None
-        if got != truth.attrs(ids[0]):
-            raise RowError("wrong_text", "predicted attributes differ from the annotation")
-    elif task in ("reid_standard", "reid_cc", "reid_vi"):
-        _check_retrieval(turns, [j for j, g in enumerate(ids[1:]) if ident(g) == ident(ids[0])])
-    elif task == "reid_t2i":
-        _check_text_in(prompt, truth.text(meta["text"]))
-        owner = ident(meta["text"]["image_id"])
-        _check_retrieval(turns, [j for j, g in enumerate(ids) if ident(g) == owner])
-    elif task == "attr_retrieval" or (task == "multimodal_retrieval"
-                                      and meta.get("variant") == "conversation"):
-        query = meta.get("query_attributes") or {}
-        if not query or P.attribute_query(query) not in prompt:
-            raise RowError("wrong_text", "the prompt does not state the queried attributes")
-        matches = []
-        for j, g in enumerate(ids):
-            a = truth.attrs(g)
-            if any(k not in a for k in query):
-                raise RowError("wrong_index", f"Image {j + 1} is not annotated for {sorted(query)}")
-            if all(a[k] == v for k, v in query.items()):
-                matches.append(j)
-        if task == "attr_retrieval":
-            _check_retrieval(turns, matches)
-        else:
-            if len(turns) != 2:
-                raise RowError("malformed", "a retrieval conversation has two turns")
-            try:
-                pick = P.parse_best_choice(answer)
-            except ValueError as err:
-                raise RowError("malformed", str(err)) from None
-            if pick not in matches:
-                raise RowError("wrong_index", f"turn 1: Image {None if pick is None else pick + 1} "
-                                              "does not have the queried attributes")
-            follow, answer2 = turns[1]
-            if f"Image {pick + 1} " not in follow:
-                raise RowError("wrong_index", "turn 2 does not take the picked image as the query")
-            same = [j for j, g in enumerate(ids) if j != pick and ident(g) == ident(ids[pick])]
-            _check_refs(answer2, same, "turn 2 matches")
-    elif task == "multimodal_retrieval":
-        _check_text_in(prompt, truth.text(meta["text"]))
-        _check_retrieval(turns, [j for j, g in enumerate(ids[1:]) if ident(g) == ident(ids[0])])
+        same = ident(meta["text"]["image_id"]) == ident(ids[0])
+        if not same and truth.describes(text, meta["text"]["image_id"], ids[0]):
+            raise RowError("wrong_yes_no", "a 'No' caption that also fits the image")
+    if said != same:
+        raise RowError("wrong_yes_no", f"answer {answer!r}, ground truth {P.answer_yes_no(same)}")
+
+
+def _check_i2i_many_to_many(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    matches = [j for j, g in enumerate(ids[1:]) if truth.identity(g) == truth.identity(ids[0])]
+    _check_refs(turns[0][1], matches, "matches")
+
+
+def _check_t2i_many_to_one(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    prompt, answer = turns[0]
+    texts = [truth.text(t) for t in meta["texts"]]
+    if P.caption_options(texts) not in prompt:
+        raise RowError("wrong_text", "the captions offered are not the ones in meta")
+    fit = [j for j, (t, ref) in enumerate(zip(texts, meta["texts"]))
+           if truth.describes(t, ref["image_id"], ids[0])]
+    said = _parsed(P.parse_caption_choice, answer)
+    if fit != [said]:
+        raise RowError("wrong_index", f"answer caption {said + 1}, captions that fit: "
+                                      f"{[f + 1 for f in fit]}")
+
+
+def _check_t2i_one_to_many(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    prompt, answer = turns[0]
+    text = truth.text(meta["text"])
+    _check_text_in(prompt, text)
+    fit = [j for j, g in enumerate(ids) if truth.describes(text, meta["text"]["image_id"], g)]
+    if len(fit) != 1:
+        raise RowError("wrong_index", f"{len(fit)} gallery images fit the description")
+    _check_refs(answer, fit, "best match")
+
+
+def _check_attr_compare(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    got = _parsed(P.parse_attr_compare, turns[0][1])
+    if got != P.parse_attr_compare(P.answer_attr_compare(truth.attrs(ids[0]), truth.attrs(ids[1]))):
+        raise RowError("wrong_text", "attribute comparison differs from the annotations")
+
+
+def _check_attr_predict(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    got = _parsed(P.parse_attributes, turns[0][1])
+    if got != truth.attrs(ids[0]):
+        raise RowError("wrong_text", "predicted attributes differ from the annotation")
+
+
+def _check_reid(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    _check_retrieval(turns, [j for j, g in enumerate(ids[1:]) if truth.identity(g) == truth.identity(ids[0])])
+
+
+def _check_reid_t2i(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    _check_text_in(turns[0][0], truth.text(meta["text"]))
+    owner = truth.identity(meta["text"]["image_id"])
+    _check_retrieval(turns, [j for j, g in enumerate(ids) if truth.identity(g) == owner])
+
+
+def _check_multimodal(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    """multimodal_retrieval: the conversation variant is an attribute retrieval in two turns."""
+    if meta.get("variant") == "conversation":
+        _check_attr_retrieval(task, truth, turns, meta, ids)
+        return
+    _check_text_in(turns[0][0], truth.text(meta["text"]))
+    _check_retrieval(turns, [j for j, g in enumerate(ids[1:]) if truth.identity(g) == truth.identity(ids[0])])
+
+
+def _check_attr_retrieval(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> None:
+    """attr_retrieval, and multimodal_retrieval's conversation (turn 1 picks one image with the
+    queried attributes, turn 2 retrieves that person's other images)."""
+    prompt, answer = turns[0]
+    query = meta.get("query_attributes") or {}
+    if not query or P.attribute_query(query) not in prompt:
+        raise RowError("wrong_text", "the prompt does not state the queried attributes")
+    matches = []
+    for j, g in enumerate(ids):
+        a = truth.attrs(g)
+        if any(k not in a for k in query):
+            raise RowError("wrong_index", f"Image {j + 1} is not annotated for {sorted(query)}")
+        if all(a[k] == v for k, v in query.items()):
+            matches.append(j)
+    if task == "attr_retrieval":
+        _check_retrieval(turns, matches)
+        return
+    if len(turns) != 2:
+        raise RowError("malformed", "a retrieval conversation has two turns")
+    pick = _parsed(P.parse_best_choice, answer)
+    if pick not in matches:
+        raise RowError("wrong_index", f"turn 1: Image {None if pick is None else pick + 1} "
+                                      "does not have the queried attributes")
+    follow, answer2 = turns[1]
+    if f"Image {pick + 1} " not in follow:
+        raise RowError("wrong_index", "turn 2 does not take the picked image as the query")
+    same = [j for j, g in enumerate(ids) if j != pick and truth.identity(g) == truth.identity(ids[pick])]
+    _check_refs(answer2, same, "turn 2 matches")
+
+
+_TASK_CHECKS = {
+    "caption": _check_caption,
+    "i2i_one_to_one": _check_one_to_one,
+    "t2i_one_to_one": _check_one_to_one,
+    "i2i_many_to_many": _check_i2i_many_to_many,
+    "t2i_many_to_one": _check_t2i_many_to_one,
+    "t2i_one_to_many": _check_t2i_one_to_many,
+    "attr_compare": _check_attr_compare,
+    "attr_predict": _check_attr_predict,
+    "reid_standard": _check_reid,
+    "reid_cc": _check_reid,
+    "reid_vi": _check_reid,
+    "reid_t2i": _check_reid_t2i,
+    "attr_retrieval": _check_attr_retrieval,
+    "multimodal_retrieval": _check_multimodal,
+}
 
 
 def validate(dataset, store, *, max_errors: int | None = None, progress: bool = True) -> Report:
