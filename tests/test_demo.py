@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from chatreid import demo
+from chatreid.demo import driver
 
 # The smallest configuration that still exercises every step: four layouts, three stages, every
 # chain of the ablation, every evaluation row. Colour-histogram pre-filter: no ImageNet network.
@@ -91,7 +92,7 @@ def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monke
             (Path(args["--output_dir"]) / "final").mkdir(parents=True)
             return 0
 
-    monkeypatch.setattr(demo, "_load_script", lambda path, name: FakeSFT)
+    monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
     base = tmp_path / "base"
     for choice, s12_base in (("base", str(base)), ("stage1", str(tmp_path / "runs" / "s1" / "final"))):
         seen.clear()
@@ -114,7 +115,7 @@ def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, 
             (Path(args["--output_dir"]) / "final").mkdir(parents=True)
             return 0
 
-    monkeypatch.setattr(demo, "_load_script", lambda path, name: FakeSFT)
+    monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
     base = tmp_path / "base"
     models, _ = demo.train_chains(replace(MINIMAL, seeds=2), {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store",
                                   base, tmp_path, demo.Timer())
@@ -156,7 +157,7 @@ def test_install_replaces_the_model_and_a_failed_install_keeps_the_old_one(monke
     def broken_copy(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(demo.shutil, "copyfile", broken_copy)
+    monkeypatch.setattr(driver.shutil, "copyfile", broken_copy)
     with pytest.raises(OSError):
         demo.install(_fake_model(tmp_path / "c", "bad"), out, "card bad", {"n": 3})
     assert json.loads((out / "config.json").read_text()) == {"tag": "new"}  # the good model is intact

@@ -1,0 +1,147 @@
+"""The demo build's configuration: ``DemoConfig`` (everything the build depends on), the named
+configurations ``CONFIGS`` (full, ship, small), ``override`` (``--set FIELD=VALUE``), and the names
+the driver and the report share (layouts, settings, stage chains, seed labels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+
+LAYOUTS = ("market", "ltcc", "sysu", "pedes")
+SETTING = {"market": "standard", "ltcc": "cloth-changing", "sysu": "visible-infrared", "pedes": "text-to-image"}
+# The ablation rows of Table 4 (stage chains), plus "1+2" (the demo chain before stage 3) as a diagnostic.
+CHAINS = {"1+2+3": (1, 2, 3), "2+3": (2, 3), "3": (3,), "1+2": (1, 2)}
+
+
+@dataclass
+class DemoConfig:
+    """Everything the build depends on; the seed fixes every random choice."""
+
+    name: str
+    # The stage data's worlds: enough identities and rows that no row repeats within a stage
+    # (fine-tuning the pretrained base on a few dozen people memorises them and forgets the rest)
+    ids: dict = field(default_factory=lambda: {"market": 300, "ltcc": 150, "sysu": 150, "pedes": 300})
+    images_per_id: dict | None = None  # None: chatreid synth's defaults per layout
+    # model (random init): decoder width/depth, vision tower depth/width, patch size
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    vision_depth: int = 4
+    vision_embed: int = 96
+    vision_heads: int = 4
+    patch: int = 16
+    # The image processor's pixel cap: 128x64 crops are read at 64x32, 4x2 patches of 16 pixels,
+    # 2 tokens after the 2x2 merger. Comparing two images is then a token-against-token match, and
+    # at equal wall time it learns faster than 8 tokens a crop (docs/demo-learning.md).
+    max_pixels: int = 64 * 32
+    # instruction rows per stage (train + validation)
+    rows: dict = field(default_factory=lambda: {1: 6000, 2: 12000, 3: 3000})
+    # stage 2: the pairwise scorer reads the one-to-one Yes/No answers, so they get more weight
+    # than the paper's mixture (27.5% / 9%); the other five tasks stay in.
+    mix2: tuple = ("i2i_one_to_one=0.35", "i2i_many_to_many=0.15", "t2i_one_to_one=0.2",
+                   "t2i_many_to_one=0.075", "t2i_one_to_many=0.075", "attr_compare=0.075",
+                   "attr_predict=0.075")
+    gallery2: tuple = (2, 4)  # stage-2 gallery N ~ U{a..b}: few images a row keeps rows short
+    gallery3: tuple = (2, 5)
+    # stage 3's mixture over its default (--mix of build-data; empty: the default, whose Yes/No
+    # replay is 20% of the rows)
+    mix3: tuple = ()
+    # Stage 1 needs hundreds of steps before colour words come from the image (docs/demo-learning.md)
+    # stage 2's held-out AUC peaks near step 200 and then falls (docs/demo-learning.md, fourth round)
+    steps: dict = field(default_factory=lambda: {1: 800, 2: 200, 3: 150})
+    batch: int = 8
+    # Fine-tuning rates: at 1e-3 the stages wipe out the pretrained comparison within 200 steps,
+    # stage 2 at 2e-4 still takes most of it (third round), stage 3 at 1e-4 a tenth of the AUC
+    # after stage 2 (fourth round; docs/demo-learning.md)
+    lr: dict = field(default_factory=lambda: {1: 2e-4, 2: 5e-5, 3: 3e-5})
+    schedule: str = "constant_with_warmup"  # transformers' lr_scheduler_type, after a 5% warmup
+    # Stage 2's decoder. The paper's surgery ("base") puts the stage-1 encoder into a fresh copy of
+    # the *pretrained* base decoder, which already speaks. Our base is random, so a fresh decoder
+    # throws away everything stage 1 taught it, including how to read image tokens; "stage1"
+    # keeps the stage-1 decoder (see docs/demo-learning.md).
+    stage2_decoder: str = "base"
+    # pre-filter head the VLM re-ranks: the ImageNet pre-filter's top 10 holds too few of the
+    # matches (a perfect re-ranker of it reaches market mAP 23.6; of its top 100, 61.0)
+    top_k: int = 100
+    prefilter: str = "efficientnet_lite0"  # eval/run.py's default (pip-shipped ImageNet weights)
+    sysu_trials: int = 1
+    ablation: bool = True
+    diagnostic: bool = True  # also evaluate 1+2 (the demo chain before stage 3)
+    seed: int = 0
+    # Comparison pretraining (chatreid.training.compare): the miniature's stand-in for the
+    # pretrained VLM the paper starts from, on worlds of its own (no person of the stage data or of
+    # the evaluation). Every chain of the ablation starts from this one base. 0 steps: random base.
+    pretrain_ids: dict = field(default_factory=lambda: {"market": 3000, "sysu": 800, "ltcc": 800})
+    pretrain_images_per_id: dict = field(default_factory=lambda: {"market": 4, "sysu": 6, "ltcc": 6})
+    pretrain_steps: int = 2000
+    pretrain_batch: int = 32
+    pretrain_lr: float = 1e-3
+    pretrain_describe: int = 6  # caption rows per pretraining batch, beside the pairs: the base describes too
+    pretrain_hard_negatives: float = 0.5  # CompareConfig.hard_negatives (docs/demo-learning.md, (13))
+    # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
+    eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 200})
+    seeds: int = 1  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
+    curve_every: int = 100  # held-out P(Yes) AUC every this many steps of each stage
+    curve_pairs: int = 100  # same and other pairs per layout for the learning curves
+
+    def __post_init__(self):
+        if self.stage2_decoder not in ("base", "stage1"):
+            raise ValueError(f"stage2_decoder must be 'base' (the paper's surgery) or 'stage1', not {self.stage2_decoder!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIGS = {
+    # the default build: the whole recipe, sized for 30 minutes on 2 CPU cores
+    "full": DemoConfig("full"),
+    # the shipped demo model (models/chatreid-demo, docs/demo-report.md): the same recipe with a
+    # three times longer pretraining and the ablation over three stage seeds; about 55 minutes on 2
+    # CPU cores
+    "ship": DemoConfig("ship", pretrain_steps=6000, seeds=3),
+    # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
+    # training steps, and a smaller model
+    "small": DemoConfig("small", ids={"market": 16, "ltcc": 30, "sysu": 20, "pedes": 30},
+                        images_per_id={"market": 6, "ltcc": 12, "sysu": 8, "pedes": 3},
+                        hidden=64, layers=2, vision_depth=2, vision_embed=32, vision_heads=2,
+                        rows={1: 120, 2: 160, 3: 80}, steps={1: 10, 2: 10, 3: 6}, batch=4, top_k=5,
+                        pretrain_ids={"market": 30, "sysu": 12, "ltcc": 12},
+                        pretrain_images_per_id={"market": 4, "sysu": 6, "ltcc": 6}, pretrain_steps=20,
+                        pretrain_batch=8, eval_ids={"market": 16, "ltcc": 24, "sysu": 15, "pedes": 30},
+                        seeds=2, curve_every=5, curve_pairs=10),
+}
+
+
+def seed_label(chain: str, k: int) -> str:
+    """The results key of ``chain`` trained with the build's ``k``-th stage seed."""
+    return chain if k == 0 else f"{chain}@{k}"
+
+
+def override(cfg: DemoConfig, assignments: list[str]) -> DemoConfig:
+    """``["steps.1=800", "schedule=\"constant\""]`` -> a copy of ``cfg`` with those fields set."""
+    fields = cfg.to_dict()
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise ValueError(f"--set {text!r}: expected FIELD=VALUE")
+        with contextlib.suppress(json.JSONDecodeError):  # else a bare word, a string: schedule=constant
+            value = json.loads(value)
+        name, _, sub = key.partition(".")
+        if name not in fields:
+            raise ValueError(f"--set {text!r}: DemoConfig has no field {name!r} (fields: {', '.join(fields)})")
+        if sub:
+            if not isinstance(fields[name], dict):
+                raise ValueError(f"--set {text!r}: {name} is not a per-stage or per-layout table")
+            table = dict(fields[name])
+            k = int(sub) if sub.isdigit() else sub
+            if k not in table:
+                raise ValueError(f"--set {text!r}: {name} has no entry {sub!r} (entries: {', '.join(map(str, table))})")
+            table[k] = value
+            value = table
+        elif isinstance(fields[name], dict) and isinstance(value, dict):  # a whole table: JSON keys are strings
+            value = {int(k) if k.isdigit() else k: v for k, v in value.items()}
+        fields[name] = value
+    return DemoConfig(**{k: tuple(v) if isinstance(getattr(cfg, k), tuple) else v for k, v in fields.items()})

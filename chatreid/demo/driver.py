@@ -1,0 +1,402 @@
+"""The demo build's driver: every step of ``python -m chatreid.demo build`` (see ``chatreid.demo``)
+through the project's own entry points: the ``chatreid`` commands for worlds, stores and
+instructions, ``chatreid.training.sft`` for the stages, ``chatreid.evaluation`` for the figures;
+then the atomic install of the demo model and the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from chatreid import paths
+from chatreid.atomic import install_dir
+from chatreid.demo.config import CHAINS, LAYOUTS, DemoConfig, seed_label
+from chatreid.demo.report import model_card, write_report
+from chatreid.demo.separation import feature_separation, scored_pairs, yes_separation
+
+DEFAULT_OUT = paths.models_dir() / "chatreid-demo"
+DEFAULT_REPORT = paths.docs_dir() / "demo-report.md"
+DEFAULT_WORK = paths.project_path("runs", "demo")
+
+
+# the steps
+class Timer:
+    """Wall time of each named step, in order (for the report and docs/benchmarks.md)."""
+
+    def __init__(self):
+        self.steps: dict[str, float] = {}
+        self.t0 = time.time()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        print(f"[demo] {name} ...", flush=True)
+        t = time.time()
+        yield
+        self.steps[name] = round(time.time() - t, 1)
+        print(f"[demo] {name}: {self.steps[name]} s", flush=True)
+
+    @property
+    def total(self) -> float:
+        return round(time.time() - self.t0, 1)
+
+
+def _chatreid(argv: list[str]) -> None:
+    """One `chatreid` command, in this process; a non-zero exit stops the build."""
+    from chatreid.cli import main
+
+    rc = main([str(a) for a in argv])
+    if rc:
+        raise RuntimeError(f"chatreid {' '.join(map(str, argv))} failed with exit code {rc}")
+
+
+
+# Each purpose draws its worlds from its own seed range, so no person is in two of them; the
+# evaluation worlds' folder is not work/eval, where eval/run.py writes its results.
+WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000}
+WORLD_DIRS = {"synth": "synth", "pretrain": "pretrain", "eval": "eval_worlds"}
+
+
+def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str, Path]:
+    """One SynthPeds world per layout: ``synth`` (the stage data), ``pretrain`` (comparison
+    pretraining) or ``eval`` (the fresh worlds every model is measured on)."""
+    ids, per_id = {"synth": (cfg.ids, cfg.images_per_id), "pretrain": (cfg.pretrain_ids, cfg.pretrain_images_per_id),
+                   "eval": (cfg.eval_ids, None)}[purpose]
+    roots = {}
+    for i, layout in enumerate(LAYOUTS):
+        if layout not in ids:
+            continue
+        out = work / WORLD_DIRS[purpose] / layout
+        argv = ["synth", "--layout", layout, "--ids", ids[layout],
+                "--seed", WORLD_SEEDS[purpose] + cfg.seed * 1000 + 101 * (i + 1), "--out", out, "--overwrite"]
+        if per_id:
+            argv += ["--images-per-id", per_id[layout]]
+        _chatreid(argv)
+        roots[layout] = out
+    return roots
+
+
+def make_store(roots: dict[str, Path], out: Path) -> Path:
+    argv = ["store", "build", "--out", out, "--overwrite"]
+    for layout, root in roots.items():  # distinct dataset names: image ids stay unique across layouts
+        argv += ["--source", f"synthpeds,dataset=synthpeds_{layout}:{root}"]
+    _chatreid(argv)
+    return out
+
+
+def make_instructions(cfg: DemoConfig, store: Path, work: Path) -> dict[int, Path]:
+    data = {}
+    for stage in (1, 2, 3):
+        out = work / "data" / f"stage{stage}"
+        argv = ["build-data", "--stage", stage, "--store", store, "--out", out, "--size", cfg.rows[stage],
+                "--seed", cfg.seed, "--overwrite", "--val-fraction", "0.05"]
+        if stage == 2:
+            argv += ["--mix", *cfg.mix2, "--gallery", *cfg.gallery2]
+        if stage == 3:
+            argv += ["--gallery", *cfg.gallery3] + (["--mix", *cfg.mix3] if cfg.mix3 else [])
+        _chatreid(argv)
+        data[stage] = out
+    return data
+
+
+def make_base_model(cfg: DemoConfig, out: Path) -> Path:
+    """A randomly initialised Qwen2-VL: the tiny factory's tokenizer and config, scaled up, with
+    ``cfg.patch``-pixel patches; the image processor's pixel cap (``cfg.max_pixels``) brings every
+    crop, and stage 1's upsizing to 256x128, back to the same grid: on synthetic crops more pixels
+    would only cost tokens."""
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from chatreid.model.loading import ChatReIDQwen2VLProcessor
+    from chatreid.model.templates import QWEN2_VL_CHAT_TEMPLATE
+    from chatreid.model.tiny import build_tiny_tokenizer, tiny_qwen2vl_config
+
+    tokenizer = build_tiny_tokenizer(seed=cfg.seed)
+    config = tiny_qwen2vl_config(tokenizer, hidden_size=cfg.hidden, num_attention_heads=cfg.heads,
+                                 num_hidden_layers=cfg.layers, num_key_value_heads=cfg.kv_heads,
+                                 vision_depth=cfg.vision_depth, vision_embed_dim=cfg.vision_embed)
+    config.vision_config.patch_size = cfg.patch
+    config.vision_config.num_heads = cfg.vision_heads
+    factor = cfg.patch * 2  # the 2x2 merger
+    image_processor = Qwen2VLImageProcessorPil(patch_size=cfg.patch, min_pixels=factor * factor,
+                                               max_pixels=cfg.max_pixels)
+    processor = ChatReIDQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                         chat_template=QWEN2_VL_CHAT_TEMPLATE)
+    torch.manual_seed(cfg.seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    model.generation_config.eos_token_id = [config.text_config.eos_token_id, config.text_config.bos_token_id]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    image_processor.save_pretrained(out)
+    return out
+
+
+def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) -> tuple[Path, dict]:
+    """The comparison pretraining (``chatreid.training.compare``) of the random ``base`` on the
+    pretraining worlds (every split: they are only ever trained on); returns the pretrained base and
+    its learning curve."""
+    import torch
+
+    from chatreid.data.store import ImageStore
+    from chatreid.model import load_model_and_processor
+    from chatreid.training.compare import CompareConfig, pretrain
+
+    model, processor = load_model_and_processor(str(base), dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    compare = CompareConfig(steps=cfg.pretrain_steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
+                            describe=cfg.pretrain_describe, hard_negatives=cfg.pretrain_hard_negatives,
+                            eval_every=2 * cfg.curve_every, seed=cfg.seed)
+    result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe,
+                      splits=("train", "query", "gallery"))
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(base, out)  # tokenizer, processor, chat template; the weights are replaced next
+    model.cpu().save_pretrained(out, safe_serialization=True)
+    return out, result
+
+
+def heldout_probe(cfg: DemoConfig, eval_store: Path):
+    """Same- and other-identity pairs of the evaluation worlds' held-out people (image layouts),
+    on which every learning curve of the build is measured."""
+    from chatreid.data.store import ImageStore
+    from chatreid.training.compare import PairProbe
+
+    groups = {l: f"synthpeds_{l}" for l in LAYOUTS if l != "pedes" and l in cfg.eval_ids}
+    return PairProbe.sample(ImageStore.load(str(eval_store)), groups, n=cfg.curve_pairs, seed=cfg.seed)
+
+
+def _sft():
+    """The training run, ``chatreid.training.sft`` (imported when a stage trains: it loads TRL)."""
+    from chatreid.training import sft
+
+    return sft
+
+
+def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base: Path, prev: Path | None,
+                out: Path, seed: int = 0, callbacks=None) -> Path:
+    import torch
+
+    if stage == 2 and cfg.stage2_decoder == "stage1":
+        base = prev  # the surgery's "fresh decoder" then comes from the stage-1 model itself
+    # fp32 everywhere, so a GPU run learns what the CPU run learns (it only runs faster)
+    config = paths.require(paths.train_configs_dir() / f"stage{stage}.yaml", f"the stage {stage} training config")
+    argv = ["--config", config, "--stage", stage,
+            "--base_model", base, "--dataset_name", data[stage], "--image_store", store, "--output_dir", out,
+            "--use_cpu", str(not torch.cuda.is_available()).lower(), "--bf16", "false", "--dtype", "float32",
+            "--max_steps", cfg.steps[stage],
+            "--per_device_train_batch_size", cfg.batch, "--gradient_accumulation_steps", 1,
+            "--learning_rate", cfg.lr[stage], "--warmup_steps", 0.05, "--lr_scheduler_type", cfg.schedule,
+            "--logging_steps", 10, "--save_strategy", "no", "--dataloader_num_workers", 0,
+            "--dataloader_persistent_workers", "false", "--report_to", "none", "--seed", seed,
+            "--disable_tqdm", "true"]
+    if prev is not None:
+        argv += ["--previous_stage_checkpoint", prev]
+    rc = sft.cli([str(a) for a in argv], callbacks=callbacks)
+    if rc:
+        raise RuntimeError(f"train/sft.py stage {stage} -> {out} failed with exit code {rc}")
+    return out / "final"
+
+
+def final_loss(final_dir: Path) -> float | None:
+    """The last logged training loss, from the model card train/sft.py writes."""
+    card = Path(final_dir) / "README.md"
+    for line in card.read_text().splitlines() if card.is_file() else []:
+        if "training loss" in line:
+            try:
+                return float(line.rsplit(":", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Path, timer: Timer,
+                 probe=None) -> tuple[dict[str, Path], dict[str, list]]:
+    """Every chain of CHAINS for each of ``cfg.seeds`` stage seeds, sharing prefixes (1+2 is the
+    first half of 1+2+3), all from ``base``. Returns the models by label (:func:`seed_label`) and,
+    with ``probe``, each trained stage's held-out learning curve by run name (``s12`` is stage 2 of
+    the 1+2 prefix)."""
+    from chatreid.model import load_processor
+    from chatreid.training.compare import ProbeCallback
+
+    sft = _sft()
+    processor = load_processor(str(base)) if probe is not None else None
+    chains = {k: v for k, v in CHAINS.items()
+              if (cfg.ablation or k not in ("2+3", "3")) and (cfg.diagnostic or k != "1+2")}
+    models, curves = {}, {}
+    for k in range(cfg.seeds):
+        done: dict[tuple, Path] = {(): base}
+        for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
+            for i, stage in enumerate(chain):
+                key = chain[:i + 1]
+                if key in done:
+                    continue
+                name = "s" + "".join(map(str, key)) + (f"@{k}" if k else "")
+                callback = ProbeCallback(probe, processor, cfg.curve_every) if probe is not None else None
+                with timer(f"train stage {stage} ({'+'.join(map(str, key))}, seed {cfg.seed + k})"):
+                    done[key] = train_stage(sft, cfg, stage, data, store, base,
+                                            None if stage == 1 else done[chain[:i]], work / "runs" / name,
+                                            seed=cfg.seed + k, callbacks=[callback] if callback else None)
+                if callback is not None:
+                    curves[name] = callback.curve
+            models[seed_label(label, k)] = done[chain]
+    return models, curves
+
+
+def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], work: Path,
+             timer: Timer) -> dict:
+    """Per layout: every model (VLM re-ranking the pre-filter's top-k), then the pre-filter alone and
+    the colour histogram (text queries have no image to pre-filter: VLM rows only)."""
+    from chatreid.evaluation.arguments import parse_args
+    from chatreid.evaluation.harness import run
+
+    results: dict[str, dict] = {}
+    demo = str(models["1+2+3"])
+    for layout, root in roots.items():
+        base_args = ["--dataset", f"synthpeds:{root}", "--vis", "0", "--batch-size", 32, "--prefilter", cfg.prefilter]
+        if layout == "sysu":
+            base_args += ["--trials", cfg.sysu_trials]
+        vlm = [a for label, path in models.items() for a in ("--model", path, "--label", label)]
+        runs = [("vlm", vlm + (["--top-k", cfg.top_k] if layout != "pedes" else []))]
+        if layout != "pedes":
+            runs += [("prefilter", ["--model", demo, "--label", "pre-filter", "--top-k", 1])]
+            if cfg.prefilter != "color_histogram":  # later --prefilter wins in argparse
+                runs += [("color_histogram", ["--model", demo, "--label", "colour histogram", "--top-k", 1,
+                                              "--prefilter", "color_histogram"])]
+        results[layout] = {}
+        for name, extra in runs:
+            out = work / "eval" / layout / name
+            if out.exists():
+                shutil.rmtree(out)  # a fresh run: eval/run.py would otherwise resume from old rankings
+            with timer(f"eval {layout} ({name})"):
+                rc = run(parse_args([str(a) for a in base_args + extra + ["--out", out]]))
+            if rc:
+                raise RuntimeError(f"eval/run.py on {layout} ({name}) failed with exit code {rc}")
+            for res_file in out.glob("*/results.json"):
+                res = json.loads(res_file.read_text())
+                results[layout][res["label"]] = {"rank1": res["mean"]["rank1"], "mAP": res["mean"]["mAP"],
+                                                 "mINP": res["mean"]["mINP"], "queries": res["num_queries"],
+                                                 "gallery": res["num_gallery"][0], "protocol": res["protocol"],
+                                                 "top_k": res["top_k"], "prefilter": res["prefilter"]}
+    return results
+
+
+def param_count(path: Path) -> int:
+    from safetensors import safe_open
+
+    n = 0
+    for f in path.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            n += sum(_prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return n
+
+
+def _prod(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def install(src: Path, out: Path, card: str, extra: dict) -> None:
+    """Copy the model to ``out`` atomically: built beside it, then swapped in by rename, so a
+    crash leaves either the old model or the new one, never half of one."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the installed model is an ordinary folder
+    try:
+        for f in src.iterdir():
+            if f.is_file() and f.name != "README.md":
+                shutil.copyfile(f, tmp / f.name)  # plain 0644-style files, whatever the source's mode
+        (tmp / "README.md").write_text(card)
+        (tmp / "demo_build.json").write_text(json.dumps(extra, indent=1, default=str))
+        install_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_depth", "vision_embed",
+                      "vision_heads", "patch", "max_pixels", "pretrain_ids", "pretrain_images_per_id",
+                      "pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_describe",
+                      "pretrain_hard_negatives", "eval_ids", "curve_pairs", "curve_every")
+
+
+def reusable_pretraining(cfg: DemoConfig, work: Path) -> dict | None:
+    """The pretraining of an earlier build in ``work`` (its summary.json and base_pretrained/),
+    when every field it depends on is the same as in ``cfg``; else None."""
+    summary, folder = work / "summary.json", work / "base_pretrained"
+    if not (summary.is_file() and (folder / "model.safetensors").is_file()):
+        return None
+    done = json.loads(summary.read_text())
+    ours = json.loads(json.dumps(cfg.to_dict(), default=str))
+    # a field newer than that build had its default value there
+    theirs = {**json.loads(json.dumps(DemoConfig("defaults").to_dict(), default=str)), **done["config"]}
+    if done.get("pretraining") and all(theirs[f] == ours[f] for f in PRETRAINING_FIELDS):
+        return done["pretraining"]
+    return None
+
+
+def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
+          report_path: Path | None = DEFAULT_REPORT, reuse_pretraining: bool = False) -> dict:
+    """The whole build; ``reuse_pretraining``: take the pretrained base of an earlier build in
+    ``work`` whose pretraining had the same configuration (to try another stage recipe on it)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the Hub
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    work = Path(work)
+    pretraining = reusable_pretraining(cfg, work) if reuse_pretraining else None  # before any work
+    if reuse_pretraining and pretraining is None:
+        raise ValueError(f"--reuse-pretraining: {work} holds no finished build whose pretraining had this configuration")
+    load_start = _load()
+    timer = Timer()
+    with timer("synth (stage data, pretraining and evaluation worlds)"):
+        roots = make_world(cfg, work, "synth")
+        eval_roots = make_world(cfg, work, "eval")
+        pre_roots = make_world(cfg, work, "pretrain") if cfg.pretrain_steps and pretraining is None else {}
+    with timer("stores"):
+        store = make_store(roots, work / "store")
+        eval_store = make_store(eval_roots, work / "eval_store")
+        pre_store = make_store(pre_roots, work / "pretrain_store") if pre_roots else None
+    with timer("instructions (stages 1-3)"):
+        data = make_instructions(cfg, store, work)
+    probe = heldout_probe(cfg, eval_store)
+    with timer("base model"):
+        base = make_base_model(cfg, work / "base")
+    if pretraining is not None:
+        base = work / "base_pretrained"
+        print(f"[demo] comparison pretraining: reused from {base}", flush=True)
+    elif pre_store is not None:
+        with timer("comparison pretraining"):
+            base, pretraining = pretrain_base(cfg, base, pre_store, probe, work / "base_pretrained")
+    models, curves = train_chains(cfg, data, store, base, work, timer, probe)
+    results = evaluate(cfg, models, eval_roots, work, timer)
+    params = param_count(models["1+2+3"])
+    losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
+    pairs = scored_pairs(work, eval_roots, cfg)
+    main_models = {k: v for k, v in models.items() if "@" not in k}  # the features of seed 0's chains
+    summary = {"losses": losses, "separation": yes_separation(pairs), "pretraining": pretraining,
+               "curves": curves, "feature_separation": feature_separation(pairs, main_models), "config": cfg.to_dict(),
+               "results": results, "steps_s": timer.steps, "total_s": timer.total,
+               "load_start": load_start, "load_end": _load(), "params": params}
+    install(models["1+2+3"], out, model_card(cfg, params, results), summary)
+    if report_path is not None:
+        write_report(json.loads(json.dumps(summary, default=str)), report_path)
+    (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"[demo] done in {timer.total} s: model -> {out}" + (f", report -> {report_path}" if report_path else ""))
+    return summary
