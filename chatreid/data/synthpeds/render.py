@@ -13,6 +13,7 @@ clothing colour and pattern are gone while shape, hair, accessories and build re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -119,30 +120,56 @@ def _occlude(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, c
     return kind
 
 
-def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: str, facing: int,
-                cx: float, top: float, H: float, stride: float, c: dict) -> None:
-    """Draw one person; (cx, top) = body axis and head top in pixels, H = body height in pixels.
+class _Pen:
+    """Draws in body units: ``u`` across from the body axis and ``v`` down from the head top, both
+    in body heights; ``P(u, v)`` is the pixel point."""
 
-    ``facing`` is +1/-1: for side views the direction of walking; for all views it also decides
-    which hand carries things (the person's right hand is on the image left when they face us).
-    """
+    def __init__(self, d: ImageDraw.ImageDraw, cx: float, top: float, H: float):
+        self.d, self.cx, self.top, self.H = d, cx, top, H
+
+    def P(self, u, v):
+        return (self.cx + u * self.H, self.top + v * self.H)
+
+    def poly(self, points, fill):
+        self.d.polygon([self.P(u, v) for u, v in points], fill=fill)
+
+    def ell(self, u0, v0, u1, v1, fill):
+        (x0, y0), (x1, y1) = self.P(min(u0, u1), min(v0, v1)), self.P(max(u0, u1), max(v0, v1))
+        self.d.ellipse([x0, y0, x1, y1], fill=fill)
+
+    def rect(self, u0, v0, u1, v1, fill):
+        (x0, y0), (x1, y1) = self.P(min(u0, u1), min(v0, v1)), self.P(max(u0, u1), max(v0, v1))
+        self.d.rectangle([x0, y0, x1, y1], fill=fill)
+
+
+@dataclass
+class _Body:
+    """A person's proportions for one view, in body heights (see ``_body``)."""
+
+    view: str
+    side: bool
+    stride: float
+    hh: float  # head height
+    sh: float  # shoulder line
+    waist: float
+    hip: float
+    knee: float
+    ankle: float
+    bf: float  # build factor (widths)
+    sw: float  # shoulder half-width
+    ww: float  # waist half-width
+    hw: float  # hip half-width
+    headw: float
+    f: int  # side views: the walking direction; else 1
+    right: int  # the person's right hand side in image coordinates
+    upper_hem: float
+    arm_w: float
+    wrist_v: float
+
+
+def _body(traits: Traits, outfit: Outfit, view: str, facing: int, stride: float) -> _Body:
+    """Proportions: children have relatively big heads; build widens the torso and hips."""
     side = view == "side"
-
-    def P(u, v):
-        return (cx + u * H, top + v * H)
-
-    def poly(points, fill):
-        d.polygon([P(u, v) for u, v in points], fill=fill)
-
-    def ell(u0, v0, u1, v1, fill):
-        (x0, y0), (x1, y1) = P(min(u0, u1), min(v0, v1)), P(max(u0, u1), max(v0, v1))
-        d.ellipse([x0, y0, x1, y1], fill=fill)
-
-    def rect(u0, v0, u1, v1, fill):
-        (x0, y0), (x1, y1) = P(min(u0, u1), min(v0, v1)), P(max(u0, u1), max(v0, v1))
-        d.rectangle([x0, y0, x1, y1], fill=fill)
-
-    # Proportions: children have relatively big heads; build widens the torso and hips.
     hh = {"young": 0.17, "teenager": 0.14}.get(traits.age, 0.13)
     B = 1 - hh - 0.03
     sh, waist, hip = hh + 0.03, hh + 0.03 + 0.33 * B, hh + 0.03 + 0.38 * B
@@ -154,22 +181,50 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         sw, ww, hw = sw * 0.85, ww, hw * 0.9
     if side:  # seen from the side the body is its depth, not its width
         sw, ww, hw = sw * 0.62, ww * 0.8, hw * 0.75
-    headw = hh * 0.38
-    f = facing if side else 1
-    # person's right hand side in image coordinates
-    right = -facing if view == "front" else (facing if view == "back" else -1)
-    upper_hem = hip + (0.45 * (knee - hip) if outfit.upper_type == "coat" else 0.02)
+    return _Body(
+        view=view, side=side, stride=stride, hh=hh, sh=sh, waist=waist, hip=hip, knee=knee, ankle=ankle,
+        bf=bf, sw=sw, ww=ww, hw=hw, headw=hh * 0.38, f=facing if side else 1,
+        right=-facing if view == "front" else (facing if view == "back" else -1),
+        upper_hem=hip + (0.45 * (knee - hip) if outfit.upper_type == "coat" else 0.02),
+        arm_w=0.038 * bf, wrist_v=hip + 0.03,
+    )
 
-    # --- things behind the body
-    if view == "front" and traits.hair_style in ("long",):
-        rect(-headw * 1.15, hh * 0.5, headw * 1.15, sh + 0.07, c["hair"])
-    if side and outfit.backpack:
-        rect(-f * (sw + 0.075), sh + 0.02, -f * sw * 0.8, waist, c["backpack"])
 
-    # --- legs, lower garment, shoes
-    lw = 0.05 * bf
+def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: str, facing: int,
+                cx: float, top: float, H: float, stride: float, c: dict) -> None:
+    """Draw one person; (cx, top) = body axis and head top in pixels, H = body height in pixels.
+
+    ``facing`` is +1/-1: for side views the direction of walking; for all views it also decides
+    which hand carries things (the person's right hand is on the image left when they face us).
+    Back to front: what is behind the body, legs, arms (front and back views), torso, what is on
+    the body (with the near arm of a side view), head.
+    """
+    pen = _Pen(d, cx, top, H)
+    b = _body(traits, outfit, view, facing, stride)
+    _draw_behind(pen, b, traits, outfit, c)
+    _draw_legs(pen, b, outfit, c)
+    if not b.side:
+        _draw_arm(pen, b, outfit, c, -b.sw * 0.92, -b.sw * 1.12)
+        _draw_arm(pen, b, outfit, c, b.sw * 0.92, b.sw * 1.12)
+    _draw_torso(pen, b, outfit, c)
+    _draw_carried(pen, b, outfit, c)
+    _draw_head(pen, b, traits, outfit, c)
+
+
+def _draw_behind(pen: _Pen, b: _Body, traits: Traits, outfit: Outfit, c: dict) -> None:
+    """Things behind the body: long hair seen from the front, a backpack seen from the side."""
+    if b.view == "front" and traits.hair_style in ("long",):
+        pen.rect(-b.headw * 1.15, b.hh * 0.5, b.headw * 1.15, b.sh + 0.07, c["hair"])
+    if b.side and outfit.backpack:
+        pen.rect(-b.f * (b.sw + 0.075), b.sh + 0.02, -b.f * b.sw * 0.8, b.waist, c["backpack"])
+
+
+def _draw_legs(pen: _Pen, b: _Body, outfit: Outfit, c: dict) -> None:
+    """Legs, the lower garment, shoes."""
+    poly, side, f, hip, ankle, hw, ww = pen.poly, b.side, b.f, b.hip, b.ankle, b.hw, b.ww
+    lw = 0.05 * b.bf
     leg_x = [-hw * 0.5, hw * 0.5]
-    feet = [leg_x[0] - stride, leg_x[1] + stride] if side else [leg_x[0] * 1.05, leg_x[1] * 1.05]
+    feet = [leg_x[0] - b.stride, leg_x[1] + b.stride] if side else [leg_x[0] * 1.05, leg_x[1] * 1.05]
     lt = outfit.lower_type
     for lx, fx in zip(leg_x, feet):
         poly([(lx - lw, hip), (lx + lw, hip), (fx + lw * 0.65, ankle), (fx - lw * 0.65, ankle)], c["skin"])
@@ -183,36 +238,33 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         fl = 0.055 if side else 0.035
         poly([(fx - (0.03 if side else fl), ankle - 0.01), (fx + (fl * f if side else fl), ankle - 0.01),
               (fx + (fl * f if side else fl), 1.0), (fx - (0.03 if side else fl), 1.0)], c["shoes"])
-    poly([(-ww, waist), (ww, waist), (hw, hip + 0.01), (-hw, hip + 0.01)],
+    poly([(-ww, b.waist), (ww, b.waist), (hw, hip + 0.01), (-hw, hip + 0.01)],
          c["lower"] if lt != "shorts" or True else c["skin"])
     if lt in ("skirt", "long skirt"):
-        hem = knee + 0.02 if lt == "skirt" else ankle - 0.04
+        hem = b.knee + 0.02 if lt == "skirt" else ankle - 0.04
         spread = 1.5 if lt == "skirt" else 1.7
-        poly([(-ww, waist), (ww, waist), (hw * spread, hem), (-hw * spread, hem)], c["lower"])
+        poly([(-ww, b.waist), (ww, b.waist), (hw * spread, hem), (-hw * spread, hem)], c["lower"])
 
-    # --- arms (behind the torso in side view: only the near arm is drawn, after the torso)
-    arm_w = 0.038 * bf
-    wrist_v = hip + 0.03
+
+def _draw_arm(pen: _Pen, b: _Body, outfit: Outfit, c: dict, su: float, wu: float) -> None:
+    """One arm from the shoulder at ``su`` to the wrist at ``wu`` (a t-shirt covers its upper part)."""
+    poly, sh, wrist_v, arm_w = pen.poly, b.sh, b.wrist_v, b.arm_w
     short = outfit.upper_type == "t-shirt"
+    ev = sh + (wrist_v - sh) * (0.42 if short else 1.0)
+    eu = su + (wu - su) * (0.42 if short else 1.0)
+    poly([(su - arm_w, sh + 0.01), (su + arm_w, sh + 0.01), (wu + arm_w * 0.7, wrist_v), (wu - arm_w * 0.7, wrist_v)],
+         c["skin"])
+    poly([(su - arm_w * 1.1, sh + 0.005), (su + arm_w * 1.1, sh + 0.005), (eu + arm_w * 0.9, ev),
+          (eu - arm_w * 0.9, ev)], c["upper"])
+    pen.ell(wu - arm_w * 0.8, wrist_v - 0.01, wu + arm_w * 0.8, wrist_v + 0.035, c["skin"])
 
-    def arm(su, wu):
-        ev = sh + (wrist_v - sh) * (0.42 if short else 1.0)
-        eu = su + (wu - su) * (0.42 if short else 1.0)
-        poly([(su - arm_w, sh + 0.01), (su + arm_w, sh + 0.01), (wu + arm_w * 0.7, wrist_v), (wu - arm_w * 0.7, wrist_v)],
-             c["skin"])
-        poly([(su - arm_w * 1.1, sh + 0.005), (su + arm_w * 1.1, sh + 0.005), (eu + arm_w * 0.9, ev),
-              (eu - arm_w * 0.9, ev)], c["upper"])
-        ell(wu - arm_w * 0.8, wrist_v - 0.01, wu + arm_w * 0.8, wrist_v + 0.035, c["skin"])
 
-    swing = stride * 0.8
-    if not side:
-        arm(-sw * 0.92, -sw * 1.12)
-        arm(sw * 0.92, sw * 1.12)
-
-    # --- torso and the upper garment's pattern
-    quad = [(-sw, sh), (sw, sh), (hw * (1.15 if outfit.upper_type == "coat" else 1.02), upper_hem),
-            (-hw * (1.15 if outfit.upper_type == "coat" else 1.02), upper_hem)]
-    poly(quad, c["upper"])
+def _draw_torso(pen: _Pen, b: _Body, outfit: Outfit, c: dict) -> None:
+    """The torso and the upper garment's pattern, opening, buttons or hood."""
+    rect, view, sw, sh, upper_hem = pen.rect, b.view, b.sw, b.sh, b.upper_hem
+    quad = [(-sw, sh), (sw, sh), (b.hw * (1.15 if outfit.upper_type == "coat" else 1.02), upper_hem),
+            (-b.hw * (1.15 if outfit.upper_type == "coat" else 1.02), upper_hem)]
+    pen.poly(quad, c["upper"])
 
     def band(t0, t1, s0=0.0, s1=1.0):
         # A sub-quad of the torso: t = fraction down, s = fraction across.
@@ -220,7 +272,7 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
             lu = quad[0][0] + (quad[3][0] - quad[0][0]) * t
             ru = quad[1][0] + (quad[2][0] - quad[1][0]) * t
             return (lu + (ru - lu) * s, sh + (upper_hem - sh) * t)
-        poly([at(t0, s0), at(t0, s1), at(t1, s1), at(t1, s0)], c["pattern"])
+        pen.poly([at(t0, s0), at(t0, s1), at(t1, s1), at(t1, s0)], c["pattern"])
 
     if outfit.pattern == "striped":
         for t in np.arange(0.12, 0.95, 0.18):
@@ -237,9 +289,16 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
     if view == "front" and outfit.upper_type == "shirt":
         rect(-0.004, sh + 0.01, 0.004, upper_hem, tuple(int(x * 0.75) for x in c["upper"]))
     if outfit.upper_type == "hoodie" and view == "back":
-        ell(-sw * 0.6, sh - 0.02, sw * 0.6, sh + 0.09, tuple(int(x * 0.85) for x in c["upper"]))
+        pen.ell(-sw * 0.6, sh - 0.02, sw * 0.6, sh + 0.09, tuple(int(x * 0.85) for x in c["upper"]))
 
-    # --- accessories on the body
+
+def _draw_carried(pen: _Pen, b: _Body, outfit: Outfit, c: dict) -> None:
+    """Accessories on the body (backpack, bag across the chest, handbag), and a side view's near
+    arm, which goes over the backpack and under the bag's strap."""
+    P, rect, d, H = pen.P, pen.rect, pen.d, pen.H
+    view, side, f, right, sw, sh, hw, hip, waist, wrist_v = (b.view, b.side, b.f, b.right, b.sw, b.sh, b.hw,
+                                                             b.hip, b.waist, b.wrist_v)
+    swing = b.stride * 0.8
     if outfit.backpack and view == "back":
         d.rounded_rectangle([*P(-sw * 0.78, sh + 0.02), *P(sw * 0.78, waist + 0.02)], radius=H * 0.02,
                             fill=c["backpack"])
@@ -248,10 +307,10 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         for s in (-1, 1):
             rect(s * sw * 0.62 - 0.012, sh, s * sw * 0.62 + 0.012, sh + 0.14, c["strap"])
     if side:
-        arm(f * swing * 0.3, f * swing)
+        _draw_arm(pen, b, outfit, c, f * swing * 0.3, f * swing)
     if outfit.bag:  # strap across the chest from one shoulder, bag at the other hip
-        a, b = P(-right * sw * 0.7, sh + 0.005), P(right * hw * 0.9, hip - 0.02)
-        d.line([a, b], fill=c["strap"], width=max(1, int(H * 0.012)))
+        a, z = P(-right * sw * 0.7, sh + 0.005), P(right * hw * 0.9, hip - 0.02)
+        d.line([a, z], fill=c["strap"], width=max(1, int(H * 0.012)))
         bu = right * (hw + 0.02) if not side else -f * 0.02
         rect(bu - 0.055, hip - 0.04, bu + 0.055, hip + 0.05, c["bag"])
     if outfit.handbag:
@@ -260,8 +319,11 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         d.line([P(hu - 0.02, wrist_v + 0.015), P(hu, wrist_v - 0.01), P(hu + 0.02, wrist_v + 0.015)],
                fill=c["handbag"], width=max(1, int(H * 0.008)))
 
-    # --- neck, head, hair, face, hat, glasses
-    rect(-headw * 0.4, hh * 0.8, headw * 0.4, sh + 0.01, c["skin"])
+
+def _draw_head(pen: _Pen, b: _Body, traits: Traits, outfit: Outfit, c: dict) -> None:
+    """Neck, head, hair, face, glasses, hat."""
+    rect, ell, view, hh, headw = pen.rect, pen.ell, b.view, b.hh, b.headw
+    rect(-headw * 0.4, hh * 0.8, headw * 0.4, b.sh + 0.01, c["skin"])
     hs = traits.hair_style
     hair = c["hair"]
     if view == "back":
@@ -269,48 +331,68 @@ def draw_person(d: ImageDraw.ImageDraw, traits: Traits, outfit: Outfit, view: st
         if hs == "bald":
             ell(-headw * 1.02, hh * 0.45, headw * 1.02, hh * 0.8, hair)
         if hs == "long":
-            rect(-headw * 1.1, hh * 0.5, headw * 1.1, sh + 0.11, hair)
+            rect(-headw * 1.1, hh * 0.5, headw * 1.1, b.sh + 0.11, hair)
         elif hs == "ponytail":
-            rect(-headw * 0.25, hh * 0.5, headw * 0.25, sh + 0.07, hair)
+            rect(-headw * 0.25, hh * 0.5, headw * 0.25, b.sh + 0.07, hair)
         elif hs == "bob":
             rect(-headw * 1.05, hh * 0.5, headw * 1.05, hh * 1.02, hair)
+    elif b.side:
+        _draw_head_side(pen, b, hs, outfit, c)
     else:
-        hair_depth = {"bald": 0.0, "buzz": 0.3, "short": 0.42, "bob": 0.45, "long": 0.45, "ponytail": 0.4}[hs]
-        if hair_depth:
-            ell(-headw * 1.07, -0.008, headw * 1.07, hh * (hair_depth + 0.35), hair)
-        if side:
-            ell(-headw, 0, headw, hh, c["skin"])
-            if hair_depth:  # the back half of the head is hair
-                d.pieslice([*P(-headw * 1.07, -0.008), *P(headw * 1.07, hh * 1.02)],
-                           start=90 if f > 0 else -90, end=270 if f > 0 else 90, fill=hair)
-                ell(-headw * 1.07, -0.008, headw * 1.07, hh * hair_depth, hair)
-            if hs in ("long", "ponytail"):
-                rect(-f * headw * 1.1, hh * 0.5, -f * headw * 0.3, sh + (0.1 if hs == "long" else 0.05), hair)
-            d.ellipse([*P(f * headw * 0.55 - 0.006, hh * 0.45), *P(f * headw * 0.55 + 0.006, hh * 0.53)], fill=c["eyes"])
-            if outfit.glasses:
-                rect(f * headw * 0.1, hh * 0.46, f * headw * 0.95, hh * 0.5, c["glasses"])
-        else:
-            ell(-headw * 0.92, hh * (hair_depth * 0.6 if hair_depth else 0), headw * 0.92, hh, c["skin"])
-            if hs in ("long", "bob"):
-                low = sh + 0.06 if hs == "long" else hh * 0.95
-                rect(-headw * 1.12, hh * 0.35, -headw * 0.75, low, hair)
-                rect(headw * 0.75, hh * 0.35, headw * 1.12, low, hair)
-            for s in (-1, 1):
-                d.ellipse([*P(s * headw * 0.38 - 0.007, hh * 0.48), *P(s * headw * 0.38 + 0.007, hh * 0.56)],
-                          fill=c["eyes"])
-            if outfit.glasses:
-                rect(-headw * 0.68, hh * 0.46, -headw * 0.1, hh * 0.58, c["glasses"])
-                rect(headw * 0.1, hh * 0.46, headw * 0.68, hh * 0.58, c["glasses"])
-                rect(-headw * 0.7, hh * 0.47, headw * 0.7, hh * 0.5, c["glasses"])
+        _draw_head_front(pen, b, hs, outfit, c)
     if outfit.hat:
         depth = 0.42 if outfit.hat == "cap" else 0.5
         ell(-headw * 1.12, -0.015, headw * 1.12, hh * depth * 1.6, c["hat"])
         rect(-headw * 1.12, hh * depth * 0.8, headw * 1.12, hh * depth, c["hat"])
         if outfit.hat == "cap" and view != "back":
-            if side:
-                rect(f * headw * 0.5, hh * depth * 0.85, f * headw * 1.6, hh * depth * 1.05, c["hat"])
+            if b.side:
+                rect(b.f * headw * 0.5, hh * depth * 0.85, b.f * headw * 1.6, hh * depth * 1.05, c["hat"])
             else:
                 rect(-headw * 1.0, hh * depth * 0.85, headw * 1.0, hh * depth * 1.1, c["hat"])
+
+
+# How far down the head (in head heights, before the crown's 0.35) the hair reaches, by style.
+_HAIR_DEPTH = {"bald": 0.0, "buzz": 0.3, "short": 0.42, "bob": 0.45, "long": 0.45, "ponytail": 0.4}
+
+
+def _draw_head_side(pen: _Pen, b: _Body, hs: str, outfit: Outfit, c: dict) -> None:
+    """A head in profile: the back half hair, one eye, glasses as a bar."""
+    P, rect, ell, d, hh, headw, f = pen.P, pen.rect, pen.ell, pen.d, b.hh, b.headw, b.f
+    hair = c["hair"]
+    hair_depth = _HAIR_DEPTH[hs]
+    if hair_depth:
+        ell(-headw * 1.07, -0.008, headw * 1.07, hh * (hair_depth + 0.35), hair)
+    ell(-headw, 0, headw, hh, c["skin"])
+    if hair_depth:  # the back half of the head is hair
+        d.pieslice([*P(-headw * 1.07, -0.008), *P(headw * 1.07, hh * 1.02)],
+                   start=90 if f > 0 else -90, end=270 if f > 0 else 90, fill=hair)
+        ell(-headw * 1.07, -0.008, headw * 1.07, hh * hair_depth, hair)
+    if hs in ("long", "ponytail"):
+        rect(-f * headw * 1.1, hh * 0.5, -f * headw * 0.3, b.sh + (0.1 if hs == "long" else 0.05), hair)
+    d.ellipse([*P(f * headw * 0.55 - 0.006, hh * 0.45), *P(f * headw * 0.55 + 0.006, hh * 0.53)], fill=c["eyes"])
+    if outfit.glasses:
+        rect(f * headw * 0.1, hh * 0.46, f * headw * 0.95, hh * 0.5, c["glasses"])
+
+
+def _draw_head_front(pen: _Pen, b: _Body, hs: str, outfit: Outfit, c: dict) -> None:
+    """A head seen from the front: the face framed by the hair, two eyes, glasses."""
+    P, rect, ell, d, hh, headw = pen.P, pen.rect, pen.ell, pen.d, b.hh, b.headw
+    hair = c["hair"]
+    hair_depth = _HAIR_DEPTH[hs]
+    if hair_depth:
+        ell(-headw * 1.07, -0.008, headw * 1.07, hh * (hair_depth + 0.35), hair)
+    ell(-headw * 0.92, hh * (hair_depth * 0.6 if hair_depth else 0), headw * 0.92, hh, c["skin"])
+    if hs in ("long", "bob"):
+        low = b.sh + 0.06 if hs == "long" else hh * 0.95
+        rect(-headw * 1.12, hh * 0.35, -headw * 0.75, low, hair)
+        rect(headw * 0.75, hh * 0.35, headw * 1.12, low, hair)
+    for s in (-1, 1):
+        d.ellipse([*P(s * headw * 0.38 - 0.007, hh * 0.48), *P(s * headw * 0.38 + 0.007, hh * 0.56)],
+                  fill=c["eyes"])
+    if outfit.glasses:
+        rect(-headw * 0.68, hh * 0.46, -headw * 0.1, hh * 0.58, c["glasses"])
+        rect(headw * 0.1, hh * 0.46, headw * 0.68, hh * 0.58, c["glasses"])
+        rect(-headw * 0.7, hh * 0.47, headw * 0.7, hh * 0.5, c["glasses"])
 
 
 def render(traits: Traits, outfit: Outfit, cam: Camera, rng: np.random.Generator,
