@@ -16,7 +16,7 @@
 #   3. train_b8    the project recipe at batch 8 (batch size against memory).
 #   4. configs     bench/train_configs.py: train/sft.py under single_gpu, fsdp, zero2, zero3
 #                  (one process each: one card), OUT/train_configs/train_configs.md.
-#   5. sweep       bench/demo_sweep.py (issue 12's demo recipes), only with SWEEP_SECONDS > 0.
+#   5. sweep       research/demo_sweep.py (issue 12's demo recipes), only with SWEEP_SECONDS > 0.
 # OUT/summary.md gathers the tables. Exit status 0 whenever the summary is written.
 #
 # Wheels: packages the GPU image lacks or has in other versions travel in .whl (carry), installed
@@ -82,7 +82,7 @@ else
   step configs $CONFIGS_S python3 bench/train_configs.py --out "$OUT/train_configs" --steps 6 --timeout 125
 fi
 if [ "$SWEEP_S" -gt 0 ]; then
-  step sweep $((SWEEP_S + 120)) python3 bench/demo_sweep.py --variants all --parallel 8 --threads 2 --deadline "$SWEEP_S" \
+  step sweep $((SWEEP_S + 120)) python3 research/demo_sweep.py --variants all --parallel 8 --threads 2 --deadline "$SWEEP_S" \
     --out "$OUT/sweep" --work /tmp/sweep
   (cd /tmp/sweep && tar czf "$OUT/sweep_logs.tgz" */log.txt */report.md 2>/dev/null)
 fi

@@ -1,8 +1,8 @@
 """Which demo recipe learns? Several `python -m chatreid.demo build` variants side by side.
 
-    python bench/demo_sweep.py --variants default,long --out runs/demo_sweep      # one at a time
-    python bench/demo_sweep.py --variants all --parallel 8 --deadline 420 --out sweep/   # GPU machine
-    python bench/demo_sweep.py --list
+    python research/demo_sweep.py --variants default,long --out runs/demo_sweep      # one at a time
+    python research/demo_sweep.py --variants all --parallel 8 --deadline 420 --out sweep/   # GPU machine
+    python research/demo_sweep.py --list
 
 Each variant is the ``full`` demo config with a few ``--set`` overrides (the table below), built
 in its own work folder by its own process (``OMP_NUM_THREADS`` threads each; on a GPU machine every

@@ -1,9 +1,9 @@
 """Why the demo model does not learn to use images: small, fast diagnostics on CPU.
 
-Usage:  OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py [probe|rope|overfit|generalize|all]
+Usage:  OMP_NUM_THREADS=2 python research/demo_learning_diagnostics.py [probe|rope|overfit|generalize|all]
             [--steps N] [--variants base,scaled,vislr10] [--lr X] [--n ROWS]
-        OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py features --checkpoints DIR [DIR ...]
-        OMP_NUM_THREADS=2 python bench/demo_learning_diagnostics.py pairs --init DIR [--data ROWS]
+        OMP_NUM_THREADS=2 python research/demo_learning_diagnostics.py features --checkpoints DIR [DIR ...]
+        OMP_NUM_THREADS=2 python research/demo_learning_diagnostics.py pairs --init DIR [--data ROWS]
             [--train-store STORE] [--steps N] [--lr X] [--every N] [--curriculum duplicate:800,pair:1400]
 
 Loads runs/demo/base (the randomly initialised demo Qwen2-VL) and batches built by
@@ -46,7 +46,8 @@ from datasets import load_from_disk  # noqa: E402
 
 from chatreid import prompts  # noqa: E402
 from chatreid.data.store import ImageStore  # noqa: E402
-from chatreid.demo import auc, region_features  # noqa: E402
+from chatreid.demo.separation import region_features  # noqa: E402
+from chatreid.metrics import pair_auc as auc  # noqa: E402
 from chatreid.model import load_model_and_processor  # noqa: E402
 from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
 from chatreid.model.surgery import part_of  # noqa: E402
@@ -294,7 +295,7 @@ def i2i_template():
 def features(store, checkpoints):
     """How well do image features alone separate same from other people (held-out pairs)? Raw
     pixels, then each checkpoint's merged vision tokens pooled to 8 regions
-    (``chatreid.demo.region_features``, as the build's report does) compared by cosine. No decoder
+    (``chatreid.demo.separation.region_features``, as the build's report does) compared by cosine. No decoder
     is involved: if these AUCs are well above the P(Yes) AUCs, the comparison the decoder has to
     learn is what fails, not the features."""
     import numpy as np
