@@ -66,7 +66,7 @@ def rss_mb() -> float:
 
 
 def make_attack_files(out: Path) -> dict[str, Path]:
-    """The hostile inputs of issue 13, built in a few seconds."""
+    """The hostile inputs of docs/benchmarks.md ("Hostile inputs"), built in a few seconds."""
     import io
 
     from PIL import Image

@@ -1,6 +1,6 @@
 """Instruction-data build speed, peak memory and on-disk size, per stage.
 
-Target (issue 4): 3,000,000 stage-2 rows from a SynthPeds-like store of >= 10,000 identities in
+Target: 3,000,000 stage-2 rows from a SynthPeds-like store of >= 10,000 identities in
 under 10 minutes on 2 cores, peak memory under 4 GB, and a dataset whose size does not grow with
 the images a row refers to (ids only, never image bytes).
 

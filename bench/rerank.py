@@ -5,7 +5,7 @@
 
 Both sides score the same pairs with the same model and the same question ("Do these two images
 <query><candidate> contain the same pedestrian identity?"), images 252x140 (45 image tokens each,
-as in ENV-NOTES' GPU figures):
+the size of the earlier GPU figures in docs/benchmarks.md):
 
 - naive: one pair per forward pass, the processor's own path (``naive_yes_probability``):
   preprocess both images, run the vision tower on both, the whole prompt through the language

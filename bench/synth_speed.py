@@ -4,7 +4,7 @@
 
 Pins itself to one CPU core, then times (a) end-to-end `generate("market", ...)` (planning,
 drawing, camera effects, captions, JPEG encoding, file writes, ground truth) and (b) drawing alone,
-each repeated; prints the median and the spread next to the target of issue 2 (200 images/s).
+each repeated; prints the median and the spread next to the target (200 images/s).
 Both wall-clock and CPU time are reported: on a shared machine the wall clock also counts the
 time other processes hold the core, CPU time counts only ours (file-system waits excluded).
 """
@@ -54,7 +54,7 @@ def main():
     for name, xs in runs.items():
         print(f"  {name:<20} {fmt(xs)}")
     wall = statistics.median(runs["end to end, wall"])
-    print(f"  {'target (issue 2)':<20} median {TARGET:7.1f} img/s end to end -> wall clock "
+    print(f"  {'target':<20} median {TARGET:7.1f} img/s end to end -> wall clock "
           f"{'meets' if wall >= TARGET else 'does NOT meet'} it (load average now {os.getloadavg()[0]:.1f})")
 
 

@@ -33,7 +33,7 @@ def test_the_six_example_photo_queries_are_there():
     assert sorted(name for name, _ in PHOTO_QUERIES) == ["ltcc", "ltcc", "market", "market", "sysu", "sysu"]
 
 
-# The target of issue 12, not met by the shipped model: it puts the right person first for 1 of the 6
+# The demo model's target, not met by the shipped model: it puts the right person first for 1 of the 6
 # (a standard query), as docs/demo-report.md and docs/demo-learning.md say. Strict: once a model
 # meets the target this test fails as "passed unexpectedly", so the mark cannot outlive the gap.
 @pytest.mark.xfail(strict=True, reason="target not met: the shipped demo model is right for 1 of 6 example queries")

@@ -1,6 +1,6 @@
 """Stage 1, person attribute understanding: captioning rows, their sources and quality filters.
 
-Caption sources, in order (section 3.2 and issue 4): the benchmark's own captions (e.g. the
+Caption sources, in order (the paper's section 3.2): the benchmark's own captions (e.g. the
 PEDES datasets), SynthPeds' ground-truth captions (its ``captions`` column), the image's attribute
 annotations rendered to text (``chatreid.data.attributes.to_text``), and last a captioner for
 images with none of these. An image gets rows from the first source it has (one row per caption).
