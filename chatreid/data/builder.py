@@ -131,6 +131,34 @@ def _sources(sources, skipped: list) -> Iterator[tuple[Record, str]]:
 
 
 
+def _store_rows(sources, report: BuildReport, *, skip_bad: bool, name: str, progress: bool) -> Iterator[dict]:
+    """The store's rows, one an image of ``sources``, each image read and decoded once; counts
+    them (and, with ``skip_bad``, the bad images left out) in ``report``."""
+    from tqdm.auto import tqdm
+
+    seen: set[str] = set()
+    bar = tqdm(desc=f"store {name}", unit="img", disable=not progress)
+    try:
+        for record, rel in _sources(sources, report.skipped):
+            iid = f"{record.dataset}/{rel}"
+            if iid in seen:
+                raise ValueError(f"{record.path}: image id {iid!r} occurs twice in the sources")
+            seen.add(iid)
+            try:
+                data, w, h = read_image(record.path)
+            except BadImageError as err:
+                if not skip_bad:
+                    raise
+                report.skipped.append((record.path, str(err)))
+                bar.set_postfix(skipped=len(report.skipped))
+                continue
+            report.num_images += 1
+            bar.update(1)
+            yield _row(record, rel, data, w, h)
+    finally:
+        bar.close()
+
+
 def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite: bool = False,
           progress: bool = True, writer_batch_size: int = 500,
           max_shard_size: str | int = "500MB") -> BuildReport:
@@ -145,7 +173,6 @@ def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite:
     from datasets.exceptions import DatasetGenerationError
     from datasets.utils.tqdm import (are_progress_bars_disabled, disable_progress_bars,
                                      enable_progress_bars)
-    from tqdm.auto import tqdm
 
     out = Path(out).absolute()
     if out.exists() and not overwrite:
@@ -155,29 +182,9 @@ def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite:
     # Same parent, so the final rename is atomic and on one filesystem.
     work = out.parent / f".{out.name}.building-{tag}"
     report = BuildReport(out=str(out))
-    seen: set[str] = set()
 
     def generate():
-        bar = tqdm(desc=f"store {out.name}", unit="img", disable=not progress)
-        try:
-            for record, rel in _sources(sources, report.skipped):
-                iid = f"{record.dataset}/{rel}"
-                if iid in seen:
-                    raise ValueError(f"{record.path}: image id {iid!r} occurs twice in the sources")
-                seen.add(iid)
-                try:
-                    data, w, h = read_image(record.path)
-                except BadImageError as err:
-                    if not skip_bad:
-                        raise
-                    report.skipped.append((record.path, str(err)))
-                    bar.set_postfix(skipped=len(report.skipped))
-                    continue
-                report.num_images += 1
-                bar.update(1)
-                yield _row(record, rel, data, w, h)
-        finally:
-            bar.close()
+        yield from _store_rows(sources, report, skip_bad=skip_bad, name=out.name, progress=progress)
 
     # Our own bar counts images and skips; the datasets one would duplicate it.
     bars_were_on = not are_progress_bars_disabled()
