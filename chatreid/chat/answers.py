@@ -183,6 +183,7 @@ def words_used(conv: "Conversation", task: str) -> list[str]:
 
 
 def explain_invalid(task: str, err: Exception) -> str:
+    """Why the query cannot run as ``task``, and what that task needs, in the person's terms."""
     needs = {
         "standard": "a photo of the person (attach one to your message)",
         "cloth_changing": "a photo of the person (attach one to your message)",
