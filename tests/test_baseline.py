@@ -350,3 +350,12 @@ def test_plain_baseline_has_no_text_side(trained, tiny_model_dir):
     gallery = [Image.new("RGB", (32, 64), (i * 20, 0, 0)) for i in range(3)]
     with pytest.raises(ValueError, match="top_k/tau need pre-filter similarities"):
         engine.search(Query(text="a man in red", task="text_to_image"), gallery, top_k=2)
+
+
+def test_text_prefilter_script_refuses_a_missing_baseline_in_one_line(tmp_path, capsys):
+    rc = _script("text_prefilter").cli(["--baseline", str(tmp_path / "nope"), "--dataset", f"synthpeds:{tmp_path}",
+                                        "--out", str(tmp_path / "t2i")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith("train/text_prefilter.py: error:") and str(tmp_path / "nope") in err
+    assert not (tmp_path / "t2i").exists()

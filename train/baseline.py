@@ -13,7 +13,6 @@ renamed into place when complete. A push happens after the local save; a failed 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -21,28 +20,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def cli(argv=None) -> int:
-    from transformers import HfArgumentParser
+    from chatreid.baseline.cli import run
+    from chatreid.baseline.train import BaselineArguments, train
 
-    from chatreid.baseline.train import BaselineArguments, push, train
-    from chatreid.hub import PushError
+    def summary(result):
+        last = result.history[-1] if result.history else {}
+        return (f"baseline: {result.num_images} images of {result.num_ids} identities, {len(result.history)} epochs "
+                f"in {result.seconds:.0f} s (final loss {last.get('loss')}); saved to {result.out}", result.out)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    (args,) = HfArgumentParser(BaselineArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        result = train(args)
-    except (ValueError, OSError) as err:  # user errors: one line, no traceback
-        print(f"train/baseline.py: error: {err}", file=sys.stderr, flush=True)
-        return 2
-    last = result.history[-1] if result.history else {}
-    print(f"baseline: {result.num_images} images of {result.num_ids} identities, {len(result.history)} epochs in "
-          f"{result.seconds:.0f} s (final loss {last.get('loss')}); saved to {result.out}", flush=True)
-    if args.push_to_hub:
-        try:
-            push(result.out, args)
-        except PushError as err:
-            print(f"push failed; the baseline is kept at {result.out} ({err})", file=sys.stderr, flush=True)
-            return 3
-    return 0
+    return run("train/baseline.py", BaselineArguments, train, summary, "baseline", "ChatReID Re-ID baseline", argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ captioned images, and writes the folder (with the baseline inside) beside --out,
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 
@@ -19,28 +18,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def cli(argv=None) -> int:
-    from transformers import HfArgumentParser
-
+    from chatreid.baseline.cli import run
     from chatreid.baseline.text import TextPrefilterArguments, train_text_prefilter
-    from chatreid.hub import PushError, push_folder
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    (args,) = HfArgumentParser(TextPrefilterArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        report = train_text_prefilter(args)
-    except (ValueError, OSError) as err:  # user errors: one line, no traceback
-        print(f"train/text_prefilter.py: error: {err}", file=sys.stderr, flush=True)
-        return 2
-    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=1), flush=True)
-    if args.push_to_hub:
-        repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.out))
-        try:
-            push_folder(report["out"], repo_id, what="pre-filter", private=args.hub_private_repo,
-                        token=args.hub_token, commit_message="ChatReID text-to-image pre-filter")
-        except PushError as err:
-            print(f"push failed; the pre-filter is kept at {report['out']} ({err})", file=sys.stderr, flush=True)
-            return 3
-    return 0
+    def summary(report):
+        return json.dumps({k: v for k, v in report.items() if k != "history"}, indent=1), report["out"]
+
+    return run("train/text_prefilter.py", TextPrefilterArguments, train_text_prefilter, summary, "pre-filter",
+               "ChatReID text-to-image pre-filter", argv)
 
 
 if __name__ == "__main__":

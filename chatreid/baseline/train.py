@@ -372,12 +372,3 @@ def model_card(config: dict, history: list[dict], repo_id: str | None = None) ->
         "(docs/evaluation.md)",
     ]
     return "\n".join(lines) + "\n"
-
-
-def push(folder: str | os.PathLike, args: BaselineArguments) -> str:
-    """Upload the baseline folder; returns its URL. ``chatreid.hub.PushError`` on failure, the folder untouched."""
-    from chatreid.hub import push_folder
-
-    repo_id = args.hub_model_id or Path(os.path.abspath(args.out)).name
-    return push_folder(folder, repo_id, what="baseline", private=args.hub_private_repo, token=args.hub_token,
-                       commit_message="ChatReID Re-ID baseline")
