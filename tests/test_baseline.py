@@ -359,3 +359,25 @@ def test_text_prefilter_script_refuses_a_missing_baseline_in_one_line(tmp_path, 
     assert rc == 2 and len(err.splitlines()) == 1
     assert err.startswith("train/text_prefilter.py: error:") and str(tmp_path / "nope") in err
     assert not (tmp_path / "t2i").exists()
+
+
+@pytest.mark.parametrize("name,make", [("market1501", "make_market"), ("sysu_mm01", "make_sysu")])
+def test_trainer_reads_real_benchmark_layouts(name, make, tmp_path):
+    """The benchmark readers' fixture folders (tests/layouts.py): Market-1501 with its junk and
+    distractor files, SYSU-MM01 with greyscale infrared images; then a text pre-filter on a
+    CUHK-PEDES fixture over the same baseline."""
+    import layouts
+
+    root = getattr(layouts, make)(tmp_path / name)
+    res = train(BaselineArguments(out=str(tmp_path / "bl"), dataset=f"{name}:{root}", epochs=1, max_steps=1,
+                                  **{**TINY, "ids_per_batch": 2}), progress=False)
+    assert res.num_ids >= 2 and load_baseline(res.out).config["training"]["datasets"] == [name]
+
+    from chatreid.baseline.text import TextPrefilterArguments, load_text_prefilter, train_text_prefilter
+
+    pedes = layouts.make_pedes(tmp_path / "pedes", "cuhk_pedes")
+    report = train_text_prefilter(TextPrefilterArguments(baseline=str(res.out), dataset=f"cuhk_pedes:{pedes}",
+                                                         out=str(tmp_path / "t2i"), epochs=2, min_count=1),
+                                  progress=False)
+    pre = load_text_prefilter(report["out"])
+    assert pre.text_features(["a man in a red coat"]).shape == (1, 256)
