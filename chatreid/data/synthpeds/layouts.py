@@ -115,96 +115,120 @@ def plan(layout: str, n_ids: int, images_per_id: int, seed: int, distractors: in
         raise ValueError(f"--ids: at most {DISTRACTOR_KEY - 1}, got {n_ids}")
     if n_ids < MIN_IDS[layout]:
         raise ValueError(f"--ids: the {layout} layout needs at least {MIN_IDS[layout]} identities, got {n_ids}")
-    shots: list[Shot] = []
-    outfits: dict[int, int] = {}
     K = images_per_id
     if layout == "market":
-        if K < 4:
-            raise ValueError(f"--images-per-id: market needs at least 4 (2 cameras x 2 images), got {K}")
-        test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
-        for pid in range(1, n_ids + 1):
-            rng = np.random.default_rng([seed, 7, pid])
-            outfits[pid] = 1
-            n_cams = int(rng.integers(2, min(6, K // 2) + 1))
-            cams = sorted(int(c) + 1 for c in rng.choice(6, n_cams, replace=False))
-            serial = 0
-            for cam, count in zip(cams, _spread(rng, K, n_cams, 2)):
-                seq = int(rng.integers(1, 7))
-                query_k = int(rng.integers(count))  # Market: one query per (identity, camera)
-                for k, frame in enumerate(_frames(rng, count)):
-                    name = f"{pid:04d}_c{cam}s{seq}_{frame:06d}_{int(rng.integers(1, 9)):02d}.jpg"
-                    if pid in train:
-                        split, folder = "train", "bounding_box_train"
-                    elif k == query_k:
-                        split, folder = "query", "query"
-                    else:
-                        split, folder = "gallery", "bounding_box_test"
-                    shots.append(Shot(f"{folder}/{name}", pid, cam, 0, serial, split, folder))
-                    serial += 1
-        shots += _market_extras(seed, n_ids, sorted(test), distractors, junk, outfits)
-    elif layout == "ltcc":
-        test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
-        if K < 4:
-            raise ValueError(f"--images-per-id: ltcc needs at least 4 (2 outfits x 2 images), got {K}")
-        for pid in range(1, n_ids + 1):
-            rng = np.random.default_rng([seed, 8, pid])
-            most = min(4, K // 2)
-            n_out = int(rng.integers(2, most + 1)) if pid in test else int(rng.integers(1, most + 1))
-            outfits[pid] = n_out
-            frames = _frames(rng, K)
-            serial = 0
-            for o, count in enumerate(_spread(rng, K, n_out, 2)):
-                # The first two images of an outfit come from two different cameras, so every
-                # query has a same-clothes match in another camera as well as changed-clothes ones.
-                cams = [int(c) + 1 for c in rng.choice(12, 2, replace=False)]
-                cams += [int(c) + 1 for c in rng.integers(0, 12, count - 2)]
-                query_k = int(rng.integers(count))
-                for k, cam in enumerate(cams):
-                    name = f"{pid:03d}_{o + 1}_c{cam}_{frames[serial]:06d}.png"
-                    if pid in train:
-                        split, folder = "train", "train"
-                    elif k == query_k:
-                        split, folder = "query", "query"
-                    else:
-                        split, folder = "gallery", "test"
-                    shots.append(Shot(f"{folder}/{name}", pid, cam, o, serial, split, folder))
-                    serial += 1
-    elif layout == "sysu":
-        test, val, train = map(set, _split_ids(n_ids, seed, (0.2, 0.2)))
-        if K < 2:
-            raise ValueError(f"--images-per-id: sysu needs at least 2 (one visible, one infrared), got {K}")
-        for pid in range(1, n_ids + 1):
-            rng = np.random.default_rng([seed, 9, pid])
-            outfits[pid] = 1
-            # Every identity is seen by at least one visible and one infrared camera.
-            n_vis = int(rng.integers(1, min(4, K - 1) + 1))
-            n_ir = int(rng.integers(1, min(2, K - n_vis) + 1))
-            cams = sorted(int(c) for c in [*rng.choice([1, 2, 4, 5], n_vis, replace=False),
-                                           *rng.choice([3, 6], n_ir, replace=False)])
-            serial = 0
-            for cam, count in zip(cams, _spread(rng, K, len(cams), 1)):
-                for n in range(1, count + 1):
-                    native = "test" if pid in test else ("val" if pid in val else "train")
-                    # Standard loaders train on train + val ids; test: infrared queries, visible gallery.
-                    split = "train" if native != "test" else ("query" if cam in (3, 6) else "gallery")
-                    shots.append(Shot(f"cam{cam}/{pid:04d}/{n:04d}.jpg", pid, cam, 0, serial, split, native))
-                    serial += 1
-    else:  # pedes
-        test, val, train = map(set, _split_ids(n_ids, seed, (0.1, 0.1)))
-        if K < 1:
-            raise ValueError(f"--images-per-id: pedes needs at least 1, got {K}")
-        number = 0
-        for pid in range(1, n_ids + 1):
-            rng = np.random.default_rng([seed, 10, pid])
-            outfits[pid] = 1
-            native = "test" if pid in test else ("val" if pid in val else "train")
-            folder = "train_query" if native == "train" else "test_query"
-            for serial in range(K):
-                number += 1
-                cam = int(rng.integers(1, 9))
-                # Text-to-image: test images are gallery records; their captions are the queries.
-                split = "gallery" if native == "test" else "train"
-                shots.append(Shot(f"imgs/{folder}/p{pid}_s{number}.jpg", pid, cam, 0, serial, split, native))
+        return _plan_market(n_ids, K, seed, distractors, junk)
+    return {"ltcc": _plan_ltcc, "sysu": _plan_sysu, "pedes": _plan_pedes}[layout](n_ids, K, seed)
+
+
+def _plan_market(n_ids: int, K: int, seed: int, distractors: int, junk: int) -> tuple[list[Shot], dict[int, int]]:
+    """Market-1501: one query per (identity, camera) of the test half; distractors and junk after."""
+    shots: list[Shot] = []
+    outfits: dict[int, int] = {}
+    if K < 4:
+        raise ValueError(f"--images-per-id: market needs at least 4 (2 cameras x 2 images), got {K}")
+    test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
+    for pid in range(1, n_ids + 1):
+        rng = np.random.default_rng([seed, 7, pid])
+        outfits[pid] = 1
+        n_cams = int(rng.integers(2, min(6, K // 2) + 1))
+        cams = sorted(int(c) + 1 for c in rng.choice(6, n_cams, replace=False))
+        serial = 0
+        for cam, count in zip(cams, _spread(rng, K, n_cams, 2)):
+            seq = int(rng.integers(1, 7))
+            query_k = int(rng.integers(count))  # Market: one query per (identity, camera)
+            for k, frame in enumerate(_frames(rng, count)):
+                name = f"{pid:04d}_c{cam}s{seq}_{frame:06d}_{int(rng.integers(1, 9)):02d}.jpg"
+                if pid in train:
+                    split, folder = "train", "bounding_box_train"
+                elif k == query_k:
+                    split, folder = "query", "query"
+                else:
+                    split, folder = "gallery", "bounding_box_test"
+                shots.append(Shot(f"{folder}/{name}", pid, cam, 0, serial, split, folder))
+                serial += 1
+    shots += _market_extras(seed, n_ids, sorted(test), distractors, junk, outfits)
+    return shots, outfits
+
+
+def _plan_ltcc(n_ids: int, K: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
+    """LTCC: several outfits per identity (at least two for test identities)."""
+    shots: list[Shot] = []
+    outfits: dict[int, int] = {}
+    test, train = map(set, _split_ids(n_ids, seed, (0.5,)))
+    if K < 4:
+        raise ValueError(f"--images-per-id: ltcc needs at least 4 (2 outfits x 2 images), got {K}")
+    for pid in range(1, n_ids + 1):
+        rng = np.random.default_rng([seed, 8, pid])
+        most = min(4, K // 2)
+        n_out = int(rng.integers(2, most + 1)) if pid in test else int(rng.integers(1, most + 1))
+        outfits[pid] = n_out
+        frames = _frames(rng, K)
+        serial = 0
+        for o, count in enumerate(_spread(rng, K, n_out, 2)):
+            # The first two images of an outfit come from two different cameras, so every
+            # query has a same-clothes match in another camera as well as changed-clothes ones.
+            cams = [int(c) + 1 for c in rng.choice(12, 2, replace=False)]
+            cams += [int(c) + 1 for c in rng.integers(0, 12, count - 2)]
+            query_k = int(rng.integers(count))
+            for k, cam in enumerate(cams):
+                name = f"{pid:03d}_{o + 1}_c{cam}_{frames[serial]:06d}.png"
+                if pid in train:
+                    split, folder = "train", "train"
+                elif k == query_k:
+                    split, folder = "query", "query"
+                else:
+                    split, folder = "gallery", "test"
+                shots.append(Shot(f"{folder}/{name}", pid, cam, o, serial, split, folder))
+                serial += 1
+    return shots, outfits
+
+
+def _plan_sysu(n_ids: int, K: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
+    """SYSU-MM01: visible cameras 1, 2, 4, 5 and infrared 3, 6; infrared queries, visible gallery."""
+    shots: list[Shot] = []
+    outfits: dict[int, int] = {}
+    test, val, train = map(set, _split_ids(n_ids, seed, (0.2, 0.2)))
+    if K < 2:
+        raise ValueError(f"--images-per-id: sysu needs at least 2 (one visible, one infrared), got {K}")
+    for pid in range(1, n_ids + 1):
+        rng = np.random.default_rng([seed, 9, pid])
+        outfits[pid] = 1
+        # Every identity is seen by at least one visible and one infrared camera.
+        n_vis = int(rng.integers(1, min(4, K - 1) + 1))
+        n_ir = int(rng.integers(1, min(2, K - n_vis) + 1))
+        cams = sorted(int(c) for c in [*rng.choice([1, 2, 4, 5], n_vis, replace=False),
+                                       *rng.choice([3, 6], n_ir, replace=False)])
+        serial = 0
+        for cam, count in zip(cams, _spread(rng, K, len(cams), 1)):
+            for n in range(1, count + 1):
+                native = "test" if pid in test else ("val" if pid in val else "train")
+                # Standard loaders train on train + val ids; test: infrared queries, visible gallery.
+                split = "train" if native != "test" else ("query" if cam in (3, 6) else "gallery")
+                shots.append(Shot(f"cam{cam}/{pid:04d}/{n:04d}.jpg", pid, cam, 0, serial, split, native))
+                serial += 1
+    return shots, outfits
+
+
+def _plan_pedes(n_ids: int, K: int, seed: int) -> tuple[list[Shot], dict[int, int]]:
+    """CUHK-PEDES: test images are gallery records; their captions are the queries."""
+    shots: list[Shot] = []
+    outfits: dict[int, int] = {}
+    test, val, train = map(set, _split_ids(n_ids, seed, (0.1, 0.1)))
+    if K < 1:
+        raise ValueError(f"--images-per-id: pedes needs at least 1, got {K}")
+    number = 0
+    for pid in range(1, n_ids + 1):
+        rng = np.random.default_rng([seed, 10, pid])
+        outfits[pid] = 1
+        native = "test" if pid in test else ("val" if pid in val else "train")
+        folder = "train_query" if native == "train" else "test_query"
+        for serial in range(K):
+            number += 1
+            cam = int(rng.integers(1, 9))
+            # Text-to-image: test images are gallery records; their captions are the queries.
+            split = "gallery" if native == "test" else "train"
+            shots.append(Shot(f"imgs/{folder}/p{pid}_s{number}.jpg", pid, cam, 0, serial, split, native))
     return shots, outfits
 
 
@@ -295,50 +319,14 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
         part = tmp / (GROUND_TRUTH + ".part")
         gt = open(part, "w")
         for shot in tqdm(shots, desc=f"synth {layout}", unit="img", disable=not progress):
-            who = shot.who
-            if who not in people:
-                people[who] = sample_identity(seed, who, n_outfits[who])
-                described[who] = {"traits": asdict(people[who].traits),
-                                  "outfits": [asdict(o) for o in people[who].outfits]}
-            person = people[who]
-            outfit = person.outfits[shot.outfit]
-            cam = cams[shot.cam]
-            rng = np.random.default_rng([seed, 4, who, shot.serial])
-            img, shown = render(person.traits, outfit, cam, rng, size)
-            caps = captions(person.traits, outfit, shown["view"], cam.modality, rng)
-            if shot.kind == "junk":
-                img = _fragment(img, rng)
-            target = tmp / shot.path
-            if target.parent not in folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(target.parent)
-            if target.suffix == ".png":
-                img.save(target, format="PNG", compress_level=3)
-            else:
-                img.save(target, format="JPEG", quality=92)
-            row = {
-                "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{who}_{shot.outfit + 1}",
-                "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
-                "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
-                "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
-                "traits": described[who]["traits"], "outfit": described[who]["outfits"][shot.outfit], "layout": layout, "seed": seed,
-            }
-            if shot.kind != "person":
-                # a fragment shows part of the person: no attribute can be vouched for
-                row.update(kind=shot.kind, person=who, **({"attributes": {}} if shot.kind == "junk" else {}))
+            row = _write_shot(shot, layout, seed, size, cams, n_outfits, people, described, tmp, folders)
             gt.write(json.dumps(row) + "\n")
             splits[shot.split] = splits.get(shot.split, 0) + 1
             if layout == "pedes":
-                pedes_rows.append({"split": shot.layout_split, "captions": caps,
+                pedes_rows.append({"split": shot.layout_split, "captions": row["captions"],
                                    "file_path": shot.path[len("imgs/"):],
-                                   "processed_tokens": [_tokens(c) for c in caps], "id": shot.pid})
-        if layout == "sysu":
-            test, val, train = _split_ids(n_ids, seed, (0.2, 0.2))
-            (tmp / "exp").mkdir()
-            for name, ids in (("train_id.txt", train), ("val_id.txt", val), ("test_id.txt", test)):
-                (tmp / "exp" / name).write_text(",".join(str(i) for i in ids) + "\n")
-        if layout == "pedes":
-            (tmp / "reid_raw.json").write_text(json.dumps(pedes_rows))
+                                   "processed_tokens": [_tokens(c) for c in row["captions"]], "id": shot.pid})
+        _write_split_files(tmp, layout, n_ids, seed, pedes_rows)
         gt.close()
         os.rename(part, tmp / GROUND_TRUTH)
         install_dir(tmp, out)
@@ -348,6 +336,54 @@ def generate(layout: str, out: str | os.PathLike, n_ids: int, seed: int = 0, siz
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": str(out), "images": len(shots), "splits": splits}
+
+
+def _write_shot(shot: Shot, layout: str, seed: int, size, cams, n_outfits, people: dict, described: dict,
+                tmp: Path, folders: set) -> dict:
+    """Render one image into ``tmp`` and return its ground-truth row (people are sampled once)."""
+    who = shot.who
+    if who not in people:
+        people[who] = sample_identity(seed, who, n_outfits[who])
+        described[who] = {"traits": asdict(people[who].traits),
+                          "outfits": [asdict(o) for o in people[who].outfits]}
+    person = people[who]
+    outfit = person.outfits[shot.outfit]
+    cam = cams[shot.cam]
+    rng = np.random.default_rng([seed, 4, who, shot.serial])
+    img, shown = render(person.traits, outfit, cam, rng, size)
+    caps = captions(person.traits, outfit, shown["view"], cam.modality, rng)
+    if shot.kind == "junk":
+        img = _fragment(img, rng)
+    target = tmp / shot.path
+    if target.parent not in folders:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
+    if target.suffix == ".png":
+        img.save(target, format="PNG", compress_level=3)
+    else:
+        img.save(target, format="JPEG", quality=92)
+    row = {
+        "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{who}_{shot.outfit + 1}",
+        "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
+        "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
+        "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
+        "traits": described[who]["traits"], "outfit": described[who]["outfits"][shot.outfit], "layout": layout, "seed": seed,
+    }
+    if shot.kind != "person":
+        # a fragment shows part of the person: no attribute can be vouched for
+        row.update(kind=shot.kind, person=who, **({"attributes": {}} if shot.kind == "junk" else {}))
+    return row
+
+
+def _write_split_files(tmp: Path, layout: str, n_ids: int, seed: int, pedes_rows: list[dict]) -> None:
+    """The benchmark's own split files: SYSU-MM01's exp/*_id.txt, CUHK-PEDES's reid_raw.json."""
+    if layout == "sysu":
+        test, val, train = _split_ids(n_ids, seed, (0.2, 0.2))
+        (tmp / "exp").mkdir()
+        for name, ids in (("train_id.txt", train), ("val_id.txt", val), ("test_id.txt", test)):
+            (tmp / "exp" / name).write_text(",".join(str(i) for i in ids) + "\n")
+    if layout == "pedes":
+        (tmp / "reid_raw.json").write_text(json.dumps(pedes_rows))
 
 
 REQUIRED = ("path", "pid", "camid", "clothes_id", "modality", "split", "attributes", "captions")
