@@ -147,7 +147,25 @@ def build_pool(meta, split: str, assignment: dict[tuple, str],
     clothes = np.array([-1 if c is None else codes.setdefault(c, len(codes)) for c in clothes_keys],
                        dtype=np.int32)
 
-    # Attributes: many images share one JSON string; decode each distinct string once.
+    attrs, sig = _attribute_codes(meta, rows)
+    texts, text_start, counts, code_list, src_list = _descriptions(meta, rows, attrs)
+
+    ds_start = np.searchsorted(ds, np.arange(len(dataset_names)), side="left").astype(np.int64)
+    ds_end = np.searchsorted(ds, np.arange(len(dataset_names)), side="right").astype(np.int64)
+    return Pool(
+        image_id=image_id, dataset_names=dataset_names, ds=ds, pid=pid, ident=ident,
+        infrared=infrared, clothes=clothes,
+        width=np.array([int(meta["width"][i]) for i in rows], dtype=np.int32),
+        height=np.array([int(meta["height"][i]) for i in rows], dtype=np.int32),
+        attrs=attrs, attr_sig=sig, text_start=text_start, text_count=counts,
+        text_code=np.array(code_list, dtype=np.int32), text_src=np.array(src_list, dtype=np.int16),
+        texts=texts, id_start=id_start, id_count=id_count, ds_start=ds_start, ds_end=ds_end)
+
+
+def _attribute_codes(meta, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(attribute codes per image, -1 unknown; one signature per distinct attribute set, -1 none)."""
+    n = len(rows)
+    # many images share one JSON string: decode each distinct string once
     cache: dict[str, tuple] = {}
     attrs = np.full((n, len(ATTR_KEYS)), -1, dtype=np.int8)
     for j, i in enumerate(rows):
@@ -161,9 +179,13 @@ def build_pool(meta, split: str, assignment: dict[tuple, str],
         sig[(attrs < 0).all(axis=1)] = -1
     else:
         sig = np.zeros(0, dtype=np.int32)
+    return attrs, sig
 
-    # Descriptions: the image's own captions, else its attributes rendered to text.
-    texts: list[str] = []
+
+def _descriptions(meta, rows: list[int], attrs: np.ndarray):
+    """Each image's descriptions, as codes into one list of distinct texts: its own captions,
+    else its attributes rendered to text. Returns (texts, start, count, codes, sources)."""
+    n = len(rows)
     text_index: dict[str, int] = {}
     counts = np.zeros(n, dtype=np.int32)
     code_list: list[int] = []
@@ -186,14 +208,4 @@ def build_pool(meta, split: str, assignment: dict[tuple, str],
     text_start = np.zeros(n, dtype=np.int64)
     if n:
         text_start[1:] = np.cumsum(counts)[:-1]
-
-    ds_start = np.searchsorted(ds, np.arange(len(dataset_names)), side="left").astype(np.int64)
-    ds_end = np.searchsorted(ds, np.arange(len(dataset_names)), side="right").astype(np.int64)
-    return Pool(
-        image_id=image_id, dataset_names=dataset_names, ds=ds, pid=pid, ident=ident,
-        infrared=infrared, clothes=clothes,
-        width=np.array([int(meta["width"][i]) for i in rows], dtype=np.int32),
-        height=np.array([int(meta["height"][i]) for i in rows], dtype=np.int32),
-        attrs=attrs, attr_sig=sig, text_start=text_start, text_count=counts,
-        text_code=np.array(code_list, dtype=np.int32), text_src=np.array(src_list, dtype=np.int16),
-        texts=texts, id_start=id_start, id_count=id_count, ds_start=ds_start, ds_end=ds_end)
+    return texts, text_start, counts, code_list, src_list
