@@ -237,8 +237,6 @@ def recall_at_k(text_feats: np.ndarray, q_pids, gallery_feats: np.ndarray, g_pid
 def train_text_prefilter(args: TextPrefilterArguments, progress: bool = True) -> dict:
     """Train on the captions of the train split; report recall@k on the held-out captioned
     images (the gallery split), if any; install the folder at ``args.out``. Returns the report."""
-    from chatreid.atomic import install_dir
-
     ks = args.ks()
     torch.manual_seed(args.seed)
     baseline = load_baseline(args.baseline)
@@ -264,28 +262,8 @@ def train_text_prefilter(args: TextPrefilterArguments, progress: bool = True) ->
     ids_offsets = [vocab.batch([t]) for t in pair_txt]  # tokenised once
 
     model = DualEncoder(len(vocab), baseline.model.feature_dim, args.dim)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps = args.epochs * math.ceil(len(pair_txt) / args.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(args.seed)
-    history, t1 = [], time.time()
-    model.train()
-    for epoch in range(args.epochs):
-        order, total, n = torch.randperm(len(pair_txt), generator=gen), 0.0, 0
-        for b in range(0, len(order), args.batch_size):
-            idx = order[b:b + args.batch_size]
-            ids = [ids_offsets[int(i)][0] for i in idx]
-            offsets = torch.tensor([0] + [len(x) for x in ids[:-1]]).cumsum(0)
-            loss = info_nce(model.image(pair_img[idx]), model.text(torch.cat(ids), offsets), pair_pid[idx],
-                            model.logit_scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, n = total + float(loss.detach()), n + 1
-        history.append({"epoch": epoch + 1, "loss": round(total / n, 5)})
-        if progress and (epoch + 1) % 10 == 0:
-            log.info("text pre-filter epoch %d: loss %.4f", epoch + 1, total / n)
+    t1 = time.time()
+    history = _fit(model, pair_img, pair_txt, pair_pid, ids_offsets, args, progress)
     train_seconds = time.time() - t1
 
     pre = TextImagePrefilter(model, vocab, baseline, {})
@@ -307,23 +285,63 @@ def train_text_prefilter(args: TextPrefilterArguments, progress: bool = True) ->
               "image_encoder": IMAGE_ENCODER, "baseline": args.baseline,
               "training": {k: v for k, v in asdict(args).items() if k not in ("hub_token", "out")},
               "report": {k: v for k, v in report.items() if k != "history"}}
+    out = _install(model, vocab, config, history, args)
+    report["out"] = str(out)
+    return report
+
+
+def _fit(model: "DualEncoder", pair_img, pair_txt: list[str], pair_pid, ids_offsets, args: TextPrefilterArguments,
+         progress: bool) -> list[dict]:
+    """Symmetric InfoNCE over (image, caption) pairs, one-cycle AdamW; the per-epoch mean losses."""
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps = args.epochs * math.ceil(len(pair_txt) / args.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(args.seed)
+    history = []
+    model.train()
+    for epoch in range(args.epochs):
+        order, total, n = torch.randperm(len(pair_txt), generator=gen), 0.0, 0
+        for b in range(0, len(order), args.batch_size):
+            idx = order[b:b + args.batch_size]
+            ids = [ids_offsets[int(i)][0] for i in idx]
+            offsets = torch.tensor([0] + [len(x) for x in ids[:-1]]).cumsum(0)
+            loss = info_nce(model.image(pair_img[idx]), model.text(torch.cat(ids), offsets), pair_pid[idx],
+                            model.logit_scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, n = total + float(loss.detach()), n + 1
+        history.append({"epoch": epoch + 1, "loss": round(total / n, 5)})
+        if progress and (epoch + 1) % 10 == 0:
+            log.info("text pre-filter epoch %d: loss %.4f", epoch + 1, total / n)
+    return history
+
+
+def _install(model: "DualEncoder", vocab: "Vocabulary", config: dict, history: list[dict],
+             args: TextPrefilterArguments) -> Path:
+    """Write the folder beside ``args.out`` and rename it into place: a failed save leaves the old one."""
+    from safetensors.torch import save_file
+
+    from chatreid.atomic import install_dir
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),
-              metadata={"format": "pt"})
-    (tmp / VOCAB).write_text(json.dumps(vocab.itos[1:]))
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    (tmp / "training_log.json").write_text(json.dumps(history) + "\n")
-    shutil.copytree(resolve(args.baseline), tmp / IMAGE_ENCODER,
-                    ignore=shutil.ignore_patterns(".*"))
-    (tmp / "README.md").write_text(model_card(config, args.hub_model_id))
-    install_dir(tmp, out)
-    report["out"] = str(out)
-    return report
+    try:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),
+                  metadata={"format": "pt"})
+        (tmp / VOCAB).write_text(json.dumps(vocab.itos[1:]))
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / "training_log.json").write_text(json.dumps(history) + "\n")
+        shutil.copytree(resolve(args.baseline), tmp / IMAGE_ENCODER, ignore=shutil.ignore_patterns(".*"))
+        (tmp / "README.md").write_text(model_card(config, args.hub_model_id))
+        install_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def _chance(k: int, q_pids, g_pids) -> float:
