@@ -331,6 +331,14 @@ def test_text_prefilter_cuts_the_gallery_for_text_queries(text_prefilter, tiny_m
     assert res.num_scored == 4 and sorted(res.ranking) == list(range(len(gallery)))
     # image queries still use the baseline inside the folder
     assert engine.search(Query(images=gallery[:1]), gallery, top_k=2).num_scored == 2
+    # the chat sends its top_k (CHATREID_TOP_K) with a described person too, so the VLM scores only
+    # the text pre-filter's head rather than the whole gallery
+    from chatreid.chat.conversation import Conversation, GalleryItem
+
+    conv = Conversation()
+    conv.set_gallery([GalleryItem(f"g{i}.png", im) for i, im in enumerate(gallery)])
+    conv.respond(f"find {recs[0].captions[0]}", engine, task="text_to_image", top_k=3)
+    assert conv.last.num_scored == 3
 
     out = tmp_path / "out"
     rc = eval_run.main(["--model", str(tiny_model_dir), "--dataset", f"synthpeds:{root}", "--protocol", "t2i",

@@ -260,16 +260,18 @@ class Conversation:
             raise ChatError("I could not find any attribute I know in that. Known: "
                             + "; ".join(f"{k} ({', '.join(map(str, v))})" for k, v in VOCAB.items()))
         try:
-            # top_k cuts the pre-filter's ranking, which only image queries have.
+            # top_k cuts the pre-filter's ranking: image queries have one, and text queries
+            # too when the pre-filter has a text side (a text-to-image pre-filter)
+            can_cut = getattr(engine, "can_prefilter", lambda q: bool(q.images))(query)
             extra = {}
-            if query.images:
+            if can_cut:
                 self.prepare(engine)
                 if self.gallery_features is not None:
                     extra["gallery_features"] = self.gallery_features
             if getattr(engine, "encoding_bytes", None) is not None:  # the engine keeps them for us
                 extra["gallery_encodings"] = self.gallery_encodings
             result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
-                                   top_k=top_k if query.images else None, progress=progress,
+                                   top_k=top_k if can_cut else None, progress=progress,
                                    **extra)
         except ValueError as err:  # the engine refused this query: say why, keep the session
             raise ChatError(f"The engine could not run this search: {err}") from None

@@ -138,7 +138,7 @@ class ReIDEngine:
             self._gallery_key, self._gallery_ref = key, list(gallery)  # the ref keeps ids valid
         return self._gallery_feats
 
-    def _has_similarity(self, query: Query) -> bool:
+    def can_prefilter(self, query: Query) -> bool:
         """Whether the pre-filter can rank the gallery for ``query``: by its images, or by its
         text where the pre-filter has a text side (``train/text_prefilter.py``)."""
         if self.prefilter is None:
@@ -159,7 +159,7 @@ class ReIDEngine:
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if (top_k is not None or tau is not None) and not self._has_similarity(query):
+        if (top_k is not None or tau is not None) and not self.can_prefilter(query):
             why = "prefilter='none'" if self.prefilter is None else f"a {query.task!r} query without an image"
             raise ValueError(f"top_k/tau need pre-filter similarities, and {why} has none: the VLM scores the "
                              f"whole gallery; pass top_k=None and tau=None")
@@ -205,7 +205,7 @@ class ReIDEngine:
         if self.prefilter is not None and query.has_image:
             feats = gallery_features if gallery_features is not None else self.gallery_features(gallery)
             sim = self.prefilter.similarity(query.images, feats)
-        elif self._has_similarity(query):  # a text pre-filter ranks the gallery for the caption
+        elif self.can_prefilter(query):  # a text pre-filter ranks the gallery for the caption
             feats = gallery_features if gallery_features is not None else self.gallery_features(gallery)
             sim = self.prefilter.text_similarity(query_text(query), feats)
         else:
