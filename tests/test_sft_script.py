@@ -374,10 +374,19 @@ sys.exit(sft.cli(sys.argv[1:], callbacks=[Stall()]))
 """
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _launch(n, script, args, **popen):
+    # a port of its own: the default 29500 may be held by another run on a shared machine
+    multi = ["--multi_gpu", "--main_process_port", str(_free_port())] if n > 1 else ["--cpu"]
     cmd = ["accelerate", "launch", "--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", *(["--multi_gpu"] if n > 1 else ["--cpu"]),
-           str(script), *args]
+           "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", *multi, str(script), *args]
     return subprocess.Popen(cmd, env=_env(), start_new_session=True, **popen)
 
 
