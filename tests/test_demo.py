@@ -165,7 +165,7 @@ def test_install_replaces_the_model_and_a_failed_install_keeps_the_old_one(monke
 
 
 def _summary(results):
-    return {"config": MINIMAL.to_dict(), "results": results, "params": 123456, "losses": {"s123": 1.5, "s3": None},
+    return {"config": MINIMAL.to_dict(), "results": results, "params": 123456, "losses": {"s123": 1.5, "s3": None, "s12@1": 2.5},
             "steps_s": {"synth (4 layouts)": 1.0}, "total_s": 2.0, "load_start": "1.0", "load_end": "2.0"}
 
 
@@ -183,6 +183,7 @@ def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
     prefilter = rows["pre-filter alone (`color_histogram`)"]
     assert prefilter.count("75.0 / 25.0") == 3 and prefilter.endswith("| — | — |")  # no t2i entry, no mean
     assert "| 1+2+3 | 2 | 1.5 |" in text and "| 3 | 2 | None |" in text
+    assert "| 1+2 (seed 1) | 2 | 2.5 |" in text  # another stage seed's run: its chain and seed, its stage's steps
 
 
 def test_cli_rejects_an_unknown_config(capsys):

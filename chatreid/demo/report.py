@@ -289,11 +289,17 @@ has the experiments behind this.
 {feat_table}"""
 
 
+def _run_label(run: str) -> str:
+    """A run folder's name as a chain: ``s123`` -> ``1+2+3``, ``s23@1`` -> ``2+3 (seed 1)``."""
+    chain, _, seed = run.partition("@")
+    return "+".join(chain[1:]) + (f" (seed {seed})" if seed else "")
+
+
 def build_section(summary: dict, cfg: DemoConfig) -> str:
     """The final losses, the machine and wall time of each step, and the configuration."""
     losses = summary.get("losses") or {}
-    loss_rows = "\n".join(f"| {'+'.join(k[1:])} | {cfg.steps[int(k[-1])]} | {v if v is None else round(v, 3)} |"
-                          for k, v in (losses or {}).items())
+    loss_rows = "\n".join(f"| {_run_label(k)} | {cfg.steps[int(k.partition('@')[0][-1])]} | "
+                          f"{v if v is None else round(v, 3)} |" for k, v in losses.items())
     steps = "\n".join(f"| {k} | {v} |" for k, v in summary["steps_s"].items())
     return f"""## Training (final logged loss, answer tokens only)
 
