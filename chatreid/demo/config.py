@@ -99,8 +99,8 @@ CONFIGS = {
     # the default build: the whole recipe, sized for 30 minutes on 2 CPU cores
     "full": DemoConfig("full"),
     # the shipped demo model (models/chatreid-demo, docs/demo-report.md): the same recipe with a
-    # three times longer pretraining and the ablation over three stage seeds; about 55 minutes on 2
-    # CPU cores
+    # three times longer pretraining and the ablation over three stage seeds; about 72 minutes on 2
+    # loaded CPU cores (docs/demo-learning.md, round four)
     "ship": DemoConfig("ship", pretrain_steps=6000, seeds=3),
     # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
     # training steps, and a smaller model
