@@ -77,6 +77,20 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "mo
     return str(getattr(url, "url", url) or f"https://huggingface.co/{prefix}{repo_id}")
 
 
+def push_from_command(push, repo_id: str, command: str) -> int:
+    """A ``chatreid`` sub-command's ``--push-to-hub``: run ``push()``; 0 and the dataset's address,
+    or 1 and the ``PushError`` on one line of stderr (the local copy stays as it is)."""
+    import sys
+
+    try:
+        push()
+    except PushError as err:
+        print(f"{command}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"pushed to https://huggingface.co/datasets/{repo_id}")
+    return 0
+
+
 def push_failed(what: str, repo_id: str, local, err: BaseException) -> PushError:
     """The ``PushError`` for ``err``: the repo, the cause in one line, the intact local copy."""
     return PushError(f"push of {what} {os.fspath(local)} to {repo_id!r} failed: {_cause(err)}; "

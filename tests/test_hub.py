@@ -65,3 +65,18 @@ def test_push_dataset_offline_is_a_push_error_and_the_saved_copy_is_untouched(tm
         push_dataset(datasets.load_from_disk(str(local)), "me/rows", local=local, card="# rows\n")
     assert "'me/rows'" in str(info.value) and f"local copy at {local} is intact" in str(info.value)
     assert _digest(local) == before
+
+
+def test_a_command_push_says_where_or_why_in_one_line(capsys):
+    from chatreid.hub import PushError, push_from_command
+
+    calls = []
+    assert push_from_command(lambda: calls.append(1), "me/market", "chatreid store build") == 0
+    assert calls == [1] and "https://huggingface.co/datasets/me/market" in capsys.readouterr().out
+
+    def refused():
+        raise PushError("could not push the image store to me/market: HTTP 401; the local copy is intact")
+
+    assert push_from_command(refused, "me/market", "chatreid build-data") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("chatreid build-data: error: could not push")

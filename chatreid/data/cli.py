@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 def _cmd_build(args) -> int:
     from chatreid.data.builder import build
     from chatreid.data.store import ImageStore, format_summary, parse_source
-    from chatreid.hub import PushError
+    from chatreid.hub import push_from_command
 
     sources = []
     for text in args.source:
@@ -49,12 +49,8 @@ def _cmd_build(args) -> int:
             print(f"  {reason}", file=sys.stderr)
     print(format_summary(ImageStore.load(report.out).summary()))
     if args.push_to_hub:
-        try:
-            ImageStore.load(report.out).push_to_hub(args.push_to_hub, private=args.private or None)
-        except PushError as err:
-            print(f"chatreid store build: error: {err}", file=sys.stderr)
-            return 1
-        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+        return push_from_command(lambda: ImageStore.load(report.out).push_to_hub(args.push_to_hub, private=args.private or None),
+                                 args.push_to_hub, "chatreid store build")
     return 0
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers) -> None:
     b = subparsers.add_parser(
@@ -49,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def _cmd_build(args) -> int:
-    from chatreid.hub import PushError
+    from chatreid.hub import push_from_command
     from chatreid.instructions import BuildConfig, build, parse_mix, push_to_hub
     from chatreid.instructions.config import parse_dataset_weights
 
@@ -76,12 +74,8 @@ def _cmd_build(args) -> int:
     if info.get("filters"):
         print("  stage 1 filters: " + ", ".join(f"{k}={v}" for k, v in info["filters"].items()))
     if args.push_to_hub:
-        try:
-            push_to_hub(args.out, args.push_to_hub, private=args.private or None)
-        except PushError as err:
-            print(f"chatreid build-data: error: {err}", file=sys.stderr)
-            return 1
-        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+        return push_from_command(lambda: push_to_hub(args.out, args.push_to_hub, private=args.private or None),
+                                 args.push_to_hub, "chatreid build-data")
     return 0
 
 
