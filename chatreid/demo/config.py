@@ -76,7 +76,9 @@ class DemoConfig:
     # the evaluation). Every chain of the ablation starts from this one base. 0 steps: random base.
     pretrain_ids: dict = field(default_factory=lambda: {"market": 3000, "sysu": 800, "ltcc": 800})
     pretrain_images_per_id: dict = field(default_factory=lambda: {"market": 4, "sysu": 6, "ltcc": 6})
-    pretrain_steps: int = 2000
+    # at 2,000 steps the default build's comparator was too weak to re-rank a top 100 (below the
+    # pre-filter); 5,000 fits the default build's 30 minutes (docs/benchmarks.md, "Demo build")
+    pretrain_steps: int = 5000
     pretrain_batch: int = 32
     pretrain_lr: float = 1e-3
     pretrain_describe: int = 6  # caption rows per pretraining batch, beside the pairs: the base describes too
@@ -99,8 +101,8 @@ CONFIGS = {
     # the default build: the whole recipe, sized for 30 minutes on 2 CPU cores
     "full": DemoConfig("full"),
     # the shipped demo model (models/chatreid-demo, docs/demo-report.md): the same recipe with a
-    # three times longer pretraining and the ablation over three stage seeds; about 72 minutes on 2
-    # loaded CPU cores (docs/demo-learning.md, round four)
+    # longer pretraining (6,000 steps) and the ablation over three stage seeds; about 72 minutes on
+    # 2 loaded CPU cores (docs/demo-learning.md, round four)
     "ship": DemoConfig("ship", pretrain_steps=6000, seeds=3),
     # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
     # training steps, and a smaller model
