@@ -123,10 +123,15 @@ def main(script_args, training_args, model_args, callbacks=None) -> int:
     full_state = None
     if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
         full_state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
-    if not trainer.accelerator.is_main_process:
+    final_dir = None
+    if trainer.accelerator.is_main_process:
+        final_dir = export(trainer, model, processor, data, script_args, training_args, base=base,
+                           previous=previous, peft_config=peft_config, result=result, eval_metrics=eval_metrics,
+                           full_state=full_state)
+    trainer.accelerator.wait_for_everyone()  # the other processes wait for the export, then all leave
+    _leave_process_group()
+    if final_dir is None:
         return 0
-    final_dir = export(trainer, model, processor, data, script_args, training_args, base=base, previous=previous,
-                       peft_config=peft_config, result=result, eval_metrics=eval_metrics, full_state=full_state)
     if push:
         repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
         try:
@@ -195,6 +200,15 @@ def _say_if_sharding_dropped(accelerator) -> None:
             print(f"train/sft.py: warning: the launch asked for {kind} but accelerate runs "
                   f"{accelerator.distributed_type.name} here (no sharding): it applies {kind} on accelerators only",
                   file=sys.stderr, flush=True)
+
+
+def _leave_process_group() -> None:
+    """End the process group before the interpreter exits: a process that exits while gloo's
+    threads still run can abort ("terminate called without an active exception", exit -6)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def cli(argv=None, callbacks=None, parser: TrlParser | None = None) -> int:
