@@ -8,6 +8,7 @@ the old folder or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -26,3 +27,20 @@ def install_dir(built: str | os.PathLike, out: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+@contextlib.contextmanager
+def building(out: str | os.PathLike):
+    """``with building(out) as tmp:`` write the folder into ``tmp`` (a fresh sibling of ``out``);
+    on leaving the block it is installed at ``out`` (``install_dir``); on an error it is removed and
+    ``out`` stays as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        install_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

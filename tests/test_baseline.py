@@ -117,8 +117,8 @@ def test_a_failed_save_keeps_the_good_folder(trained, world, tmp_path, monkeypat
     shutil.copytree(trained.out, out)
     before = (out / "model.safetensors").read_bytes()
 
-    def crash(model, config, folder, card=None):
-        Path(folder).mkdir(parents=True)
+    def crash(model, config, folder, card=None):  # as save_baseline: the folder may already exist
+        Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / "model.safetensors").write_bytes(b"half")
         raise OSError("disk full")
 
@@ -126,6 +126,7 @@ def test_a_failed_save_keeps_the_good_folder(trained, world, tmp_path, monkeypat
     with pytest.raises(OSError, match="disk full"):
         train(BaselineArguments(out=str(out), dataset=f"synthpeds:{world}", epochs=1, max_steps=1, **TINY), progress=False)
     assert (out / "model.safetensors").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".baseline.tmp-")]  # the half folder is gone
     load_baseline(out)
 
 

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -323,13 +322,10 @@ def _install(model: "DualEncoder", vocab: "Vocabulary", config: dict, history: l
     """Write the folder beside ``args.out`` and rename it into place: a failed save leaves the old one."""
     from safetensors.torch import save_file
 
-    from chatreid.atomic import install_dir
+    from chatreid.atomic import building
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with building(out) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS),
                   metadata={"format": "pt"})
         (tmp / VOCAB).write_text(json.dumps(vocab.itos[1:]))
@@ -337,10 +333,6 @@ def _install(model: "DualEncoder", vocab: "Vocabulary", config: dict, history: l
         (tmp / "training_log.json").write_text(json.dumps(history) + "\n")
         shutil.copytree(resolve(args.baseline), tmp / IMAGE_ENCODER, ignore=shutil.ignore_patterns(".*"))
         (tmp / "README.md").write_text(model_card(config, args.hub_model_id))
-        install_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -256,7 +254,7 @@ class TrainResult:
 def train(args: BaselineArguments, progress: bool = True) -> TrainResult:
     """Train a baseline and install it at ``args.out`` (built in a temporary sibling, then renamed,
     so an interrupted run never replaces a good folder with half of one)."""
-    from chatreid.atomic import install_dir
+    from chatreid.atomic import building
 
     args.check()
     torch.manual_seed(args.seed)
@@ -325,12 +323,10 @@ def train(args: BaselineArguments, progress: bool = True) -> TrainResult:
                      "device": str(device), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()},
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    save_baseline(model.to(memory_format=torch.contiguous_format).cpu(), config, tmp,
-                  model_card(config, history, args.hub_model_id))
-    (tmp / "training_log.json").write_text(json.dumps(history, indent=1) + "\n")
-    install_dir(tmp, out)
+    with building(out) as tmp:
+        save_baseline(model.to(memory_format=torch.contiguous_format).cpu(), config, tmp,
+                      model_card(config, history, args.hub_model_id))
+        (tmp / "training_log.json").write_text(json.dumps(history, indent=1) + "\n")
     return TrainResult(out, history, seconds, data.num_ids, len(data.labels))
 
 

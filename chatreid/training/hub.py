@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
-from chatreid.atomic import install_dir
+from chatreid.atomic import building
 
 STAGE_NAMES = {1: "person attribute understanding", 2: "fine-grained image retrieval",
                3: "multi-modal task reasoning"}
@@ -21,14 +20,12 @@ def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | No
     A crash while saving leaves the previous ``out_dir`` (if any) intact: the old folder is moved
     aside only after the new one is complete, and removed only after the swap.
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
-    processor.save_pretrained(tmp)
-    if card is not None:
-        (tmp / "README.md").write_text(card)
-    return install_dir(tmp, out)
+    with building(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        processor.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "README.md").write_text(card)
+    return Path(out_dir)
 
 
 def model_card(*, stage: int, base: str, previous: str | None, dataset: str, store: str, repo_id: str | None,
