@@ -152,9 +152,9 @@ def scoring_record(engine, protocol: str, strategy: str) -> dict:
     # the prompts depend on the kind of query only, so one stand-in query of the protocol's kind
     probe = (Query(text="x", task="text_to_image") if protocol == "t2i"
              else Query(images=[Image.new("RGB", (1, 1))], task=TASK[protocol]))
+    untrained = engine.untrained_scoring(probe, strategy)
     return {"prompts": list(engine.scoring_prompts(probe, strategy)),
-            "trained": None if engine.trained_tasks is None else not engine.untrained_scoring(probe, strategy),
-            "untrained": engine.untrained_scoring(probe, strategy),
+            "trained": None if engine.trained_tasks is None else not untrained, "untrained": untrained,
             "stage": getattr(engine.model.config, "chatreid_stage", None)}
 
 
