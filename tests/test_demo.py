@@ -294,6 +294,22 @@ def test_a_finished_pretraining_is_reused_only_under_the_same_settings(tmp_path)
         demo.build(replace(demo.CONFIGS["small"], ids={}), tmp_path / "out", tmp_path, None, reuse_pretraining=True)
 
 
+def test_a_pretraining_is_reusable_as_soon_as_it_is_recorded_before_any_stage_ran(tmp_path):
+    cfg = demo.CONFIGS["ship"]
+    (tmp_path / "base_pretrained").mkdir()
+    (tmp_path / "base_pretrained" / "model.safetensors").write_bytes(b"weights")
+    assert demo.reusable_pretraining(cfg, tmp_path) is None  # no summary.json: nothing says what it is
+    demo.driver.record_pretraining(cfg, tmp_path, {"curve": [2]})
+    assert not (tmp_path / "summary.json").exists()
+    assert demo.reusable_pretraining(replace(cfg, lr={1: 5e-5, 2: 5e-5, 3: 3e-5}), tmp_path) == {"curve": [2]}
+    assert demo.reusable_pretraining(replace(cfg, pretrain_steps=12), tmp_path) is None
+    # the record, not an older build's summary, describes the base in the folder
+    other = json.loads(json.dumps(replace(cfg, pretrain_steps=12).to_dict(), default=str))
+    (tmp_path / "summary.json").write_text(json.dumps({"config": other, "pretraining": {"curve": [1]}}))
+    assert demo.reusable_pretraining(replace(cfg, pretrain_steps=12), tmp_path) is None
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_model_card_names_the_settings_where_reranking_does_not_beat_the_pre_filter():
     def res(m):
         return {"mAP": m, "rank1": m}

@@ -337,13 +337,24 @@ PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_d
                       "pretrain_hard_negatives", "eval_ids", "curve_pairs", "curve_every")
 
 
+def record_pretraining(cfg: DemoConfig, work: Path, pretraining: dict) -> None:
+    """Note the finished pretraining beside base_pretrained/ at once, so that a build stopped in
+    its stages (or one whose stage recipe is changed) can still reuse the slowest step."""
+    tmp = work / "pretraining.json.tmp"
+    tmp.write_text(json.dumps({"config": cfg.to_dict(), "pretraining": pretraining}, indent=1, default=str))
+    tmp.replace(work / "pretraining.json")
+
+
 def reusable_pretraining(cfg: DemoConfig, work: Path) -> dict | None:
-    """The pretraining of an earlier build in ``work`` (its summary.json and base_pretrained/),
-    when every field it depends on is the same as in ``cfg``; else None."""
-    summary, folder = work / "summary.json", work / "base_pretrained"
-    if not (summary.is_file() and (folder / "model.safetensors").is_file()):
+    """The pretraining of an earlier build in ``work`` (its pretraining.json, or the summary.json of
+    a build from before that file existed, and base_pretrained/), when every field it depends on is
+    the same as in ``cfg``; else None."""
+    record, folder = work / "pretraining.json", work / "base_pretrained"
+    if not record.is_file():
+        record = work / "summary.json"
+    if not (record.is_file() and (folder / "model.safetensors").is_file()):
         return None
-    done = json.loads(summary.read_text())
+    done = json.loads(record.read_text())
     ours = json.loads(json.dumps(cfg.to_dict(), default=str))
     # a field newer than that build had its default value there
     theirs = {**json.loads(json.dumps(DemoConfig("defaults").to_dict(), default=str)), **done["config"]}
@@ -362,7 +373,7 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
     work = Path(work)
     pretraining = reusable_pretraining(cfg, work) if reuse_pretraining else None  # before any work
     if reuse_pretraining and pretraining is None:
-        raise ValueError(f"--reuse-pretraining: {work} holds no finished build whose pretraining had this configuration")
+        raise ValueError(f"--reuse-pretraining: {work} holds no finished pretraining with this configuration")
     load_start = _load()
     timer = Timer()
     with timer("synth (stage data, pretraining and evaluation worlds)"):
@@ -382,8 +393,10 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
         base = work / "base_pretrained"
         print(f"[demo] comparison pretraining: reused from {base}", flush=True)
     elif pre_store is not None:
+        (work / "pretraining.json").unlink(missing_ok=True)  # it describes the base about to be replaced
         with timer("comparison pretraining"):
             base, pretraining = pretrain_base(cfg, base, pre_store, probe, work / "base_pretrained")
+        record_pretraining(cfg, work, pretraining)
     models, curves = train_chains(cfg, data, store, base, work, timer, probe)
     results = evaluate(cfg, models, eval_roots, work, timer)
     params = param_count(models["1+2+3"])
