@@ -364,6 +364,34 @@ def test_stage_3_replays_the_yes_no_rows_the_pairwise_scorer_reads(built):
     assert set(parse_mix(3, ["i2i_one_to_one=0", "t2i_one_to_one=0"])) == set(P.STAGE_TASKS[3])
 
 
+def test_lookalike_negatives_pair_people_dressed_alike(store_path, store, tmp_path):
+    """``lookalike_negatives``: that share of the one-to-one image negatives shows two people with
+    the same upper and lower colours (where the query is annotated); off by default, as the paper."""
+    truth = _truth(store)
+
+    def dressed(iid):
+        a = truth[iid][5]
+        return (a.get("upper_color"), a.get("lower_color")) if a.get("upper_color") and a.get("lower_color") else None
+
+    def alike_share(share):
+        path = tmp_path / f"lookalike{share}"
+        build(store_path, path, BuildConfig(stage=2, size=600, seed=5, val_fraction=VAL, mix={"i2i_one_to_one": 1.0},
+                                            lookalike_negatives=share), num_proc=1, progress=False)
+        pairs = [r["image_ids"] for r in _rows(path) if not json.loads(r["meta"])["same"]]
+        both = [(dressed(a), dressed(b)) for a, b in pairs if dressed(a) and dressed(b)]
+        assert len(both) > 50
+        for a, b in pairs:
+            assert truth[a][:2] != truth[b][:2]  # still two different people
+        return sum(x == y for x, y in both) / len(both)
+
+    # a query with no one else dressed alike among 40 people keeps its uniform draw, so the share
+    # stays well under 1 in this small store; uniform draws are alike about 1 time in 50
+    on, off = alike_share(1.0), alike_share(0.0)
+    assert on > 0.25 and on > 10 * off, (on, off)
+    with pytest.raises(ValueError, match="lookalike_negatives"):
+        BuildConfig(stage=2, lookalike_negatives=1.5)
+
+
 def test_dataset_weights_from_the_command_line(store_path, tmp_path, capsys):
     from chatreid.cli import main
 

@@ -49,6 +49,9 @@ class DemoConfig:
     # stage 3's mixture over its default (--mix of build-data; empty: the default, whose Yes/No
     # replay is 20% of the rows)
     mix3: tuple = ()
+    # share of the stages' one-to-one image negatives drawn from people dressed alike (build-data
+    # --lookalike-negatives); the pretraining draws half of its negatives that way
+    lookalike_negatives: float = 0.0
     # Stage 1 needs hundreds of steps before colour words come from the image (docs/demo-learning.md)
     # stage 2's held-out AUC peaks near step 200 and then falls (docs/demo-learning.md, fourth round)
     steps: dict = field(default_factory=lambda: {1: 800, 2: 200, 3: 150})

@@ -99,6 +99,8 @@ def make_instructions(cfg: DemoConfig, store: Path, work: Path) -> dict[int, Pat
             argv += ["--mix", *cfg.mix2, "--gallery", *cfg.gallery2]
         if stage == 3:
             argv += ["--gallery", *cfg.gallery3] + (["--mix", *cfg.mix3] if cfg.mix3 else [])
+        if stage > 1 and cfg.lookalike_negatives:
+            argv += ["--lookalike-negatives", cfg.lookalike_negatives]
         _chatreid(argv)
         data[stage] = out
     return data

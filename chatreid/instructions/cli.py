@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                    help="gallery size N ~ Uniform{A..B} (stage 2 default 2 8, stage 3 1 10)")
     b.add_argument("--match-power", type=float, default=1.0,
                    help="Eq. 1 reading: P(m matches) ~ m^-power (1 = Eq. 1, 0 = uniform)")
+    b.add_argument("--lookalike-negatives", type=float, default=0.0, metavar="P",
+                   help="stages 2/3: share of the one-to-one image pairs' negatives drawn from people "
+                        "with the same upper and lower colours (default 0, as the paper)")
     b.add_argument("--captioner", metavar="SPEC",
                    help="stage 1, images without text: transformers:MODEL or openai:MODEL@BASE_URL")
     b.add_argument("--caption-cache", metavar="FILE", help="captioner cache (JSONL); default "
@@ -57,6 +60,7 @@ def _cmd_build(args) -> int:
     cfg = BuildConfig(stage=args.stage, size=args.size, seed=args.seed,
                       mix=parse_mix(args.stage, args.mix), val_fraction=args.val_fraction,
                       paraphrase_prob=args.paraphrase_prob, match_power=args.match_power,
+                      lookalike_negatives=args.lookalike_negatives,
                       dataset_weights=parse_dataset_weights(args.dataset_weight), **extra)
     captioner = None
     if args.captioner:

@@ -87,6 +87,10 @@ class BuildConfig:
     gallery: tuple[int, int] = (2, 8)    # N ~ Uniform{a..b}; with the query, <= 9 images a row
     match_power: float = 1.0             # Eq. 1 reading: P(m) ~ m^-power (sampling.py)
     positive_prob: float = 0.5           # one-to-one Yes/No tasks (section 3.1.2)
+    # Share of the one-to-one image pairs' negatives drawn from people dressed alike (same upper
+    # and lower colours, where both images are annotated; else uniform). The paper draws no
+    # such pairs (0); uniform negatives teach a scorer to say Yes to any lookalike.
+    lookalike_negatives: float = 0.0
     captions: tuple[int, int] = (2, 4)   # many-to-one: number of captions offered
     same_identity_compare: float = 0.5   # attr_compare: share of pairs of one person
     # Stage 3.
@@ -116,7 +120,7 @@ class BuildConfig:
         if self.stage == 2 and self.gallery[0] < 2:
             raise ValueError("stage 2 galleries need at least 2 images (one match, one distractor)")
         for name in ("paraphrase_prob", "positive_prob", "best_choice_prob", "conversation_prob",
-                     "same_identity_compare"):
+                     "same_identity_compare", "lookalike_negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 2 <= self.captions[0] <= self.captions[1] <= 10:

@@ -13,6 +13,7 @@ import numpy as np
 
 from chatreid import prompts as P
 from chatreid.instructions import sampling as S
+from chatreid.instructions.pool import ATTR_KEYS
 from chatreid.instructions.rows import make_row
 
 
@@ -143,6 +144,8 @@ def i2i_one_to_one(ctx: Context, rng, n: int) -> list[dict]:
         other[same] = S.same_identity(pool, rng, q[same], np.ones(same.sum(), dtype=int))[:, 0]
     if (~same).any():
         other[~same] = S.distractors(pool, rng, q[~same], 1)[:, 0]
+    if ctx.config.lookalike_negatives > 0:  # drawn only when asked: default datasets stay byte-identical
+        _lookalikes(ctx, rng, q, other, ~same & (rng.random(n) < ctx.config.lookalike_negatives))
     swap = rng.random(n) < 0.5
     a, b = np.where(swap, other, q), np.where(swap, q, other)
     rows = []
@@ -152,6 +155,24 @@ def i2i_one_to_one(ctx: Context, rng, n: int) -> list[dict]:
                                                  P.answer_yes_no(bool(same[i])))], ids,
                              {"same": bool(same[i]), "pids": [int(pool.pid[a[i]]), int(pool.pid[b[i]])]}))
     return rows
+
+
+def _lookalikes(ctx: Context, rng, q: np.ndarray, other: np.ndarray, rows: np.ndarray) -> None:
+    """Replace ``other[rows]`` by another person dressed like the query (same upper and lower
+    colours); rows whose query is not colour-annotated (infrared) or has no such person keep their
+    uniform draw."""
+    pool = ctx.pool
+    up, low = ATTR_KEYS.index("upper_color"), ATTR_KEYS.index("lower_color")
+    rows = np.flatnonzero(rows & (pool.attrs[q, up] >= 0) & (pool.attrs[q, low] >= 0))
+    if not len(rows):
+        return
+
+    def dressed_alike(qq, c):
+        return (pool.attrs[c, up] == pool.attrs[qq, up][:, None]) & (pool.attrs[c, low] == pool.attrs[qq, low][:, None])
+
+    drawn, failed = S.distractors(pool, rng, q[rows], 1, valid=dressed_alike, strict=False)
+    keep = rows[~failed]
+    other[keep] = drawn[~failed, 0]
 
 
 def i2i_many_to_many(ctx: Context, rng, n: int) -> list[dict]:
