@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, as the other research scripts
 
 
 def main(argv=None) -> None:
@@ -30,29 +32,19 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-every", type=int, default=400)
     args = ap.parse_args(argv)
 
-    import torch
+    from dataclasses import replace
 
-    from chatreid.data.store import ImageStore
     from chatreid.demo.config import CONFIGS
-    from chatreid.demo.driver import heldout_probe
-    from chatreid.model import load_model_and_processor
-    from chatreid.training.compare import CompareConfig, pretrain
+    from chatreid.demo.driver import heldout_probe, pretrain_base
 
     for need in ("base_pretrained", "pretrain_store", "eval_store"):
         if not (args.work / need).exists():
             raise SystemExit(f"{args.work / need} is missing: --work must be a finished demo build's folder")
     cfg = CONFIGS[args.config]
-    model, processor = load_model_and_processor(str(args.work / "base_pretrained"), dtype=torch.float32)
-    compare = CompareConfig(steps=args.steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
-                            describe=cfg.pretrain_describe, hard_negatives=cfg.pretrain_hard_negatives,
-                            eval_every=args.eval_every, seed=args.seed)
-    result = pretrain(model, processor, ImageStore.load(str(args.work / "pretrain_store")), compare,
-                      heldout_probe(cfg, args.work / "eval_store"), splits=("train", "query", "gallery"))
-    out = args.out / "base_pretrained"
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(args.work / "base_pretrained", out)  # tokenizer and processor; weights replaced next
-    model.cpu().save_pretrained(out, safe_serialization=True)
+    probe = heldout_probe(cfg, args.work / "eval_store")  # the build's own held-out pairs (its seed)
+    more = replace(cfg, pretrain_steps=args.steps, seed=args.seed, curve_every=max(1, args.eval_every // 2))
+    _, result = pretrain_base(more, args.work / "base_pretrained", args.work / "pretrain_store", probe,
+                              args.out / "base_pretrained")
     (args.out / "continued.json").write_text(json.dumps(result, indent=1))
 
 
