@@ -35,7 +35,7 @@ def test_the_six_example_photo_queries_are_there():
 
 # The demo model's target. The shipped model puts the right person first for 5 of the 6 (the
 # cloth-changing q_001, whose two other photos show other outfits, is the miss; the VLM scores the
-# whole 21-30 image gallery here), as docs/demo-report.md says.
+# whole 21-30 image gallery here), as docs/demo-learning.md (24) says.
 def test_the_demo_model_puts_the_right_person_first_for_five_of_six_example_queries(client):
     from gradio_client import handle_file
 

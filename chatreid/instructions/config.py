@@ -88,8 +88,8 @@ class BuildConfig:
     match_power: float = 1.0             # Eq. 1 reading: P(m) ~ m^-power (sampling.py)
     positive_prob: float = 0.5           # one-to-one Yes/No tasks (section 3.1.2)
     # Share of the one-to-one image pairs' negatives drawn from people dressed alike (same upper
-    # and lower colours, where both images are annotated; else uniform). The paper draws no
-    # such pairs (0); uniform negatives teach a scorer to say Yes to any lookalike.
+    # and lower colours, where the query is annotated; else uniform). The paper names no rule
+    # for negatives, so 0 (uniform) is the default (docs/instructions.md).
     lookalike_negatives: float = 0.0
     captions: tuple[int, int] = (2, 4)   # many-to-one: number of captions offered
     same_identity_compare: float = 0.5   # attr_compare: share of pairs of one person
