@@ -1,4 +1,4 @@
-"""Installing a finished folder in place of an old one, so that no reader ever sees half of one.
+"""Installing a finished folder (or file) in place of an old one, so that no reader ever sees half of one.
 
 Every writer of a folder that later code trusts (SynthPeds worlds, image stores, instruction
 datasets, checkpoints, the demo model) builds it beside its destination, then calls
@@ -44,3 +44,17 @@ def building(out: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a sibling temporary file and a rename: a reader sees the
+    old file or the whole new one, never half of it."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from chatreid import paths
-from chatreid.atomic import install_dir
+from chatreid.atomic import install_dir, write_text
 from chatreid.demo.config import CHAINS, LAYOUTS, DemoConfig, seed_label
 from chatreid.demo.report import model_card, write_report
 from chatreid.demo.separation import feature_separation, scored_pairs, yes_separation
@@ -342,9 +342,8 @@ PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_d
 def record_pretraining(cfg: DemoConfig, work: Path, pretraining: dict) -> None:
     """Note the finished pretraining beside base_pretrained/ at once, so that a build stopped in
     its stages (or one whose stage recipe is changed) can still reuse the slowest step."""
-    tmp = work / "pretraining.json.tmp"
-    tmp.write_text(json.dumps({"config": cfg.to_dict(), "pretraining": pretraining}, indent=1, default=str))
-    tmp.replace(work / "pretraining.json")
+    write_text(work / "pretraining.json",
+               json.dumps({"config": cfg.to_dict(), "pretraining": pretraining}, indent=1, default=str))
 
 
 def reusable_pretraining(cfg: DemoConfig, work: Path) -> dict | None:

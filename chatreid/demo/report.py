@@ -10,6 +10,7 @@ import os
 import platform
 from pathlib import Path
 
+from chatreid.atomic import write_text
 from chatreid.demo.config import CHAINS, LAYOUTS, SETTING, DemoConfig, seed_label
 
 
@@ -328,8 +329,7 @@ def build_section(summary: dict, cfg: DemoConfig) -> str:
 
 
 def write_report(summary: dict, path: Path) -> None:
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(report(summary))
+    text = report(summary)
     if summary.get("curves") or summary.get("pretraining"):
         plot_curves(summary, Path(path).parent / CURVES_PNG)
-    tmp.replace(path)  # atomic: a reader never sees half a report
+    write_text(path, text)  # a reader never sees half a report

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 
+from chatreid.atomic import write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -92,10 +94,7 @@ class CachedCaptioner:
                     if n == len(lines):  # the last line of an interrupted write: redo that image
                         log.warning("%s: dropping a truncated last line", self.path)
                         # Cut it off, or the next append would continue the broken line.
-                        tmp = self.path + ".tmp"
-                        with open(tmp, "w", encoding="utf-8") as out:
-                            out.write("\n".join(lines[:-1]) + "\n")
-                        os.replace(tmp, self.path)
+                        write_text(self.path, "\n".join(lines[:-1]) + "\n")
                         continue
                     raise ValueError(f"{self.path}: line {n} is not JSON") from None
                 if item.get("captioner") == self.name:
