@@ -207,13 +207,47 @@ def test_gallery_size_and_eq1_match_distributions():
     sizes = sampling.gallery_sizes(rng, n, 2, 8)
     freq = np.bincount(sizes, minlength=9)[2:] / n
     assert np.allclose(freq, 1 / 7, atol=0.006)
-    m = sampling.match_counts(rng, np.full(n, 6), np.full(n, 50), power=1.0)
+    # Eq. 1 per step (the default): k = 2..N kept with probability 1/(k-1) each records every
+    # number equally often, as the paper's sentence asks: m = k - 1 uniform on 1..N-1.
+    m = sampling.match_counts(rng, np.full(n, 8), np.full(n, 50))
+    assert np.allclose(np.bincount(m, minlength=8)[1:] / n, 1 / 7, atol=0.006)
+    # ... also where the identity cuts the walk short, per row.
+    m = sampling.match_counts(rng, np.full(n, 8), np.where(np.arange(n) % 2, 50, 3))
+    assert np.allclose(np.bincount(m[1::2], minlength=8)[1:] / (n // 2), 1 / 7, atol=0.008)
+    assert np.allclose(np.bincount(m[::2], minlength=4)[1:] / (n // 2), 1 / 3, atol=0.008)
+    # The inverse reading stays an option: P(m) ~ m^-power.
+    m = sampling.match_counts(rng, np.full(n, 6), np.full(n, 50), "inverse", power=1.0)
     p = 1 / np.arange(1, 6)
     assert np.allclose(np.bincount(m, minlength=6)[1:] / n, p / p.sum(), atol=0.006)
-    m0 = sampling.match_counts(rng, np.full(n, 6), np.full(n, 50), power=0.0)
+    m0 = sampling.match_counts(rng, np.full(n, 6), np.full(n, 50), "inverse", power=0.0)
     assert np.allclose(np.bincount(m0, minlength=6)[1:] / n, 0.2, atol=0.006)
     # The support is cut at what the identity has (here 2 other images).
     assert sampling.match_counts(rng, np.full(1000, 8), np.full(1000, 2)).max() == 2
+    assert sampling.match_counts(rng, np.full(1000, 8), np.full(1000, 2), "inverse").max() == 2
+    with pytest.raises(ValueError, match="reading"):
+        sampling.match_counts(rng, np.full(3, 8), np.full(3, 2), "harmonic")
+
+
+def test_eq1_reading_reaches_the_built_rows(store_path, tmp_path):
+    """Stage-2 many-to-many galleries: the default gives m = 1 to about 1/(N-1) of the rows of
+    each gallery size N, the inverse reading to 1/H(N-1)."""
+    def share_of_one_match(reading):
+        out = tmp_path / reading
+        build(store_path, out, BuildConfig(stage=2, size=1500, seed=2, val_fraction=0.0,
+                                           mix={"i2i_many_to_many": 1.0}, eq1_reading=reading),
+              progress=False)
+        rows = [json.loads(r["meta"]) for r in _rows(out)]
+        expected = {"per_step": lambda g: 1 / (g - 1),
+                    "inverse": lambda g: 1 / sum(1 / j for j in range(1, g))}[reading]
+        ones = sum(len(r["matches"]) == 1 for r in rows)
+        return ones / len(rows), np.mean([expected(r["gallery_size"]) for r in rows])
+
+    got, want = share_of_one_match("per_step")
+    assert abs(got - want) < 0.04 and got < 0.45
+    got, want = share_of_one_match("inverse")
+    assert abs(got - want) < 0.04 and got > 0.5
+    with pytest.raises(ValueError, match="eq1_reading"):
+        BuildConfig(stage=2, size=10, eq1_reading="harmonic")
 
 
 def test_built_gallery_sizes_span_the_configured_range(built):

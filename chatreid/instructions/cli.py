@@ -25,8 +25,12 @@ def register(subparsers) -> None:
                    help="probability of a paraphrased prompt instead of the paper's wording")
     b.add_argument("--gallery", type=int, nargs=2, metavar=("A", "B"),
                    help="gallery size N ~ Uniform{A..B} (stage 2 default 2 8, stage 3 1 10)")
+    b.add_argument("--eq1", choices=("per_step", "inverse"), default="per_step",
+                   help="Eq. 1 reading (number of true matches in a gallery): per_step (default) keeps "
+                        "k = 2..N with probability 1/(k-1) each, a uniform number as the paper's "
+                        "sentence asks; inverse draws P(m) ~ m^-power (docs/instructions.md)")
     b.add_argument("--match-power", type=float, default=1.0,
-                   help="Eq. 1 reading: P(m matches) ~ m^-power (1 = Eq. 1, 0 = uniform)")
+                   help="the inverse reading's power: P(m matches) ~ m^-power (1 = Eq. 1 as weights)")
     b.add_argument("--lookalike-negatives", type=float, default=0.0, metavar="P",
                    help="stages 2/3: share of the one-to-one image pairs' negatives drawn from people "
                         "with the same upper and lower colours (default 0, as the paper)")
@@ -59,7 +63,7 @@ def _cmd_build(args) -> int:
         extra["gallery" if args.stage == 2 else "reid_gallery"] = tuple(args.gallery)
     cfg = BuildConfig(stage=args.stage, size=args.size, seed=args.seed,
                       mix=parse_mix(args.stage, args.mix), val_fraction=args.val_fraction,
-                      paraphrase_prob=args.paraphrase_prob, match_power=args.match_power,
+                      paraphrase_prob=args.paraphrase_prob, eq1_reading=args.eq1, match_power=args.match_power,
                       lookalike_negatives=args.lookalike_negatives,
                       dataset_weights=parse_dataset_weights(args.dataset_weight), **extra)
     captioner = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from chatreid.instructions.sampling import EQ1_READINGS
 from chatreid.prompts import SCORING_TASKS, STAGE_TASKS
 
 DEFAULT_MIX: dict[int, dict[str, float]] = {
@@ -85,7 +86,10 @@ class BuildConfig:
     paraphrase_prob: float = 0.0         # 0: the paper's verbatim prompts only
     # Stage 2.
     gallery: tuple[int, int] = (2, 8)    # N ~ Uniform{a..b}; with the query, <= 9 images a row
-    match_power: float = 1.0             # Eq. 1 reading: P(m) ~ m^-power (sampling.py)
+    # Eq. 1 (sampling.py): "per_step" keeps k = 2..N with probability 1/(k-1) each, a uniform
+    # number of matches, as the paper's sentence asks; "inverse": P(m) ~ m^-match_power.
+    eq1_reading: str = "per_step"
+    match_power: float = 1.0             # the "inverse" reading's exponent
     positive_prob: float = 0.5           # one-to-one Yes/No tasks (section 3.1.2)
     # Share of the one-to-one image pairs' negatives drawn from people dressed alike (same upper
     # and lower colours, where the query is annotated; else uniform). The paper names no rule
@@ -123,6 +127,8 @@ class BuildConfig:
                      "same_identity_compare", "lookalike_negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.eq1_reading not in EQ1_READINGS:
+            raise ValueError(f"eq1_reading must be one of {EQ1_READINGS}, got {self.eq1_reading!r}")
         if not 2 <= self.captions[0] <= self.captions[1] <= 10:
             raise ValueError(f"captions range must be within 2..10, got {self.captions}")
         if self.dataset_weights and self.stage == 1:

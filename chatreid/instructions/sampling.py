@@ -4,17 +4,24 @@ and the number of true matches (Eq. 1).
 Every function takes a ``numpy.random.Generator`` and works on whole arrays of rows at once, so a
 shard of 50,000 rows costs a few numpy calls rather than 50,000 Python loops.
 
-Eq. 1, as printed: ``P(n = k) = 1 / (k - 1) for k in 2, 3, ..., N``. It does not sum to 1 (the sum
-is the harmonic number H(N-1)). Our reading: ``k`` counts the query together with its true matches
-in the prompt, so the gallery of N images holds ``m = k - 1`` matches, ``m = 1 .. N-1`` (at least
-one match and at least one distractor, as Figure 4's example has), and the weights are normalised:
+Eq. 1, as printed: ``P(n = k) = 1 / (k - 1) for k in 2, 3, ..., N``. Read as a distribution it
+does not sum to 1 (the sum is the harmonic number H(N-1)); the sentence before it says what it is
+for: "ensuring that the probability of recording any number eventually is uniform across all
+numbers". We read it as a per-step acceptance probability (``reading="per_step"``, the default):
+walk k = 2, ..., N and record k with probability 1 / (k - 1), replacing the number recorded so far
+(reservoir sampling). The last number recorded is n = k with probability
+``1/(k-1) * prod_{j=k+1}^{N} (1 - 1/(j-1)) = 1/(N-1)``: uniform on 2..N, as the sentence says.
 
-    P(m) = m ** -power / sum_{j=1}^{M} j ** -power,   M = min(N - 1, matches available)
+``k`` counts the query together with its true matches in the prompt, so the gallery of N images
+holds ``m = n - 1`` matches, ``m = 1 .. N-1`` (at least one match and at least one distractor, as
+Figure 4's example has). The walk stops at ``M + 1``, ``M = min(N - 1, matches available)``: an
+identity with 3 other images cannot give 5 matches. Queries are drawn first, so this cut only
+bites for identities with few images.
 
-``power = 1`` is Eq. 1 normalised; ``power = 0`` gives a uniform number of matches. The support is
-cut at the number of other images the query's identity has (an identity with 3 images cannot give
-5 matches); the weights are renormalised over that support. Queries are drawn first, so this cut
-only bites for identities with few images.
+The earlier reading (``reading="inverse"``) takes 1/(k-1) as weights over m = k - 1 and
+normalises them: ``P(m) = m ** -power / sum_{j=1}^{M} j ** -power`` (``power = 1``: Eq. 1 as
+weights, which gives m = 1 to 56% of stage-2 many-to-many rows, N ~ Uniform{2..8}; ``power = 0``:
+uniform, as the per-step reading).
 """
 
 from __future__ import annotations
@@ -33,9 +40,14 @@ def gallery_sizes(rng: np.random.Generator, n: int, low: int, high: int) -> np.n
     return rng.integers(low, high + 1, size=n)
 
 
+EQ1_READINGS = ("per_step", "inverse")
+
+
 def match_counts(rng: np.random.Generator, gallery: np.ndarray, available: np.ndarray,
-                 power: float = 1.0) -> np.ndarray:
-    """Number of true matches per row: P(m) proportional to m ** -power on 1..min(N-1, available).
+                 reading: str = "per_step", power: float = 1.0) -> np.ndarray:
+    """Number of true matches per row, on 1..min(N-1, available), by Eq. 1 read as ``reading``
+    (module docstring): "per_step" walks k = 2..M+1 keeping k with probability 1/(k-1);
+    "inverse" draws m with P(m) proportional to m ** -power.
 
     Rows with ``gallery == 1`` get one match and no distractor (only used for stage 3 where the
     gallery may hold a single image); ``available`` must be >= 1.
@@ -44,7 +56,17 @@ def match_counts(rng: np.random.Generator, gallery: np.ndarray, available: np.nd
     available = np.asarray(available)
     if (available < 1).any():
         raise ValueError("match_counts: a query without any other image of its identity")
+    if reading not in EQ1_READINGS:
+        raise ValueError(f"Eq. 1 reading must be one of {EQ1_READINGS}, got {reading!r}")
     top = np.maximum(np.minimum(gallery - 1, available), 1)
+    if not len(top):
+        return top.astype(np.int64)
+    if reading == "per_step":
+        k = np.arange(2, int(top.max()) + 2)                       # the walk's steps
+        keep = rng.random((len(top), len(k))) < 1.0 / (k - 1)      # k = 2 is always kept
+        keep &= k[None, :] <= top[:, None] + 1                     # the walk ends at M + 1
+        last = len(k) - 1 - np.argmax(keep[:, ::-1], axis=1)       # the last k recorded
+        return (k[last] - 1).astype(np.int64)
     cum = np.cumsum(np.arange(1, int(top.max()) + 1, dtype=np.float64) ** -power)
     target = rng.random(len(top)) * cum[top - 1]
     m = np.searchsorted(cum, target, side="right") + 1

@@ -55,6 +55,10 @@ class Context:
                              f"--mix {task}=0)")
         return S.weighted_choice(rng, w, n)
 
+    def match_counts(self, rng, gallery: np.ndarray, available: np.ndarray) -> np.ndarray:
+        """Eq. 1 as configured (``sampling.match_counts``)."""
+        return S.match_counts(rng, gallery, available, self.config.eq1_reading, self.config.match_power)
+
     def ids(self, idx) -> list[str]:
         return self.pool.image_id[np.asarray(idx)].tolist()
 
@@ -179,7 +183,7 @@ def i2i_many_to_many(ctx: Context, rng, n: int) -> list[dict]:
     pool, cfg = ctx.pool, ctx.config
     q = ctx.queries(rng, n, pool.id_count[pool.ident] >= 2, "i2i_many_to_many")
     n_gallery = S.gallery_sizes(rng, n, *cfg.gallery)
-    n_match = S.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1, cfg.match_power)
+    n_match = ctx.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1)
     pos = S.same_identity(pool, rng, q, n_match)
     g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos)
     rows = []

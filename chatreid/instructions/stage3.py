@@ -43,7 +43,7 @@ def _reid(task: str, ctx: Context, rng, n: int, eligible, positives_allowed=None
     else:
         avail = pool.id_count[pool.ident[q]] - 1
     n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
-    n_match = S.match_counts(rng, n_gallery, avail, cfg.match_power)
+    n_match = ctx.match_counts(rng, n_gallery, avail)
     n_gallery = np.maximum(n_gallery, n_match)
     if hard is not None:
         first = S.same_identity(pool, rng, q, np.ones(n, dtype=int), allowed=hard)
@@ -111,7 +111,7 @@ def reid_t2i(ctx: Context, rng, n: int) -> list[dict]:
     q = ctx.queries(rng, n, pool.text_count > 0, "reid_t2i")
     tpos = S.pick_text(pool, rng, q)
     n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
-    n_match = S.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[q]], cfg.match_power)
+    n_match = ctx.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[q]])
     n_gallery = np.maximum(n_gallery, n_match)
     others = S.same_identity(pool, rng, q, n_match - 1) if (n_match > 1).any() else \
         np.zeros((n, 0), dtype=np.int64)
@@ -165,7 +165,7 @@ def _attribute_gallery(ctx: Context, rng, n: int, task: str, min_own: int = 1):
     mask = rank < size[:, None]                               # the queried keys
     n_gallery = np.maximum(S.gallery_sizes(rng, n, *cfg.reid_gallery), min_own + 1)
     if min_own > 1:
-        own = S.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[t]], cfg.match_power)
+        own = ctx.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[t]])
         own = np.maximum(own, min_own)
     else:
         own = np.ones(n, dtype=np.int64)
@@ -248,7 +248,7 @@ def _image_and_text(ctx: Context, rng, n: int) -> list[dict]:
                              allowed=lambda qq, c: has_text[c])[:, 0]
     tpos = S.pick_text(pool, rng, target)
     n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
-    n_match = S.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1, cfg.match_power)
+    n_match = ctx.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1)
     n_gallery = np.maximum(n_gallery, n_match)
     rest = S.same_identity(pool, rng, q, n_match - 1, exclude=target[:, None]) \
         if (n_match > 1).any() else np.zeros((n, 0), dtype=np.int64)
