@@ -113,7 +113,10 @@ def test_image_tasks_answers_from_identity(built, store):
                 assert P.parse_yes_no(turns[0][1]) == (person[ids[0]] == person[ids[1]])
             elif task in ("i2i_many_to_many", "reid_standard", "reid_cc", "reid_vi"):
                 want = sorted(j for j, g in enumerate(ids[1:]) if person[g] == person[ids[0]])
-                assert want, "at least one true match"
+                if not want:  # only a best-choice page may hold no match: one turn, "None"
+                    assert task != "i2i_many_to_many" and json.loads(row["meta"])["best_choice"]
+                    assert [a for _, a in turns] == [P.NONE]
+                    continue
                 if len(turns) == 1:
                     assert sorted(P.parse_image_refs(turns[0][1])) == want
                 else:  # best choice: each match once, then None
@@ -460,3 +463,46 @@ def test_dataset_weights_from_the_command_line(store_path, tmp_path, capsys):
     assert main(["build-data", "--stage", "1", "--store", store_path, "--out", str(tmp_path / "s1"),
                  "--dataset-weight", "sysu_mm01=2"]) == 1
     assert "apply to stages 2 and 3" in capsys.readouterr().err
+
+
+def test_best_choice_pages_without_a_match_and_uniform_positions(store_path, store, tmp_path):
+    """Best-choice pages: the configured share holds no match (one turn, "None"); on the others
+    the first image named is equally likely at every position of a page of N images."""
+    from scipy.stats import chi2
+
+    tasks = ("reid_standard", "reid_cc", "reid_vi", "reid_t2i", "attr_retrieval",
+             "multimodal_retrieval")
+    out = tmp_path / "pages"
+    build(store_path, out, BuildConfig(stage=3, size=3000, seed=4, val_fraction=0.1,
+                                       mix={t: 1.0 for t in tasks}, best_choice_prob=1.0,
+                                       best_choice_none_prob=0.3, conversation_prob=0.0),
+          progress=False)
+    report = validate(str(out), store, progress=False)
+    assert report.ok, report.format(limit=5)
+    pages, empty = Counter(), Counter()
+    by_size: dict[int, Counter] = {}
+    for row in _rows(out):
+        meta = json.loads(row["meta"])
+        assert meta["best_choice"]
+        turns = turns_of(row)
+        first = P.parse_best_choice(turns[0][1])
+        pages[row["task"]] += 1
+        if not meta["matches"]:
+            assert [a for _, a in turns] == [P.NONE] and first is None
+            empty[row["task"]] += 1
+            continue
+        assert first in meta["matches"]
+        n = P.count_images(turns[0][0]) - (row["task"] in ("reid_standard", "reid_cc", "reid_vi",
+                                                           "multimodal_retrieval"))
+        by_size.setdefault(n, Counter())[first] += 1
+    for task in tasks:
+        assert abs(empty[task] / pages[task] - 0.3) < 0.07, (task, empty[task], pages[task])
+    stat, dof = 0.0, 0
+    for n, counts in by_size.items():
+        total = sum(counts.values())
+        observed = np.array([counts[k] for k in range(n)])
+        assert observed.sum() == total  # every pick lies on the page
+        stat += float(((observed - total / n) ** 2 / (total / n)).sum())
+        dof += n - 1
+    assert chi2.sf(stat, dof) > 1e-3, (stat, dof)
+    assert len(by_size) >= 8  # pages of many sizes took part

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     b.add_argument("--lookalike-negatives", type=float, default=0.0, metavar="P",
                    help="stages 2/3: share of the one-to-one image pairs' negatives drawn from people "
                         "with the same upper and lower colours (default 0, as the paper)")
+    b.add_argument("--best-choice-none", type=float, default=0.3, metavar="P",
+                   help="stage 3: share of the best-choice rows whose page holds no match, answered "
+                        '"None" (default 0.3)')
     b.add_argument("--captioner", metavar="SPEC",
                    help="stage 1, images without text: transformers:MODEL or openai:MODEL@BASE_URL")
     b.add_argument("--caption-cache", metavar="FILE", help="captioner cache (JSONL); default "
@@ -65,6 +68,7 @@ def _cmd_build(args) -> int:
                       mix=parse_mix(args.stage, args.mix), val_fraction=args.val_fraction,
                       paraphrase_prob=args.paraphrase_prob, eq1_reading=args.eq1, match_power=args.match_power,
                       lookalike_negatives=args.lookalike_negatives,
+                      best_choice_none_prob=args.best_choice_none,
                       dataset_weights=parse_dataset_weights(args.dataset_weight), **extra)
     captioner = None
     if args.captioner:

@@ -100,6 +100,11 @@ class BuildConfig:
     # Stage 3.
     reid_gallery: tuple[int, int] = (1, 10)
     best_choice_prob: float = 0.5        # share of Re-ID rows in the multi-turn best-choice format
+    # Share of those best-choice rows whose page holds no match (one turn, answered "None"). At
+    # inference most pages of the pre-filter's head hold none; the paper's own galleries always
+    # hold one ("ensuring at least one image matches the query identity"), so this departs from
+    # it by design and stays a minority (docs/instructions.md).
+    best_choice_none_prob: float = 0.3
     conversation_prob: float = 0.5       # multimodal_retrieval: share of multi-turn conversations
     max_query_attributes: int = 3        # attribute-based retrieval: 1..this many attributes
     # Stage 1.
@@ -123,7 +128,8 @@ class BuildConfig:
             raise ValueError(f"size must be positive, got {self.size}")
         if self.stage == 2 and self.gallery[0] < 2:
             raise ValueError("stage 2 galleries need at least 2 images (one match, one distractor)")
-        for name in ("paraphrase_prob", "positive_prob", "best_choice_prob", "conversation_prob",
+        for name in ("paraphrase_prob", "positive_prob", "best_choice_prob", "best_choice_none_prob",
+                     "conversation_prob",
                      "same_identity_compare", "lookalike_negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -98,37 +98,41 @@ class Context:
 
 def _gallery(ctx: Context, rng, q: np.ndarray, n_gallery: np.ndarray, n_match: np.ndarray,
              positives: np.ndarray, distractor_valid=None, supply: np.ndarray | None = None,
-             min_distractors: int = 1):
+             min_distractors=1):
     """((rows, max N) gallery matrix, N per row): the positives and N - m distractors, shuffled;
     -1 pads. N is cut where the query's benchmark cannot supply N - m suitable images of other
     people (``supply`` bounds it up front; rows that still fail lose one distractor at a time,
-    down to ``min_distractors``). Only tiny stores, e.g. a validation split of two identities,
-    ever hit this."""
+    down to ``min_distractors``, a number or one per row). Only tiny stores, e.g. a validation
+    split of two identities, ever hit this."""
     pool = ctx.pool
     others = (pool.ds_end - pool.ds_start)[pool.ds[q]] - pool.id_count[pool.ident[q]]
     if supply is not None:
         others = np.minimum(others, supply)
     need = np.minimum(n_gallery - n_match, others)
+    floor = np.broadcast_to(np.asarray(min_distractors), need.shape)
     while True:
         k = int(need.max()) if len(need) else 0
         neg, failed = S.distractors(pool, rng, q, k, valid=distractor_valid, counts=need,
                                     strict=False)
         if not failed.any():
             break
-        if (need[failed] <= min_distractors).any():
-            r = np.flatnonzero(failed & (need <= min_distractors))[0]
+        if (need[failed] <= floor[failed]).any():
+            r = np.flatnonzero(failed & (need <= floor))[0]
             raise ValueError(f"dataset {pool.dataset_names[pool.ds[q[r]]]!r} cannot supply "
                              f"{need[r]} suitable distractor(s) for {pool.image_id[q[r]]!r}")
         need[failed] -= 1
-    if need.min(initial=min_distractors) < min_distractors:
-        r = int(np.argmin(need))
+    if (need < floor).any():
+        r = np.flatnonzero(need < floor)[0]
         raise ValueError(f"dataset {pool.dataset_names[pool.ds[q[r]]]!r} has too few other "
                          f"people for a gallery around {pool.image_id[q[r]]!r}")
     n_gallery = n_match + need
     width = int(n_gallery.max())
     j = np.arange(width)[None, :]
     m = n_match[:, None]
-    pos_part = np.take_along_axis(positives, np.clip(j, 0, positives.shape[1] - 1).repeat(len(q), 0), 1)
+    if positives.shape[1]:
+        pos_part = np.take_along_axis(positives, np.clip(j, 0, positives.shape[1] - 1).repeat(len(q), 0), 1)
+    else:  # every row a page without a match
+        pos_part = np.full((len(q), width), -1)
     if k:
         neg_part = np.take_along_axis(neg, np.clip(j - m, 0, k - 1), 1)
     else:

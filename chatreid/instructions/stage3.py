@@ -4,7 +4,10 @@ retrieval and adaptive multi-modal retrieval (section 3.3).
 Every gallery has a variable length (``reid_gallery``, Uniform{a..b}) and at least one true match.
 A Re-ID row answers either all at once (``prompts.answer_reid``) or, with probability
 ``best_choice_prob``, in the multi-turn best-choice format inference uses: each turn names one
-best remaining image, and the last turn answers "None" once every match has been named.
+best remaining image, and the last turn answers "None" once every match has been named. A share
+``best_choice_none_prob`` of the best-choice rows are pages without any match, answered "None" at
+once, as most pages of a pre-filter's head are at inference. A page's images are shuffled, so the
+first match named sits at every position of a page of N images with probability 1/N.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from chatreid.instructions.stage2 import Context, _gallery
 
 
 def reid_turns(ctx: Context, rng, prompt: str, matches: list[int], best_choice: bool):
-    """The assistant side of a Re-ID question: one answer, or best-choice turns."""
+    """The assistant side of a Re-ID question: one answer, or best-choice turns (a page without
+    a match: one turn, "None")."""
     if not best_choice:
         return [(prompt, P.answer_reid(matches))]
+    if not matches:
+        return [(prompt, P.answer_best_choice(None))]
     order = [matches[i] for i in rng.permutation(len(matches))]
     turns = [(prompt, P.answer_best_choice(order[0]))]
     for idx in order[1:] + [None]:
@@ -30,9 +36,26 @@ def reid_turns(ctx: Context, rng, prompt: str, matches: list[int], best_choice: 
     return turns
 
 
-def _reid(task: str, ctx: Context, rng, n: int, eligible, positives_allowed=None,
-          distractor_valid=None, hard=None, supply=None) -> tuple:
-    """Queries, gallery sizes, match counts and galleries for an image-query Re-ID task.
+def _pages(ctx: Context, rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(best-choice rows, the best-choice rows meant to hold no match)."""
+    best = rng.random(n) < ctx.config.best_choice_prob
+    return best, best & (rng.random(n) < ctx.config.best_choice_none_prob)
+
+
+def _no_match_pages(ctx: Context, rng, q: np.ndarray, none: np.ndarray, valid=None) -> np.ndarray:
+    """``none`` less the rows whose benchmark has no image that could fill a page without a match
+    (``valid`` as for ``sampling.distractors``); only tiny splits lose any."""
+    if not none.any():
+        return none
+    _, failed = S.distractors(ctx.pool, rng, q, 1, valid=valid, counts=none.astype(np.int64),
+                              strict=False)
+    return none & ~failed
+
+
+def _reid(task: str, ctx: Context, rng, n: int, eligible, none: np.ndarray,
+          positives_allowed=None, distractor_valid=None, hard=None, supply=None) -> tuple:
+    """Queries, gallery sizes, match counts and galleries for an image-query Re-ID task; the rows
+    of ``none`` (where their benchmark allows) get a gallery without a match.
 
     ``hard(q, cand)``: at least one positive must satisfy it (a different outfit for CC).
     """
@@ -44,23 +67,26 @@ def _reid(task: str, ctx: Context, rng, n: int, eligible, positives_allowed=None
         avail = pool.id_count[pool.ident[q]] - 1
     n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
     n_match = ctx.match_counts(rng, n_gallery, avail)
+    none = _no_match_pages(ctx, rng, q, none, distractor_valid)
+    n_match[none] = 0
     n_gallery = np.maximum(n_gallery, n_match)
     if hard is not None:
-        first = S.same_identity(pool, rng, q, np.ones(n, dtype=int), allowed=hard)
-        rest = S.same_identity(pool, rng, q, n_match - 1, exclude=first) if (n_match > 1).any() \
-            else np.zeros((n, 0), dtype=np.int64)
+        first = S.same_identity(pool, rng, q, (n_match > 0).astype(np.int64), allowed=hard)
+        rest = S.same_identity(pool, rng, q, np.maximum(n_match - 1, 0), exclude=first) \
+            if (n_match > 1).any() else np.zeros((n, 0), dtype=np.int64)
         pos = np.concatenate([first, rest], 1)
     else:
         pos = S.same_identity(pool, rng, q, n_match, allowed=positives_allowed)
     g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=distractor_valid,
-                            supply=None if supply is None else supply(q), min_distractors=0)
+                            supply=None if supply is None else supply(q),
+                            min_distractors=none.astype(np.int64))
     return q, n_gallery, g
 
 
 def _image_reid(task: str, ctx: Context, rng, n: int, **kw) -> list[dict]:
     pool = ctx.pool
-    q, n_gallery, g = _reid(task, ctx, rng, n, **kw)
-    best = rng.random(n) < ctx.config.best_choice_prob
+    best, none = _pages(ctx, rng, n)
+    q, n_gallery, g = _reid(task, ctx, rng, n, none=none, **kw)
     rows = []
     for i in range(n):
         gi = g[i, :n_gallery[i]]
@@ -110,20 +136,22 @@ def reid_t2i(ctx: Context, rng, n: int) -> list[dict]:
     pool, cfg = ctx.pool, ctx.config
     q = ctx.queries(rng, n, pool.text_count > 0, "reid_t2i")
     tpos = S.pick_text(pool, rng, q)
-    n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
-    n_match = ctx.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[q]])
-    n_gallery = np.maximum(n_gallery, n_match)
-    others = S.same_identity(pool, rng, q, n_match - 1) if (n_match > 1).any() else \
-        np.zeros((n, 0), dtype=np.int64)
-    pos = np.concatenate([q[:, None], others], 1)
+    best, none = _pages(ctx, rng, n)
 
     def valid(qq, c):
         return ~S.describes(pool, ctx.text_keys, np.broadcast_to(tpos[:, None], c.shape),
                             np.broadcast_to(qq[:, None], c.shape), c)
 
+    n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
+    n_match = ctx.match_counts(rng, n_gallery + 1, pool.id_count[pool.ident[q]])
+    none = _no_match_pages(ctx, rng, q, none, valid)
+    n_match[none] = 0  # a page without the described person
+    n_gallery = np.maximum(n_gallery, n_match)
+    others = S.same_identity(pool, rng, q, np.maximum(n_match - 1, 0)) if (n_match > 1).any() else \
+        np.zeros((n, 0), dtype=np.int64)
+    pos = np.concatenate([q[:, None], others], 1)
     g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid,
-                            min_distractors=0)
-    best = rng.random(n) < cfg.best_choice_prob
+                            min_distractors=none.astype(np.int64))
     rows = []
     for i in range(n):
         gi = g[i, :n_gallery[i]]
@@ -139,14 +167,17 @@ def reid_t2i(ctx: Context, rng, n: int) -> list[dict]:
 
 
 # --- attribute-based and multi-modal retrieval ------------------------------------------------
-def _attribute_gallery(ctx: Context, rng, n: int, task: str, min_own: int = 1):
+def _attribute_gallery(ctx: Context, rng, n: int, task: str, min_own: int = 1,
+                       none: np.ndarray | None = None):
     """Targets, their partial attribute queries (bool key masks), galleries and matches.
 
     The gallery holds the target, with ``min_own >= 2`` also ``own - 1`` more images of the
     target's identity (``own >= min_own``), and distractors of other identities annotated for
     every queried key; whether a distractor matches is read from its attributes, so several people
     may match a generic query. (Other images of the target's identity may lack an annotation the
-    query uses, so they join only conversations, whose later turns match by identity.)
+    query uses, so they join only conversations, whose later turns match by identity.) The rows
+    of ``none`` (where their benchmark allows) get neither the target nor anyone with the
+    queried attributes: a page without a match.
     """
     pool, cfg = ctx.pool, ctx.config
     annotated = pool.attrs >= 0
@@ -169,15 +200,20 @@ def _attribute_gallery(ctx: Context, rng, n: int, task: str, min_own: int = 1):
         own = np.maximum(own, min_own)
     else:
         own = np.ones(n, dtype=np.int64)
-    others = S.same_identity(pool, rng, t, own - 1) if (own > 1).any() else \
-        np.zeros((n, 0), dtype=np.int64)
-    pos = np.concatenate([t[:, None], others], 1)
+    none = np.zeros(n, dtype=bool) if none is None else none
 
     def valid(tt, c):
-        return (annotated[c] | ~mask[:, None, :]).all(-1)
+        ok = (annotated[c] | ~mask[:, None, :]).all(-1)
+        fits = ((pool.attrs[c] == pool.attrs[tt][:, None, :]) | ~mask[:, None, :]).all(-1)
+        return ok & ~(none[:, None] & fits)
 
+    none = _no_match_pages(ctx, rng, t, none, valid)
+    own[none] = 0
+    others = S.same_identity(pool, rng, t, np.maximum(own - 1, 0)) if (own > 1).any() else \
+        np.zeros((n, 0), dtype=np.int64)
+    pos = np.concatenate([t[:, None], others], 1)
     g, n_gallery = _gallery(ctx, rng, t, n_gallery, own, pos, distractor_valid=valid,
-                            min_distractors=0)
+                            min_distractors=none.astype(np.int64))
     return t, mask, n_gallery, g
 
 
@@ -188,8 +224,8 @@ def _satisfies(pool, images: np.ndarray, target: int, mask_row: np.ndarray) -> n
 
 def attr_retrieval(ctx: Context, rng, n: int) -> list[dict]:
     pool = ctx.pool
-    t, mask, n_gallery, g = _attribute_gallery(ctx, rng, n, "attr_retrieval")
-    best = rng.random(n) < ctx.config.best_choice_prob
+    best, none = _pages(ctx, rng, n)
+    t, mask, n_gallery, g = _attribute_gallery(ctx, rng, n, "attr_retrieval", none=none)
     rows = []
     for i in range(n):
         gi = g[i, :n_gallery[i]]
@@ -247,20 +283,22 @@ def _image_and_text(ctx: Context, rng, n: int) -> list[dict]:
     target = S.same_identity(pool, rng, q, np.ones(n, dtype=int),
                              allowed=lambda qq, c: has_text[c])[:, 0]
     tpos = S.pick_text(pool, rng, target)
-    n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
-    n_match = ctx.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1)
-    n_gallery = np.maximum(n_gallery, n_match)
-    rest = S.same_identity(pool, rng, q, n_match - 1, exclude=target[:, None]) \
-        if (n_match > 1).any() else np.zeros((n, 0), dtype=np.int64)
-    pos = np.concatenate([target[:, None], rest], 1)
+    best, none = _pages(ctx, rng, n)
 
     def valid(qq, c):
         return ~S.describes(pool, ctx.text_keys, np.broadcast_to(tpos[:, None], c.shape),
                             np.broadcast_to(target[:, None], c.shape), c)
 
+    n_gallery = S.gallery_sizes(rng, n, *cfg.reid_gallery)
+    n_match = ctx.match_counts(rng, n_gallery, pool.id_count[pool.ident[q]] - 1)
+    none = _no_match_pages(ctx, rng, q, none, valid)
+    n_match[none] = 0
+    n_gallery = np.maximum(n_gallery, n_match)
+    rest = S.same_identity(pool, rng, q, np.maximum(n_match - 1, 0), exclude=target[:, None]) \
+        if (n_match > 1).any() else np.zeros((n, 0), dtype=np.int64)
+    pos = np.concatenate([target[:, None], rest], 1)
     g, n_gallery = _gallery(ctx, rng, q, n_gallery, n_match, pos, distractor_valid=valid,
-                            min_distractors=0)
-    best = rng.random(n) < cfg.best_choice_prob
+                            min_distractors=none.astype(np.int64))
     rows = []
     for i in range(n):
         gi = g[i, :n_gallery[i]]

@@ -106,9 +106,17 @@ def _check_refs(answer: str, expected: list[int], what: str):
 
 
 def _check_retrieval(turns, matches: list[int]):
-    """One answer naming every match, or best-choice turns naming them one by one, then None."""
+    """One answer naming every match, or best-choice turns naming them one by one, then None;
+    a best-choice page without a match is one turn answered None."""
     if not matches:
-        raise RowError("wrong_index", "no gallery image matches the query")
+        try:
+            said = P.parse_best_choice(turns[0][1]) if len(turns) == 1 else ()
+        except ValueError:
+            said = ()
+        if said is None:
+            return
+        raise RowError("wrong_index", "no gallery image matches the query, and the answer is not "
+                                      f"{P.answer_best_choice(None)!r}")
     if len(turns) == 1:
         _check_refs(turns[0][1], matches, "matches")
         return
