@@ -36,6 +36,7 @@ from chatreid.instructions.rows import features
 
 log = logging.getLogger(__name__)
 BUILD_INFO = "chatreid_instructions.json"
+CAPTIONS = "chatreid_captions.json"  # {"captioner", "captions": {image id: text}} the rows draw on
 
 
 def allocate(mix: dict[str, float], n: int) -> dict[str, int]:
@@ -107,8 +108,21 @@ def _run_shard(job) -> tuple[str, int, int]:
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for lo in range(0, len(rows), 5000):
             writer.write_batch(pa.RecordBatch.from_pylist(rows[lo:lo + 5000], schema=schema))
+    # the shard's text rows per dataset, beside it (written first: a resumed build reads both)
+    Path(path + ".text.json").write_text(json.dumps(text_rows_by_dataset(rows)))
     os.replace(tmp, path)
     return split, index, len(rows)
+
+
+def text_rows_by_dataset(rows) -> dict[str, int]:
+    """{dataset: rows that show a description} (captions, t2i tasks, reid_t2i, image+text
+    queries); a row's images are all of one dataset, named by its image ids' first part."""
+    out: dict[str, int] = {}
+    for row in rows:
+        if row["task"] == "caption" or '"text":' in row["meta"] or '"texts":' in row["meta"]:
+            d = row["image_ids"][0].split("/", 1)[0]
+            out[d] = out.get(d, 0) + 1
+    return out
 
 
 def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite: bool = False,
@@ -136,6 +150,7 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
 
     final = work / "dataset"
     rows = _save_shards(jobs, final, progress)
+    text_rows = _text_rows(jobs, contexts)
     info = {
         "stage": config.stage,
         "store": str(store.source),
@@ -146,10 +161,19 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
         "tasks": counts,
         "filters": filter_counts,
         "captioner": getattr(cached, "name", None),
+        "captions": {"file": getattr(cached, "path", None), "images": len(captioned)},
+        "text_rows": text_rows,
         "config": config.to_dict(),
         "seconds": {"rows": round(t_rows, 2), "total": round(time.time() - t0, 2)},
     }
     (final / BUILD_INFO).write_text(json.dumps(info, indent=1, default=str))
+    if captioned:  # the captioner's texts the rows use, for `chatreid data validate`
+        (final / CAPTIONS).write_text(json.dumps({"captioner": info["captioner"], "captions": captioned}))
+    for split, per_ds in text_rows.items():
+        silent = [d for d, n in per_ds.items() if n == 0]
+        if silent and config.stage > 1 and sum(rows.values()):
+            log.warning("%s split: no text rows for %s (their images have no captions or "
+                        "attributes; give --captioner to describe them)", split, ", ".join(silent))
     (final / "README.md").write_text(dataset_card(info))
     install_dir(final, out)  # overwrite: the old dataset goes only once the new one is in
     shutil.rmtree(work, ignore_errors=True)
@@ -158,20 +182,27 @@ def build(store_path, out, config: BuildConfig, *, num_proc: int = 1, overwrite:
 
 
 def _contexts(store, out: Path, config: BuildConfig, captioner, caption_cache, progress):
-    """The train and validation sampling contexts (stage 1: after its quality filters and captioning).
-    Returns (contexts, filter counts or None, {image: caption} captioned here, the cached captioner)."""
+    """The train and validation sampling contexts (stage 1: after its quality filters), every
+    image without text of its own captioned once (``captioners.open_cache``).
+    Returns (contexts, filter counts or None, {image: caption} from the captioner, the cache)."""
+    from chatreid.instructions.captioners import caption_images, default_cache, open_cache
+
     meta = columns(store.metadata())
     assignment = split_identities(meta, config.val_fraction, config.seed)
-    cached = None
+    cached = open_cache(captioner, caption_cache or default_cache(store.source, out))
     keep, filter_counts, captioned = None, None, {}
     if config.stage == 1:
-        if captioner is not None:
-            from chatreid.instructions.captioners import CachedCaptioner
-
-            cache_path = caption_cache or str(out.parent / f"{out.name}.captions.jsonl")
-            cached = CachedCaptioner(captioner, cache_path)
         keep, filter_counts, captioned = stage1.filter_images(meta, config, cached, store, progress)
-        meta = stage1.with_captions(meta, captioned)
+    elif cached is not None:
+        # The text tasks draw on every image with a description: images with neither captions
+        # nor attributes (LTCC, SYSU-MM01, PRCC, ... ) get the captioner's.
+        todo = [iid for iid, s, caps, a in zip(meta["image_id"], meta["split"], meta["captions"],
+                                               meta["attributes"])
+                if s == "train" and not any(c and c.strip() for c in caps or [])
+                and not (a and json.loads(a))]
+        captioned = {k: v for k, v in caption_images(cached, todo, store.image, progress).items()
+                     if v.strip()}
+    meta = stage1.with_captions(meta, captioned)
     contexts = {s: stage2.Context(build_pool(meta, s, assignment, keep), config) for s in SPLITS}
     if len(contexts["train"].pool) == 0:
         raise ValueError(f"{store.source}: no train-split images to build from"
@@ -256,6 +287,15 @@ def _run_shards(plan: _ShardPlan, jobs: list[dict], num_proc: int, progress: boo
         _init_worker(None)
 
 
+def _text_rows(jobs: list[dict], contexts: dict) -> dict[str, dict[str, int]]:
+    """{split: {dataset: text rows}} over the shards, every dataset of the split listed."""
+    out = {s: dict.fromkeys(contexts[s].pool.dataset_names, 0) for s in SPLITS}
+    for j in jobs:
+        for d, n in json.loads(Path(j["path"] + ".text.json").read_text()).items():
+            out[j["split"]][d] = out[j["split"]].get(d, 0) + n
+    return out
+
+
 def _save_shards(jobs: list[dict], final: Path, progress: bool) -> dict[str, int]:
     """The shard files saved as one ``DatasetDict`` at ``final``; returns the rows per split."""
     import datasets
@@ -308,6 +348,14 @@ def dataset_card(info: dict) -> str:
         lines.append(f"| {task} | {w:.3f} | {info['tasks']['train'].get(task, 0)} | "
                      f"{info['tasks']['validation'].get(task, 0)} |")
     lines.append(f"| total | | {info['rows']['train']} | {info['rows']['validation']} |")
+    if info.get("text_rows"):
+        lines += ["", "## Rows with a description, per dataset", "",
+                  "Rows that show a caption, a captioner's description or rendered attributes "
+                  f"(captioner: {info.get('captioner') or 'none'}).", "",
+                  "| dataset | train | validation |", "|---|---|---|"]
+        names = sorted(set().union(*(info["text_rows"][s] for s in SPLITS)))
+        lines += [f"| {d} | {info['text_rows']['train'].get(d, 0)} | "
+                  f"{info['text_rows']['validation'].get(d, 0)} |" for d in names]
     if info.get("filters"):
         lines += ["", "## Stage 1 quality filters (train-split images)", "",
                   "| filter | images |", "|---|---|"]

@@ -38,9 +38,12 @@ def register(subparsers) -> None:
                    help="stage 3: share of the best-choice rows whose page holds no match, answered "
                         '"None" (default 0.3)')
     b.add_argument("--captioner", metavar="SPEC",
-                   help="stage 1, images without text: transformers:MODEL or openai:MODEL@BASE_URL")
-    b.add_argument("--caption-cache", metavar="FILE", help="captioner cache (JSONL); default "
-                                                           "OUT.captions.jsonl beside OUT")
+                   help="describes the images without captions or attributes, once per image: "
+                        "transformers:MODEL or openai:MODEL@BASE_URL")
+    b.add_argument("--caption-cache", metavar="FILE",
+                   help="the captions (JSONL), shared by every build from the store; default "
+                        "STORE.captions.jsonl beside a store folder (OUT.captions.jsonl for a Hub "
+                        "store); without --captioner, the captions already there are used")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     b.add_argument("--push-to-hub", metavar="REPO", help="then push to this Hub dataset repo")
     b.add_argument("--private", action="store_true")
@@ -51,6 +54,8 @@ def register(subparsers) -> None:
     v = sub.add_parser("validate", help="re-check every answer of a built dataset against its store")
     v.add_argument("path", metavar="PATH_OR_REPO")
     v.add_argument("--store", required=True, metavar="PATH_OR_REPO")
+    v.add_argument("--captions", metavar="FILE",
+                   help="the build's chatreid_captions.json (default: the one in PATH, if any)")
     v.add_argument("--max-errors", type=int, help="stop after this many errors")
     v.add_argument("--show", type=int, default=50, help="errors to print (default 50)")
     v.set_defaults(func=_cmd_validate)
@@ -72,8 +77,6 @@ def _cmd_build(args) -> int:
                       dataset_weights=parse_dataset_weights(args.dataset_weight), **extra)
     captioner = None
     if args.captioner:
-        if args.stage != 1:
-            raise ValueError("--captioner is for stage 1 only")
         from chatreid.instructions.captioners import from_spec
 
         captioner = from_spec(args.captioner)
@@ -83,6 +86,8 @@ def _cmd_build(args) -> int:
           f"to {args.out} in {info['seconds']['total']} s")
     for split, counts in info["tasks"].items():
         print(f"  {split}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    for split, per_ds in info["text_rows"].items():
+        print(f"  {split} text rows: " + ", ".join(f"{d}={n}" for d, n in per_ds.items()))
     if info.get("filters"):
         print("  stage 1 filters: " + ", ".join(f"{k}={v}" for k, v in info["filters"].items()))
     if args.push_to_hub:
@@ -94,6 +99,6 @@ def _cmd_build(args) -> int:
 def _cmd_validate(args) -> int:
     from chatreid.instructions import validate
 
-    report = validate(args.path, args.store, max_errors=args.max_errors)
+    report = validate(args.path, args.store, captions=args.captions, max_errors=args.max_errors)
     print(report.format(limit=args.show))
     return 0 if report.ok else 1

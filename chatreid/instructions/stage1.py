@@ -56,17 +56,12 @@ def filter_images(meta: dict, cfg, captioner=None, store=None, progress: bool = 
 
     ``captioner`` is a ``captioners.CachedCaptioner`` (or None); ``store`` gives it the images.
     """
-    from tqdm.auto import tqdm
-
-    from chatreid.prompts import IMAGE, render
+    from chatreid.instructions.captioners import caption_images
 
     n = len(meta["image_id"])
     keep = np.zeros(n, dtype=bool)
     counts = {"train_images": 0, "too_small": 0, "occluded": 0, "no_text": 0, "captioned": 0}
     captioned: dict[str, str] = {}
-    # the captioner is given the image apart from the text, so the text only names it: the
-    # paper's "In the person image provided, ..."
-    prompt = render("caption").replace(f" {IMAGE}", "")
     todo = []
     for i in range(n):
         if meta["split"][i] != "train":
@@ -92,9 +87,11 @@ def filter_images(meta: dict, cfg, captioner=None, store=None, progress: bool = 
             todo.append(i)
             continue
         keep[i] = True
-    for i in tqdm(todo, desc="captioning", unit="img", disable=not progress or not todo):
+    answers = caption_images(captioner, [meta["image_id"][i] for i in todo], store.image, progress) \
+        if todo else {}
+    for i in todo:
         iid = meta["image_id"][i]
-        text = captioner(iid, store.image, prompt)
+        text = answers[iid]
         counts["captioned"] += 1
         if not text.strip():
             counts["no_text"] += 1

@@ -10,13 +10,16 @@ Yes/No, wrong indices (image numbers, caption choices, best-choice turns), wrong
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chatreid import prompts as P
 from chatreid.data.attributes import to_text
 from chatreid.instructions.rows import turns_of
-from chatreid.instructions.stage1 import source_of
+from chatreid.instructions.pool import columns
+from chatreid.instructions.stage1 import source_of, with_captions
 
 
 @dataclass
@@ -48,10 +51,12 @@ class RowError(Exception):
 
 
 class _Truth:
-    """Ground truth lookups by image id, from the store's metadata."""
+    """Ground truth lookups by image id, from the store's metadata and the captioner's texts the
+    build used (``captioned``: {image id: text}; None when unknown)."""
 
-    def __init__(self, store):
-        self.meta = store.metadata()
+    def __init__(self, store, captioned: dict[str, str] | None = None):
+        self.meta = with_captions(columns(store.metadata()), captioned or {})
+        self.captioned = captioned
         self.index = {iid: i for i, iid in enumerate(self.meta["image_id"])}
         self._attrs: dict[int, dict] = {}
 
@@ -196,11 +201,14 @@ def _check_caption(task, truth: _Truth, turns, meta: dict, ids: list[str]) -> No
     answer = turns[0][1]
     iid = ids[0]
     k = int(meta.get("caption", -1))
+    by_captioner = meta.get("source") == "captioner" if truth.captioned is None \
+        else iid in truth.captioned
     expected_source = source_of(truth.meta["dataset"][truth.row(iid)], truth.captions(iid),
-                                truth.attrs(iid), meta.get("source") == "captioner")
+                                truth.attrs(iid), by_captioner)
     if meta.get("source") != expected_source:
         raise RowError("wrong_text", f"caption source {meta.get('source')!r}, expected {expected_source!r}")
-    if expected_source != "captioner" and answer != truth.text({"image_id": iid, "caption": k}):
+    if (truth.captioned is not None or expected_source != "captioner") \
+            and answer != truth.text({"image_id": iid, "caption": k}):
         raise RowError("wrong_text", "the caption is not the image's own text")
 
 
@@ -327,17 +335,30 @@ _TASK_CHECKS = {
 }
 
 
-def validate(dataset, store, *, max_errors: int | None = None, progress: bool = True) -> Report:
+def validate(dataset, store, *, captions=None, max_errors: int | None = None,
+             progress: bool = True) -> Report:
     """Check every row of ``dataset`` (a path, Hub id or DatasetDict) against ``store`` (a path,
-    Hub id or ImageStore). Returns a Report; ``report.ok`` is True when nothing is wrong."""
+    Hub id or ImageStore). Returns a Report; ``report.ok`` is True when nothing is wrong.
+
+    ``captions``: the captioner's texts the rows draw on ({image id: text}, or the path of a
+    build's ``chatreid_captions.json``); by default that file of a local dataset folder, if any.
+    Without them, rows describing a captioned image cannot be checked and are reported."""
     from tqdm.auto import tqdm
 
     from chatreid.data.store import ImageStore
-    from chatreid.instructions.build import load
+    from chatreid.instructions.build import CAPTIONS, load
 
-    dsd = load(dataset) if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__") else dataset
+    is_path = isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__")
+    dsd = load(dataset) if is_path else dataset
+    if captions is None and is_path and os.path.isfile(os.path.join(os.fsdecode(dataset), CAPTIONS)):
+        captions = os.path.join(os.fsdecode(dataset), CAPTIONS)
+    if isinstance(captions, (str, os.PathLike)):
+        try:
+            captions = json.loads(Path(captions).read_text())["captions"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{captions}: not a captions file written by build-data ({err})") from None
     store = store if isinstance(store, ImageStore) else ImageStore.load(store)
-    truth = _Truth(store)
+    truth = _Truth(store, captions)
     report = Report()
     identities: dict[str, set] = {}
     for split in dsd:
