@@ -666,9 +666,10 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             expect(chat).to_contain_text("notes.png: not an image file", timeout=30_000)
             expect(chat).to_contain_text("A new gallery starts a new query", timeout=30_000)
             # (a message sent while the last one is still answered is ignored, as Gradio's
-            # submit triggers once: so wait for each answer before typing the next)
+            # submit triggers once: so wait for each answer before typing the next; and the
+            # file input fires only for another file than the one it last had)
             page.locator("#ask input[type=file]").set_input_files(
-                [str(EXAMPLES_DIR / "ltcc" / "query" / "q_001_visible.jpg")])
+                [str(EXAMPLES_DIR / "ltcc" / "query" / "q_002_visible.jpg")])
             expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
             box.fill("find this person")
             box.press("Enter")
@@ -677,6 +678,18 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             box.press("Enter")
             expect(chat).to_contain_text("Comparing the query (", timeout=60_000)
             page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+
+            # an example clicked now loads its gallery (a new query); a second example of the
+            # same gallery starts a new query too, never merged into the last one
+            example = page.locator("#examples").get_by_text("Find this person in the gallery.")
+            example.nth(1).click()
+            expect(chat.get_by_text("Press Enter to send the example's request")).to_have_count(
+                2, timeout=30_000)
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
+            box.press("Enter")
+            expect(chat.get_by_text("Best matches:")).to_have_count(5, timeout=60_000)
+            example.first.click()
+            expect(chat).to_contain_text("A new example starts a new query", timeout=30_000)
 
             # on a phone (375 px) the Examples header still reads whole
             phone = browser.new_page(viewport={"width": 375, "height": 800})
