@@ -184,6 +184,9 @@ class Handlers:
         self.encoding_bytes = getattr(engine, "encoding_bytes", None)
         self.store = SessionStore.from_limits(limits)
         self.examples = example_galleries()
+        # Why the model's processor cannot read an image (None: it reads all): asked on arrival,
+        # so such an image is refused by name, never kept to fail every search.
+        self.refusal = getattr(engine, "image_refusal", None)
 
     # ---- what every request shares ------------------------------------------------------------
     def begin(self, session: Session | None) -> Session:
@@ -201,12 +204,14 @@ class Handlers:
         the session; counted from the image sizes alone). 0 for an engine that keeps none."""
         return self.encoding_bytes(images) if self.encoding_bytes is not None else 0
 
-    def use_gallery(self, items, problems, session: Session, origin: str) -> Session:
+    def use_gallery(self, items, problems, session: Session, origin: str,
+                    example_click: bool = False) -> Session:
         old = _images_bytes(g.image for g in session.conv.gallery) + session.encodings_reserved
         images = [g.image for g in items]
         reserve = self.encodings_of(images)
         self.store.admit(session, _images_bytes(images) + reserve, replaces_bytes=old)
-        session.conv.set_gallery(items)
+        had_query = session.conv.has_query
+        session.conv.set_gallery(items, origin)  # a new gallery starts a new query
         session.encodings_reserved = reserve
         session.ranked = []
         # The pre-filter's features now, in the upload (up to 4 at once, outside the model
@@ -217,8 +222,10 @@ class Handlers:
         text = f"Gallery ready: {len(items)} images from {origin}."
         if problems:
             text += "\n\nSkipped: " + "; ".join(name_text(p) for p in problems) + "."
-        session.say(text + (" Now attach a photo of the person or describe them." if
-                            not session.conv.has_query else " Ask again to search it."))
+        if had_query:
+            text += "\n\nA new gallery starts a new query: the earlier one was cleared."
+        session.say(text + ("\n\nPress Enter to send the example's request." if example_click else
+                            " Now attach a photo of the person or describe them."))
         return session
 
     def run_message(self, session: Session, text: str, files: list[str], task: str, progress,
@@ -226,12 +233,12 @@ class Handlers:
         """One message's turn, for ``chat`` and ``search`` alike: load its photos, make room for
         them (and for ``gallery_items``, a stateless search's gallery, set before the turn), and
         run the turn under the time limit. ``UploadError`` for photos or memory refused."""
-        images, names = load_query_images(files, self.limits)
+        images, names = load_query_images(files, self.limits, self.refusal)
         if gallery_items is not None:
             gallery = [g.image for g in gallery_items]
             session.encodings_reserved = self.encodings_of(gallery)
             self.store.admit(session, _images_bytes(gallery + images) + session.encodings_reserved)
-            session.conv.set_gallery(gallery_items)
+            session.conv.set_gallery(gallery_items, "this request")
         elif images:
             self.store.admit(session, _images_bytes(images),
                              replaces_bytes=_images_bytes(session.conv.query_images))
@@ -250,26 +257,32 @@ class Handlers:
         except UploadError as err:  # Busy: this session could not even be registered
             return _refused(session, err)
         try:
-            items, problems = load_gallery([_path(f) for f in files or []], self.limits)
+            items, problems = load_gallery([_path(f) for f in files or []], self.limits,
+                                           self.refusal)
             session = self.use_gallery(items, problems, session, "your upload")
-        except UploadError as err:
-            session.say(f"⚠️ {name_text(str(err))}")
+        except UploadError as err:  # refused: the gallery in use is what it was, and said so
+            session.say(f"⚠️ {name_text(str(err))} {session.conv.gallery_line()}")
         finally:
             self.store.end(session)
             release_freed_memory()  # what decoding the full-size files used is free again
         return session, session.history, _ranked_gallery(session)
 
     def clear_gallery(self, session: Session):
-        """The upload box was emptied: forget the gallery (and the ranking that pointed into it)."""
+        """The upload box was emptied: forget the gallery, and the query and ranking with it."""
         session = session or Session()
+        had_query = session.conv.has_query
         session.conv.set_gallery([])
         session.ranked = []
         session.encodings_reserved = 0
-        session.say("Gallery cleared. Upload photos or a zip, or pick an example gallery.")
+        session.say("Gallery cleared" + (", with the query" if had_query else "")
+                    + ". Upload photos or a zip, or pick an example gallery.")
         return session, session.history, []
 
-    def example_gallery(self, name: str, session: Session):
-        """Load a built-in example gallery by name."""
+    def _example_origin(self, name: str) -> str:
+        return f"the example “{self.examples[name].title}”" if name in self.examples else name
+
+    def example_gallery(self, name: str, session: Session, example_click: bool = False):
+        """Load a built-in example gallery by name (a new gallery: a new query)."""
         if not name:
             session = session or Session()
             return session, session.history, _ranked_gallery(session)
@@ -278,13 +291,26 @@ class Handlers:
         except UploadError as err:
             return _refused(session, err)
         try:
-            items = load_example_gallery(name, self.limits)
-            session = self.use_gallery(items, [], session,
-                                       f"the example “{self.examples[name].title}”")
+            items = load_example_gallery(name, self.limits, refusal=self.refusal)
+            session = self.use_gallery(items, [], session, self._example_origin(name),
+                                       example_click)
         except UploadError as err:
-            session.say(f"⚠️ {name_text(str(err))}")
+            session.say(f"⚠️ {name_text(str(err))} {session.conv.gallery_line()}")
         finally:
             self.store.end(session)
+        return session, session.history, _ranked_gallery(session)
+
+    def example_clicked(self, name: str, session: Session):
+        """An example of the table was clicked (it filled the message and names its gallery): a
+        new example starts a new query, on its gallery (loaded unless it already is)."""
+        session = session or Session()
+        if not name or session.conv.gallery_origin != self._example_origin(name):
+            return self.example_gallery(name, session, example_click=True)
+        if session.conv.has_query:
+            session.conv.reset()
+            session.ranked = []
+            session.say("A new example starts a new query: the earlier one was cleared. Press "
+                        "Enter to send the example's request.")
         return session, session.history, _ranked_gallery(session)
 
     # ---- the chat ------------------------------------------------------------------------------
@@ -367,7 +393,8 @@ class Handlers:
         try:
             check_message(text or "", self.limits, self.count_tokens)
             self.store.begin(session)
-            items, problems = load_gallery([_path(f) for f in gallery_files or []], self.limits)
+            items, problems = load_gallery([_path(f) for f in gallery_files or []], self.limits,
+                                           self.refusal)
             reply = self.run_message(session, text or "", [_path(f) for f in query_images or []],
                                      task, progress, gallery_items=items)
         except UploadError as err:
@@ -395,12 +422,15 @@ class Page:
     results: gr.Gallery
     api: dict  # API-only components (hidden) of the /search and /chat endpoints
     sent: gr.State  # the message the page just sent, between echo and the turn
+    examples: gr.Examples | None = None  # the examples table (its click starts a new query)
 
 
 def _setup_column(limits: Limits, examples) -> tuple:
     """The left column: 1 · the gallery (upload or example), 2 · the task preset, start over."""
     gr.Markdown("### 1 · Gallery")
-    gallery_files = gr.File(file_count="multiple", file_types=["image", ".zip"],
+    # No file_types: Gradio would refuse a whole upload over one other file; load_gallery skips
+    # and names what is not an image (as /search does).
+    gallery_files = gr.File(file_count="multiple",
                             label=f"Upload photos or a zip (max {limits.max_gallery} "
                                   f"images, {limits.max_file_mb} MB a file)",
                             elem_id="gallery-upload", height=160)
@@ -460,13 +490,14 @@ def _page(engine, choice: ModelChoice, limits: Limits, examples) -> Page:
                                "image to open it large)", columns=6, height="auto",
                          object_fit="contain", elem_id="results", allow_preview=True,
                          preview=False)
+    table = None
     if examples:
-        gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
+        table = gr.Examples(examples=_example_rows(examples), inputs=[box, example_pick],
                     label="Examples (pick one: it loads the gallery and fills the message; "
                           "then press Enter)", elem_id="examples")
     api = _api_components()
     return Page(state, gallery_files, example_pick, task, reset_btn, chatbot, box, results, api,
-                sent=gr.State(None))
+                sent=gr.State(None), examples=table)
 
 
 def _connect(page: Page, h: Handlers, limits: Limits) -> None:
@@ -482,9 +513,15 @@ def _connect(page: Page, h: Handlers, limits: Limits) -> None:
                               concurrency_limit=4)
     page.gallery_files.clear(h.clear_gallery, [state], [state, chatbot, results],
                              api_visibility="private")
-    page.example_pick.change(h.example_gallery, [page.example_pick, state],
-                             [state, chatbot, results], api_name="example_gallery",
-                             concurrency_limit=4)
+    # A person's pick in the menu (``input``, not ``change``: an example's click sets the menu
+    # too, and its own event below loads the gallery, so the two never race).
+    page.example_pick.input(h.example_gallery, [page.example_pick, state],
+                            [state, chatbot, results], api_name="example_gallery",
+                            concurrency_limit=4)
+    if page.examples is not None:
+        page.examples.load_input_event.then(h.example_clicked, [page.example_pick, state],
+                                            [state, chatbot, results], api_visibility="private",
+                                            concurrency_limit=4)
     # On the page: the message appears at once (not queued), then the turn runs in the model
     # queue with a progress bar. Scripts call /chat, the same turn in one request.
     page.box.submit(h.echo, [page.box, state], [chatbot, page.sent, page.box], queue=False,

@@ -166,7 +166,8 @@ def test_bad_inputs_are_answered_and_the_session_keeps_working(served, client):
     (d / "cut.jpg").write_bytes((MARKET / "gallery" / "g01_001.jpg").read_bytes()[:300])
 
     assert "at most 40" in _upload(client, [_zip(paths, d / "41.zip")])  # too many images
-    assert "gallery is empty" in _upload(client, [d / "notes.png"])     # nothing readable
+    said = _upload(client, [d / "notes.png"])                           # nothing readable
+    assert "No readable image was uploaded" in said and "No gallery is loaded." in said
     said = _upload(client, paths[:5] + [d / "cut.jpg"])                 # damaged file skipped
     assert "Gallery ready: 5 images" in said and "cut.jpg" in said and "damaged" in said
     said, _ = _chat(client, "find this person", [d / "notes.png"])     # non-image query
@@ -479,6 +480,89 @@ def test_sentence_after_cloth_changing_request_is_kept(stub, stub_client):
     assert q.task == "cloth_changing" and q.attributes == {"gender": "male", "backpack": True}
 
 
+# -- issue 24: the first hour ---------------------------------------------------------------------
+
+def test_an_image_the_model_cannot_read_never_poisons_the_session(served, client):
+    """(5) A 1x250 image in a gallery is refused at upload, by name and with the processor's
+    reason; photo search, text search and /search then work on the rest."""
+    d = served.files
+    gallery = sorted((MARKET / "gallery").glob("*.jpg"))[:5]
+    thin = d / "thin.png"
+    Image.new("RGB", (1, 250), (90, 90, 90)).save(thin)
+    said = _upload(client, [*gallery, thin])
+    assert "Gallery ready: 5 images" in said
+    assert ("thin.png: the model cannot read a 1x250 image (absolute aspect ratio must be smaller "
+            "than 200, got 250.0), skipped") in said
+    said, results = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
+    assert "Best matches" in said and len(results) == 5
+    said, results = _chat(client, "start over")
+    said, results = _chat(client, "a man in a red top with a backpack")
+    assert "Best matches" in said and len(results) == 5
+    said, _ = _chat(client, "find this person", [thin])  # as a query photo: refused by name
+    assert "thin.png: the model cannot read a 1x250 image" in said
+    out = client.predict(_files([MARKET / "query" / "q_001_visible.jpg"]), _files([*gallery, thin]),
+                         "find this person", "auto", api_name="/search")
+    assert out["ok"] and len(out["ranking"]) == 5
+    assert any("thin.png: the model cannot read" in p for p in out["skipped"])
+
+
+def test_upload_gallery_skips_and_names_a_non_image_like_search(served, client):
+    """(7) One .txt among the photos no longer refuses the whole /upload_gallery call."""
+    notes = served.files / "notes.txt"
+    notes.write_text("not a photo")
+    said = _upload(client, [*sorted((MARKET / "gallery").glob("*.jpg"))[:3], notes])
+    assert "Gallery ready: 3 images" in said and "notes.txt: not an image file" in said
+
+
+def test_a_new_example_or_gallery_starts_a_new_query_and_a_refusal_says_what_is_loaded(tmp_path):
+    """(6) Switching example galleries, clicking a second example, and a rejected zip, through
+    the app's handlers (the examples table's click has no API endpoint)."""
+    import app
+
+    engine = StubEngine()
+    h = app.Handlers(engine, Limits(max_gallery=80))
+    query = str(EXAMPLES_DIR / "sysu" / "query" / "q_001_infrared.jpg")
+
+    def chat(session, text, files=()):
+        session, history, ranked, _ = h.chat({"text": text, "files": list(files)}, "auto",
+                                             session, progress=None)
+        return session, _last_text(history), ranked
+
+    s, _, _ = h.example_gallery("sysu", None)
+    s, said, _ = chat(s, "This is an infrared shot; find them in the daylight cameras.", [query])
+    s, said, _ = chat(s, "he carries a black backpack")
+    assert "infrared" in said and engine.last_query.images
+    # another example gallery: its request is a new query, the old photo and sentence are gone
+    s, history, _ = h.example_gallery("pedes", s)
+    assert "A new gallery starts a new query: the earlier one was cleared." in _last_text(history)
+    s, said, ranked = chat(s, "Find a male person with a gray upper garment, not carrying a backpack.")
+    q = engine.last_query
+    assert not q.images and q.attributes == {"gender": "male", "upper_color": "gray",
+                                             "backpack": False}
+    assert "black backpack" not in said and "q_001" not in said
+
+    # a second example of the same gallery (clicked in the table) starts a new query too
+    s, said, _ = chat(s, "she has long hair", [query])
+    s, history, _ = h.example_clicked("pedes", s)
+    assert "A new example starts a new query" in _last_text(history) and not s.conv.has_query
+    # clicking an example whose gallery is not loaded loads it
+    s, history, _ = h.example_clicked("market", s)
+    assert "Gallery ready: " in _last_text(history) and "Press Enter" in _last_text(history)
+    n = len(s.conv.gallery)
+
+    # a rejected zip says so, and says which gallery is still loaded; that one is searched
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("notes.txt", "not a photo")
+    s, history, _ = h.upload_gallery([str(bad)], s)
+    said = _last_text(history)
+    assert "No readable image was uploaded" in said and "gallery is empty" not in said
+    assert (f"The gallery loaded is still the earlier one: {n} images from the example “"
+            in said)
+    s, said, ranked = chat(s, "find this person", [query])
+    assert len(ranked) == n
+
+
 # -- a real browser ------------------------------------------------------------------------------
 
 def _browser_or_skip():
@@ -580,15 +664,32 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             bad.write_text("not a photo")
             page.locator("#gallery-upload input[type=file]").set_input_files([str(bad)])
             expect(chat).to_contain_text("notes.png: not an image file", timeout=30_000)
+            expect(chat).to_contain_text("A new gallery starts a new query", timeout=30_000)
             # (a message sent while the last one is still answered is ignored, as Gradio's
-            # submit triggers once: so wait for each answer before typing the next)
-            box.fill("search again")
+            # submit triggers once: so wait for each answer before typing the next; and the
+            # file input fires only for another file than the one it last had)
+            page.locator("#ask input[type=file]").set_input_files(
+                [str(EXAMPLES_DIR / "ltcc" / "query" / "q_002_visible.jpg")])
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
+            box.fill("find this person")
             box.press("Enter")
             expect(chat.get_by_text("Best matches:")).to_have_count(4, timeout=60_000)
             box.fill("why?")
             box.press("Enter")
             expect(chat).to_contain_text("Comparing the query (", timeout=60_000)
             page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+
+            # an example clicked now loads its gallery (a new query); a second example of the
+            # same gallery starts a new query too, never merged into the last one
+            example = page.locator("#examples").get_by_text("Find this person in the gallery.")
+            example.nth(1).click()
+            expect(chat.get_by_text("Press Enter to send the example's request")).to_have_count(
+                2, timeout=30_000)
+            expect(page.locator("#ask img")).to_have_count(1, timeout=30_000)
+            box.press("Enter")
+            expect(chat.get_by_text("Best matches:")).to_have_count(5, timeout=60_000)
+            example.first.click()
+            expect(chat).to_contain_text("A new example starts a new query", timeout=30_000)
 
             # on a phone (375 px) the Examples header still reads whole
             phone = browser.new_page(viewport={"width": 375, "height": 800})

@@ -131,8 +131,9 @@ def test_gallery_from_files_and_zip(tmp_path):
     items, problems = load_gallery(files + [z, bad], Limits())
     assert [i.name for i in items] == ["p0.png", "p1.png", "p2.png", "escape.png", "z0.png", "z1.png"]
     assert items[0].path == str(files[0]) and items[-1].path is None
-    assert len(problems) == 2
+    assert len(problems) == 3  # the macOS metadata is named too
     assert any("readme.txt" in p for p in problems) and any("broken.jpg" in p for p in problems)
+    assert any("__MACOSX/._z0.png" in p for p in problems)
 
 
 def test_gallery_refusals(tmp_path):
@@ -141,9 +142,9 @@ def test_gallery_refusals(tmp_path):
         load_gallery(files, Limits(max_gallery=4))
     junk = tmp_path / "junk.txt"
     junk.write_text("x")
-    with pytest.raises(UploadError, match="empty"):
+    with pytest.raises(UploadError, match="No readable image was uploaded"):
         load_gallery([junk], Limits())
-    with pytest.raises(UploadError, match="empty"):
+    with pytest.raises(UploadError, match="No readable image was uploaded"):
         load_gallery([], Limits())
     z = tmp_path / "many.zip"
     with zipfile.ZipFile(z, "w") as zf:
@@ -404,3 +405,61 @@ def test_malloc_arenas_are_capped_unless_the_person_chose(monkeypatch):
     glibc = platform.libc_ver()[0] == "glibc"
     assert sessions.limit_malloc_arenas() is glibc
     sessions.release_freed_memory()  # never raises, glibc or not
+
+
+# -- issue 24: what the model cannot read, and zip entries that are not photos -----------------------
+
+def _processor_refusal():
+    """What ReIDEngine.image_refusal asks: Qwen2-VL's own image processor (no model needed)."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    from chatreid.retrieval.scorer import processor_refusal
+
+    ip = Qwen2VLImageProcessorPil()
+    return lambda im: processor_refusal(ip, im.width, im.height)
+
+
+def test_images_the_model_cannot_read_are_refused_on_arrival_by_name(tmp_path):
+    """(5) A 1x250, 1x1000 or 1000x1 image is refused at upload with the processor's reason; the
+    rest of the gallery loads, and a query photo like it is refused by name."""
+    refusal = _processor_refusal()
+    ok = _png(tmp_path / "ok.png")
+    thin = [_png(tmp_path / f"thin{w}x{h}.png", size=(w, h)) for w, h in
+            ((1, 250), (1, 1000), (1000, 1))]
+    z = tmp_path / "more.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(thin[0], "inside.png")
+        zf.write(ok, "fine.png")
+    items, problems = load_gallery([ok, *thin, z], Limits(), refusal)
+    assert [i.name for i in items] == ["ok.png", "fine.png"]
+    assert problems == [
+        "thin1x250.png: the model cannot read a 1x250 image (absolute aspect ratio must be "
+        "smaller than 200, got 250.0), skipped",
+        "thin1x1000.png: the model cannot read a 1x1000 image (absolute aspect ratio must be "
+        "smaller than 200, got 1000.0), skipped",
+        "thin1000x1.png: the model cannot read a 1000x1 image (absolute aspect ratio must be "
+        "smaller than 200, got 1000.0), skipped",
+        "more.zip/inside.png: the model cannot read a 1x250 image (absolute aspect ratio must be "
+        "smaller than 200, got 250.0), skipped"]
+    with pytest.raises(UploadError, match=r"thin1x250.png: the model cannot read a 1x250 image"):
+        load_query_images([thin[0]], Limits(), refusal)
+    assert load_gallery([thin[0]], Limits())[0]  # without the model's rule it would be taken
+    with pytest.raises(UploadError, match="No readable image was uploaded"):
+        load_gallery([thin[0]], Limits(), refusal)
+
+
+def test_zip_entries_that_are_not_photos_are_named(tmp_path):
+    """(7) Entries named ".x", "..\\x" or under __MACOSX are never dropped without a note."""
+    photo = _png(tmp_path / "p.png").read_bytes()
+    z = tmp_path / "mac.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.png", photo)
+        zf.writestr(".DS_Store", "junk")
+        zf.writestr("people/.hidden.png", photo)
+        zf.writestr("..\\windows.png", photo)  # a Windows folder separator: read as windows.png
+        zf.writestr("__MACOSX/._a.png", "junk")
+    items, problems = load_gallery([z], Limits())
+    assert [i.name for i in items] == ["windows.png", "a.png"]
+    assert problems == [
+        "mac.zip: hidden entries (names starting with “.”): .DS_Store, people/.hidden.png, skipped",
+        "mac.zip: macOS metadata (__MACOSX): __MACOSX/._a.png, skipped"]

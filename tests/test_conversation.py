@@ -465,3 +465,120 @@ def test_gallery_encodings_are_kept_with_the_gallery(conv):
     assert eng.encoded == 5 and eng.passed[-1] is conv.gallery_encodings
     # an engine without encodings (FakeEngine) is not given any
     conv.respond("find this person", FakeEngine(), images=[_img(5)])
+
+
+# -- issue 24: state that outlives its context, and the model's words --------------------------------
+
+def test_a_new_gallery_or_example_starts_a_new_query(conv):
+    """(6) A request on another gallery is never merged into the old query."""
+    eng = FakeEngine()
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    conv.respond("he carries a black backpack", eng)
+    conv.set_gallery([GalleryItem(f"h{r}.png", _img(r)) for r in (30, 90)], "the example “B”")
+    assert not conv.has_query and conv.last is None and conv.gallery_origin == "the example “B”"
+    r = conv.respond("Find a male person with a gray upper garment, not carrying a backpack.", eng)
+    q = eng.searches[-1]
+    assert r.ok and q.images == [] and q.attributes == {
+        "gender": "male", "upper_color": "gray", "backpack": False}
+    assert "black backpack" not in r.text and "q.png" not in r.text
+    assert conv.gallery_line() == ("The gallery loaded is still the earlier one: 2 images from "
+                                   "the example “B”.")
+    conv.set_gallery([])
+    assert conv.gallery_line() == "No gallery is loaded." and conv.gallery_origin == ""
+
+
+def test_use_a_result_replaces_the_photo_and_drops_what_was_said_of_it(conv):
+    """(6) "use #k" drops the sentence written about the old photo, and says what it kept."""
+    eng = FakeEngine()
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    conv.respond("he carries a black backpack", eng)
+    r = conv.respond("use #2 as the query", eng)
+    q = eng.searches[-1]
+    assert q.images[0].getpixel((0, 0))[0] == 200 and len(q.images) == 1
+    assert q.text is None and not q.attributes and r.task == "standard"
+    assert "in place of q.png. Dropped what was said about it (“he carries a black backpack”)." \
+        in r.text and "Kept: nothing else of the earlier query." in r.text
+
+    # a setting asked for earlier is kept, and said so; words in the same message are used
+    conv.respond("same person, he changed clothes", eng, images=[_img(5)], image_names=["q.png"])
+    r = conv.respond("use #1 as the query, he has short hair", eng)
+    assert r.task == "cloth_changing" and conv.description == "he has short hair"
+    assert "Dropped what was said about it (“same person, he changed clothes”)" in r.text
+    assert "Kept: the setting you asked for (same person in other clothes" in r.text
+
+    # "add #k" keeps the old photo, so what was said of it stays
+    conv.respond("find this person", eng, images=[_img(5)], image_names=["q.png"])
+    conv.respond("he carries a black backpack", eng)
+    conv.respond("also use #2", eng)
+    assert len(eng.searches[-1].images) == 2 and conv.description == "he carries a black backpack"
+
+    # a text query's words describe the person sought: kept, and said so
+    conv.respond("start over", eng)
+    conv.respond("a woman in a red top", eng)
+    r = conv.respond("use #1", eng)
+    assert "Kept: your description (“a woman in a red top”)." in r.text
+
+
+class Describer(FakeEngine):
+    """Says ``self.says[red]`` describing the gallery image of that red value."""
+
+    def __init__(self, says):
+        super().__init__()
+        self.says = says
+
+    def describe(self, image):
+        return self.says[image.getpixel((0, 0))[0]]
+
+
+def test_descriptions_cut_off_or_the_same_for_different_people_are_not_shown(conv):
+    """(7) "describe #k" never shows a fragment, nor the same words for different people."""
+    cut = "A woman in a white open jacket over"
+    eng = Describer({250: cut, 200: cut, 120: "A man in a gray coat.", 40: "A man in a gray coat."})
+    conv.respond("find a woman in red", eng)  # ranking: g250, g200, g120, g40
+    for k in (1, 2):
+        r = conv.respond(f"describe #{k}", eng)
+        assert cut not in r.text and "it stops mid-sentence, so it was cut off" in r.text
+        assert "it is not shown" in r.text and "**The model's attribute answer:**" in r.text
+    for _ in range(2):  # the same image described again says the same: fine
+        r = conv.respond("describe #3", eng)
+        assert "**The model's description:** A man in a gray coat." in r.text
+    r = conv.respond("describe #4", eng)
+    assert "**The model's description:**" not in r.text
+    assert "it said word for word the same of g120.png, a different image" in r.text
+    # and once that is known, #3's description is not shown any more either
+    assert "the same of g40.png" in conv.respond("describe #3", eng).text
+    eng.says[120] = "A man walking with a."  # closed, but on a word that opens a phrase
+    assert "stops mid-sentence" in conv.respond("describe #3", eng).text
+    # a new gallery forgets what was said of the old one
+    conv.set_gallery([GalleryItem("x.png", _img(40))])
+    conv.respond("find a man", eng)
+    assert "A man in a gray coat." in conv.respond("describe #1", eng).text
+
+
+def test_words_outside_the_vocabulary_leave_out_function_words(conv):
+    """(7) "... not used in this setting: but." never lists a function word."""
+    eng = FakeEngine()
+    r = conv.respond("Same person, but they may have changed clothes.", eng, images=[_img(5)])
+    assert r.task == "cloth_changing" and "Words outside the attribute vocabulary" not in r.text
+    r = conv.respond("she is very tall but walks with a limp", eng)
+    line = next(x for x in r.text.split("\n\n") if "Words outside" in x)
+    assert line.endswith("tall, walks, limp.)"), line
+
+
+def test_progress_counts_images_whatever_steps_the_engine_counts(conv):
+    """(7) The progress bar labelled "images" never counts past the gallery (an adaptive search
+    scores each image twice; best-choice counts forward passes)."""
+    class TwoPasses(FakeEngine):
+        def search(self, query, gallery, progress=None, **kw):
+            for done in (2, 4, 6, 8):
+                progress(done, 2 * len(gallery))
+            return super().search(query, gallery, **kw)
+
+    seen = []
+    conv.respond("find her, she has a backpack", TwoPasses(), images=[_img(3)],
+                 progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    seen.clear()
+    conv.respond("search again", TwoPasses(), top_k=2,
+                 progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (2, 2) and all(d <= t == 2 for d, t in seen)

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from chatreid import prompts
-from chatreid.chat.intents import KEPT_KEYS, undescribed_words
+from chatreid.chat.intents import KEPT_KEYS, PHRASE_OPENERS, undescribed_words
 from chatreid.data.attributes import VOCAB, phrases
 
 if TYPE_CHECKING:  # annotations only: the conversation imports this module
@@ -70,6 +70,14 @@ def describe_attributes(attributes: dict) -> str:
     return ", ".join(seen)
 
 
+def describe_said(description: str, attributes: dict) -> str:
+    """What a person said of the query, for an answer: the description quoted, else the
+    attributes they chose ("" when nothing was said)."""
+    if description:
+        return f"“{as_text(description)}”"
+    return describe_attributes(attributes)
+
+
 _KEY_LABELS = {"gender": "gender", "age": "age", "hair": "hair", "sleeve": "sleeves",
                "upper_color": "upper garment colour", "lower_color": "lower garment colour",
                "lower_type": "lower garment", "lower_length": "lower garment length", "hat": "hat",
@@ -107,8 +115,24 @@ def attribute_table(first: dict, second: dict, name_a: str, name_b: str) -> str:
             + "\n".join(rows) + "\n\n" + summary)
 
 
-def unusable(text: str | None, min_words: int = 1) -> str | None:
-    """Why a generated text cannot be shown (empty, repeating itself, too short), or None."""
+def cut_off(text: str) -> bool:
+    """Whether a generated sentence stops mid-phrase: no closing punctuation (generation ran out
+    of tokens), or a last word that only opens a phrase ("... jacket over.")."""
+    t = text.strip().rstrip("\"')”’»]")
+    if not t or t[-1] not in ".!?…":
+        return True
+    words = re.findall(r"[a-z']+", t.lower())
+    return bool(words) and words[-1] in PHRASE_OPENERS
+
+
+def gist(text: str) -> str:
+    """A text's words, lower-cased, without punctuation: equal for the same words said twice."""
+    return " ".join(re.findall(r"\w+", (text or "").lower()))
+
+
+def unusable(text: str | None, min_words: int = 1, sentences: bool = False) -> str | None:
+    """Why a generated text cannot be shown (empty, repeating itself, too short, or, for
+    ``sentences``, cut off mid-sentence), or None."""
     t = (text or "").strip()
     if not t:
         return "it generated no text"
@@ -121,6 +145,8 @@ def unusable(text: str | None, min_words: int = 1) -> str | None:
         return "it repeated itself"
     if len(words) < min_words:
         return "its answer was too short to be a description"
+    if sentences and cut_off(t):
+        return "it stops mid-sentence, so it was cut off"
     return None
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from chatreid import prompts
-from chatreid.chat.answers import (HELP_TEXT, answer_text, as_text, attribute_table,
-                                   describe_attributes, explain_invalid, name_text,
-                                   read_attribute_answer, unusable, words_used)
+from chatreid.chat.answers import (HELP_TEXT, TASK_NAMES, answer_text, as_text, attribute_table,
+                                   describe_attributes, describe_said, explain_invalid, gist,
+                                   name_text, read_attribute_answer, unusable, words_used)
 from chatreid.chat.intents import KEPT_KEYS, Intent, infer_task, interpret, starts_new_search
 from chatreid.data.attributes import VOCAB
 from chatreid.retrieval.query import TASKS, Query, SearchResult
@@ -94,14 +94,31 @@ class Conversation:
     # The accumulated description is bounded, so one turn's cost is bounded whatever was said
     # earlier (the app also caps each message before it gets here).
     max_description_chars: int = 2000
+    # Where the gallery came from, in words ("the example “…”", "your upload"), for answers that
+    # must say which gallery is loaded; "" when there is none.
+    gallery_origin: str = ""
+    # What the model said describing each gallery image (index -> ``gist``), to catch the same
+    # words said of different people.
+    described: dict = field(default_factory=dict)
 
     # -- state changes ------------------------------------------------------------------------
-    def set_gallery(self, items: Sequence[GalleryItem]) -> None:
-        """A new gallery: the old ranking no longer refers to anything; the query is kept."""
+    def set_gallery(self, items: Sequence[GalleryItem], origin: str = "") -> None:
+        """A new gallery starts a new query: the old ranking no longer refers to anything, and
+        words written about another gallery's people (or another example's request) would be
+        merged into the next one. ``origin``: where it came from, in words."""
+        self.reset()
         self.gallery = list(items)
-        self.last = None
+        self.gallery_origin = origin if self.gallery else ""
         self.gallery_features = None
         self.gallery_encodings = {}  # a new dict: a search still running fills the old one
+        self.described = {}
+
+    def gallery_line(self) -> str:
+        """Which gallery is loaded, in words (for an answer that refused a new one)."""
+        if not self.gallery:
+            return "No gallery is loaded."
+        return (f"The gallery loaded is still the earlier one: {len(self.gallery)} images from "
+                f"{self.gallery_origin or 'an earlier upload'}.")
 
     def prepare(self, engine) -> None:
         """Compute the gallery's pre-filter features now (the app does it on upload, outside the
@@ -200,14 +217,15 @@ class Conversation:
             picked = [self.result_index(k) for k in intent.indices]
             imgs = [self.gallery[i].image for i in picked]
             nms = [self.gallery[i].name for i in picked]
+            lead = (f"Using result{'s' if len(picked) > 1 else ''} "
+                    f"{', '.join('#%d' % k for k in intent.indices)} ({', '.join(map(name_text, nms))}) "
+                    f"{'added to' if intent.append else 'as'} the query")
             if intent.append:
                 self.query_images += imgs
                 self.query_names += nms
+                lead += ". "
             else:
-                self.query_images, self.query_names = imgs, nms
-            lead = (f"Using result{'s' if len(picked) > 1 else ''} "
-                    f"{', '.join('#%d' % k for k in intent.indices)} ({', '.join(map(name_text, nms))}) "
-                    f"{'added to' if intent.append else 'as'} the query. ")
+                lead += self._replace_photo(imgs, nms)
             extra = interpret(intent.text, has_query=True) if intent.text else Intent("search")
             return self._search(engine, extra, task, progress, top_k, strategy, lead=lead,
                                 picked=True)
@@ -222,6 +240,23 @@ class Conversation:
             self.description, self.attributes, self.task = "", {}, None
             self.query_images, self.query_names = [], []
         return self._search(engine, intent, task, progress, top_k, strategy)
+
+    def _replace_photo(self, images: list, names: list[str]) -> str:
+        """Make ``images`` the query's photos; what was said of the photos they replace is about
+        someone else, so it goes. Returns the rest of the answer's lead: what went, what stays."""
+        old = list(self.query_names) if self.query_images else []
+        said = describe_said(self.description, self.attributes)
+        self.query_images, self.query_names = images, names
+        if not old:  # a text query: its words describe the person sought, and stay
+            return (f". Kept: your description ({said}). " if said else ". ")
+        lead = f", in place of {', '.join(map(name_text, old))}."
+        if said:
+            lead += f" Dropped what was said about {'them' if len(old) > 1 else 'it'} ({said})."
+            self.description, self.attributes = "", {}
+        kept = (f"the setting you asked for ({TASK_NAMES[self.task]})"
+                if self.task in ("cloth_changing", "visible_infrared") else
+                "nothing else of the earlier query")
+        return lead + f" Kept: {kept}. "
 
     def _search(self, engine, intent: Intent, preset, progress, top_k, strategy, lead: str = "",
                 picked: bool = False) -> Reply:
@@ -263,6 +298,7 @@ class Conversation:
             # top_k cuts the pre-filter's ranking: image queries have one, and text queries
             # too when the pre-filter has a text side (a text-to-image pre-filter)
             can_cut = getattr(engine, "can_prefilter", lambda q: bool(q.images))(query)
+            scored = min(top_k, len(self.gallery)) if can_cut and top_k else len(self.gallery)
             extra = {}
             if can_cut:
                 self.prepare(engine)
@@ -271,8 +307,8 @@ class Conversation:
             if getattr(engine, "encoding_bytes", None) is not None:  # the engine keeps them for us
                 extra["gallery_encodings"] = self.gallery_encodings
             result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
-                                   top_k=top_k if can_cut else None, progress=progress,
-                                   **extra)
+                                   top_k=top_k if can_cut else None,
+                                   progress=_in_images(progress, scored), **extra)
         except ValueError as err:  # the engine refused this query: say why, keep the session
             raise ChatError(f"The engine could not run this search: {err}") from None
         result, dupes = self._without_query_duplicates(result, query)
@@ -355,14 +391,27 @@ class Conversation:
             line += f"; the pre-filter's similarity to the query is {pre[gi]:.3f} (rank {rank} of {n})"
         return line + "."
 
+    def _said_of_another(self, gi: int, said: str) -> str | None:
+        """Why a description is no description of this person: the model said the same words of
+        a different image of this gallery (an exact duplicate photo may share them)."""
+        words = gist(said)
+        for j, earlier in self.described.items():
+            if j != gi and earlier == words and self.gallery[j].digest != self.gallery[gi].digest:
+                return (f"it said word for word the same of {name_text(self.gallery[j].name)}, a "
+                        "different image, so it does not tell these people apart")
+        return None
+
     def _describe(self, engine, k: int) -> Reply:
         gi = self.result_index(k)
         item = self.gallery[gi]
         lines = [f"Result #{k} ({name_text(item.name)}):"]
         said = engine.describe(item.image)
-        why = unusable(said, min_words=3)
+        why = unusable(said, min_words=3, sentences=True) or self._said_of_another(gi, said)
+        self.described[gi] = gist(said)
         if why:
-            lines.append(f"The model's description could not be used ({why}); it is not shown.")
+            lines.append(f"The model's description could not be used ({why}); it is not shown. "
+                         "Its attribute answer and the search's scores below are what it offers "
+                         "for this person.")
         else:
             lines.append(f"**The model's description:** {as_text(said.strip())}")
         attrs, why_attrs = read_attribute_answer(_attribute_answer(engine, item.image))
@@ -372,6 +421,18 @@ class Conversation:
             lines.append(f"The model's attribute answer could not be used ({why_attrs}).")
         lines.append(self._standing(k))
         return Reply("\n\n".join(lines))
+
+
+def _in_images(progress, n: int):
+    """The engine's progress (done, total) in its own steps (a photo-plus-text search scores
+    each image twice; best-choice counts forward passes) as the share of the ``n`` images it
+    scores, so a progress bar labelled "images" never counts past the gallery."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(min(n, done * n // total) if total else n, n)
+    return report
 
 
 def _attribute_answer(engine, image) -> str:

@@ -54,11 +54,13 @@ def example_galleries(root: Path = EXAMPLES_DIR) -> dict[str, Example]:
     return out
 
 
-def load_example_gallery(name: str, limits: Limits, root: Path = EXAMPLES_DIR) -> list[GalleryItem]:
+def load_example_gallery(name: str, limits: Limits, root: Path = EXAMPLES_DIR,
+                         refusal=None) -> list[GalleryItem]:
+    """The example gallery ``name``, read as an upload is (``refusal``: see ``uploads.readable``)."""
     examples = example_galleries(root)
     if name not in examples:
         raise UploadError(f"No example gallery called {name!r}; choose one of: "
                           f"{', '.join(examples) or '(none installed)'}.")
-    items, _ = load_gallery(examples[name].gallery, limits)
+    items, _ = load_gallery(examples[name].gallery, limits, refusal)
     return items
 

@@ -217,6 +217,22 @@ my our your first second third last top best other cameras camera shot shots tak
 might may maybe probably again here just only now also guy from by at shown appears appear
 please thanks thank ok okay try rerun re-run redo run more results
 """.split())
+# Words that join or open a phrase: they describe nothing, and a finished sentence never ends on
+# one ("a woman in a white open jacket over" was cut off; ``answers.unusable`` checks it).
+PHRASE_OPENERS = frozenset("""
+a an the of in on at to into onto over under above below behind beside between with without
+from by for about around through across along near and or but nor because while although though
+whereas if than as his her their its my your our this that these those whose which who
+""".split())
+# Other function words (linking, degree, time): not a description either, so never reported as
+# words a setting could not use ("... not used in this setting: but").
+_FUNCTION_WORDS = PHRASE_OPENERS | set("""
+so yet then also still very quite rather really somewhat slightly fairly too much many more
+most less least some any each every both either neither such same other another just only even
+again already perhaps maybe probably possibly likely seems seem looks look is are was were be
+been being am has have had having do does did will would shall should can could may might must
+it its they them he she him her his there here when where while who whom what which that
+""".split())
 _ATTRIBUTE_WORDS = (set(_COLOUR_WORDS) | _UPPER_NOUNS | _LOWER_NOUNS | set(_GENDER_WORDS)
                     | set(_AGE_WORDS) | set(_ACCESSORIES) | {
                         "hair", "long", "short", "sleeves", "sleeve", "sleeved", "short-sleeved",
@@ -267,7 +283,7 @@ def description_part(text: str) -> str:
 def _leftover_words(text: str) -> list[str]:
     """Words that are neither request wording nor attribute vocabulary."""
     return [x for x in _words(text) if x not in _REQUEST_WORDS and x not in _ATTRIBUTE_WORDS
-            and not x.isdigit()]
+            and x not in _FUNCTION_WORDS and not x.isdigit()]
 
 
 def infer_task(text: str, has_images: bool, attributes: dict | None = None) -> tuple[str, str]:

@@ -86,8 +86,25 @@ def open_image(source, name: str, limits: Limits) -> Image.Image:
     return rgb
 
 
+def readable(image, name: str, refusal=None):
+    """``image``, unless the model's processor cannot read it: ``refusal(image)`` says why
+    (``ReIDEngine.image_refusal``; None: every image is read). Asked on arrival, so one image the
+    model cannot read (a 1 x 250 sliver) is refused by name instead of failing every search of
+    the gallery that holds it."""
+    why = refusal(image) if refusal is not None else None
+    if why:
+        w, h = image.size
+        raise UploadError(f"{name}: the model cannot read a {w}x{h} image ({why}).")
+    return image
+
+
 def _display_name(path: str) -> str:
     return Path(path).name
+
+
+def _member_name(filename: str) -> str:
+    """A zip member's file name; a backslash separates folders too (archives made on Windows)."""
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 _MB = 1024 * 1024
@@ -110,7 +127,25 @@ class _ZipTooLarge(UploadError):
     """The whole archive is refused (not one member skipped)."""
 
 
-def _zip_items(path: str, limits: Limits, problems: list[str]) -> list[GalleryItem]:
+def _not_photos(zname: str, members) -> tuple[list, list[str]]:
+    """The members that can be photos, and a line for each kind skipped: hidden entries (a name
+    starting with ".", such as .DS_Store) and macOS metadata (``__MACOSX/``), named, not dropped
+    silently."""
+    hidden = [m.filename for m in members if _member_name(m.filename).startswith(".")
+              and "__MACOSX" not in m.filename]
+    mac = [m.filename for m in members if "__MACOSX" in m.filename]
+    lines = []
+    for what, names in (("hidden entries (names starting with “.”)", hidden),
+                        ("macOS metadata (__MACOSX)", mac)):
+        if names:
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            lines.append(f"{zname}: {what}: {', '.join(names[:5])}{more}, skipped")
+    skipped = set(hidden) | set(mac)
+    return [m for m in members if m.filename not in skipped], lines
+
+
+def _zip_items(path: str, limits: Limits, problems: list[str],
+               refusal=None) -> list[GalleryItem]:
     """The images of a zip, read in memory (nothing is extracted, so no path can escape).
 
     The limits are checked twice: from the sizes the archive declares, before anything is
@@ -126,8 +161,8 @@ def _zip_items(path: str, limits: Limits, problems: list[str]) -> list[GalleryIt
     except (zipfile.BadZipFile, OSError) as err:
         raise UploadError(f"{zname}: not a readable zip file ({err}).") from None
     with zf:
-        members = [m for m in zf.infolist() if not m.is_dir()
-                   and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
+        members, skipped = _not_photos(zname, [m for m in zf.infolist() if not m.is_dir()])
+        problems += skipped
         if len(members) > limits.max_gallery:
             raise UploadError(f"{zname} holds {len(members)} files; a gallery may "
                               f"have at most {limits.max_gallery} images.")
@@ -152,7 +187,8 @@ def _zip_items(path: str, limits: Limits, problems: list[str]) -> list[GalleryIt
                                           "unpacked; upload fewer or smaller images.")
                     raise UploadError(f"{label}: larger than {limits.max_file_mb} MB")
                 read += len(data)
-                items.append(GalleryItem(Path(m.filename).name, open_image(data, label, limits)))
+                items.append(GalleryItem(_member_name(m.filename),
+                                         readable(open_image(data, label, limits), label, refusal)))
             except _ZipTooLarge:
                 raise
             except UploadError as err:
@@ -162,11 +198,12 @@ def _zip_items(path: str, limits: Limits, problems: list[str]) -> list[GalleryIt
     return items
 
 
-def load_gallery(paths, limits: Limits) -> tuple[list[GalleryItem], list[str]]:
+def load_gallery(paths, limits: Limits, refusal=None) -> tuple[list[GalleryItem], list[str]]:
     """Gallery items from uploaded files (images and/or zips), and the files skipped, with why.
 
-    Bad files are skipped and named (one damaged photo should not cost the other 49); an empty
-    result or too many images is refused with ``UploadError``.
+    Bad files are skipped and named (one damaged photo, or one the model cannot read: see
+    ``readable``, should not cost the other 49); an empty result or too many images is refused
+    with ``UploadError``.
     """
     items: list[GalleryItem] = []
     problems: list[str] = []
@@ -177,10 +214,11 @@ def load_gallery(paths, limits: Limits) -> tuple[list[GalleryItem], list[str]]:
     for p in paths:
         p = str(p)
         if zipfile.is_zipfile(p):
-            items += _zip_items(p, limits, problems)
+            items += _zip_items(p, limits, problems, refusal)
         else:
             try:
-                items.append(GalleryItem(_display_name(p), open_image(p, _display_name(p), limits),
+                name = _display_name(p)
+                items.append(GalleryItem(name, readable(open_image(p, name, limits), name, refusal),
                                          path=p))
             except UploadError as err:
                 problems.append(f"{err}".rstrip(".") + ", skipped")
@@ -189,11 +227,11 @@ def load_gallery(paths, limits: Limits) -> tuple[list[GalleryItem], list[str]]:
                               "(set CHATREID_MAX_GALLERY to change it).")
     if not items:
         detail = (" " + "; ".join(problems) + ".") if problems else ""
-        raise UploadError("The gallery is empty: no readable image was uploaded." + detail)
+        raise UploadError("No readable image was uploaded, so no gallery was made." + detail)
     return items, problems
 
 
-def load_query_images(paths, limits: Limits) -> tuple[list[Image.Image], list[str]]:
+def load_query_images(paths, limits: Limits, refusal=None) -> tuple[list[Image.Image], list[str]]:
     """The photos attached to a chat message; any bad one refuses the message (the query would be
     ambiguous without it)."""
     paths = [str(p) for p in paths or []]
@@ -204,7 +242,7 @@ def load_query_images(paths, limits: Limits) -> tuple[list[Image.Image], list[st
     for p in paths:
         if zipfile.is_zipfile(p):
             raise UploadError(f"{_display_name(p)}: a zip goes in the gallery box, not the message.")
-        images.append(open_image(p, _display_name(p), limits))
+        images.append(readable(open_image(p, _display_name(p), limits), _display_name(p), refusal))
         names.append(_display_name(p))
     return images, names
 

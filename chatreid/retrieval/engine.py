@@ -21,7 +21,8 @@ from chatreid import prompts
 from chatreid.retrieval import best_choice
 from chatreid.retrieval.prefilter import build_prefilter, check_prefilter, select_head
 from chatreid.retrieval.query import Query, SearchResult
-from chatreid.retrieval.scorer import EncodedImage, PairScorer, chat_prompt, encode, encoded_tokens
+from chatreid.retrieval.scorer import (EncodedImage, PairScorer, chat_prompt, encode, encoded_tokens,
+                                       processor_refusal)
 
 STRATEGIES = ("pairwise", "best_choice")
 
@@ -106,6 +107,12 @@ class ReIDEngine:
         value = getattr(ip, "max_pixels", None) or (size.get("longest_edge") if hasattr(size, "get")
                                                      else getattr(size, "longest_edge", None))
         return int(value) if value else None
+
+    def image_refusal(self, image) -> str | None:
+        """Why the model's processor cannot read ``image`` (Qwen2-VL's resize refuses an aspect
+        ratio over 200), in the processor's words, or None: asked of the processor itself, so a
+        caller can refuse such an image on arrival instead of failing every search that holds it."""
+        return processor_refusal(self.processor.image_processor, image.width, image.height)
 
     def encoding_bytes(self, images: Sequence) -> int:
         """Memory the VLM's encodings of ``images`` take (what ``search(gallery_encodings=...)``

@@ -198,18 +198,14 @@ def _patch_conv(model, image_processor):
 def _resized_arrays(image_processor, images: Sequence) -> dict[tuple[int, int], list[tuple[int, np.ndarray]]]:
     """Each image resized exactly as the Qwen2-VL processor does, as uint8 (H, W, 3), grouped by size."""
     from PIL import Image
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     ip = image_processor
-    factor = ip.patch_size * ip.merge_size
-    size = ip.size if isinstance(ip.size, dict) else dict(ip.size)
     resample = Image.Resampling(int(ip.resample))
     groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
     for i, im in enumerate(images):
         if im.mode != "RGB":
             im = im.convert("RGB")
-        h, w = smart_resize(im.height, im.width, factor=factor, min_pixels=size["shortest_edge"],
-                            max_pixels=size["longest_edge"])
+        h, w = processed_size(ip, im.width, im.height)
         if (w, h) != im.size:
             im = im.resize((w, h), resample=resample)
         groups.setdefault((h, w), []).append((i, np.asarray(im)))
@@ -227,11 +223,11 @@ def _grids(groups: dict, n: int, patch: int) -> tuple[torch.Tensor, np.ndarray]:
     return grids, np.concatenate([[0], np.cumsum(counts)]).astype(int)
 
 
-def encoded_tokens(image_processor, width: int, height: int) -> int:
-    """Tokens the vision tower makes of a ``width`` x ``height`` image (its merged patches after
-    the processor's ``smart_resize``), from the size alone; Qwen2-VL's defaults where the
-    processor does not say; 0 for an image the processor refuses (an aspect ratio over 200),
-    which is never encoded."""
+def processed_size(image_processor, width: int, height: int) -> tuple[int, int]:
+    """(height, width) the processor resizes a ``width`` x ``height`` image to (its
+    ``smart_resize``), from the size alone; Qwen2-VL's defaults where the processor does not say.
+    Raises the processor's own ValueError for an image it cannot read (Qwen2-VL: an aspect ratio
+    over 200), so callers ask the processor rather than restate its rule."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     ip = image_processor
@@ -240,11 +236,28 @@ def encoded_tokens(image_processor, width: int, height: int) -> int:
     size = size if isinstance(size, dict) else dict(size)
     lo = size.get("shortest_edge") or getattr(ip, "min_pixels", None) or 56 * 56
     hi = size.get("longest_edge") or getattr(ip, "max_pixels", None) or 28 * 28 * 1280
+    return smart_resize(height, width, factor=p * m, min_pixels=lo, max_pixels=hi)
+
+
+def processor_refusal(image_processor, width: int, height: int) -> str | None:
+    """Why the processor cannot read a ``width`` x ``height`` image, in its own words, or None."""
     try:
-        h, w = smart_resize(height, width, factor=p * m, min_pixels=lo, max_pixels=hi)
+        processed_size(image_processor, width, height)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def encoded_tokens(image_processor, width: int, height: int) -> int:
+    """Tokens the vision tower makes of a ``width`` x ``height`` image (its merged patches after
+    ``processed_size``); 0 for an image the processor refuses, which is never encoded."""
+    ip = image_processor
+    factor = (getattr(ip, "patch_size", None) or 14) * (getattr(ip, "merge_size", None) or 2)
+    try:
+        h, w = processed_size(ip, width, height)
     except ValueError:
         return 0
-    return (h // (p * m)) * (w // (p * m))
+    return (h // factor) * (w // factor)
 
 
 _CHUNK_PIXELS = 1 << 19  # pixels per convolution call in ``patch_embeddings`` (6 MB as float32)
