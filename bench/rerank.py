@@ -86,7 +86,8 @@ def sync(device):
 
 def best_choice_seconds(model, processor, scorer, query, cands, args, reuse_cache: bool):
     """Best of --repeats: encode the images once, then best_choice.rank over the candidates with
-    the stage-3 Re-ID prompt, as the engine runs it (one forward pass per pick and per merge step);
+    the stage-3 Re-ID prompt, as the engine runs it by default (confidence ranking, every page read
+    in each of its rotations);
     reuse_cache: a page's turns run on its kept key/value cache (the engine's default) or each
     turn re-reads its whole conversation. Returns (seconds, forward passes, the result)."""
     from chatreid import prompts

@@ -148,8 +148,9 @@ def test_text_and_attribute_queries_score_everything(mp, synth):
 def test_best_choice_first_pick_is_the_full_forward_argmax(mp, synth, task):
     model, processor = mp
     qi, gi, *_ = synth
-    # one page (window = head): the first pick is read from the page's first turn alone
-    engine = ReIDEngine(model, processor, prefilter="color_histogram", window=4)
+    # one page (window = head) in pick order (merge, nothing to merge), read as cut (no rotation):
+    # the first pick is read from the page's first turn alone
+    engine = ReIDEngine(model, processor, prefilter="color_histogram", window=4, ranking="merge", debias="none")
     res = engine.search(Query(images=[qi[1]], task=task), gi, strategy="best_choice", top_k=4)
     _check_result(res, len(gi), 4)
     head = np.argsort(-np.array(res.prefilter_scores), kind="stable")[:4]
@@ -163,8 +164,15 @@ def test_best_choice_first_pick_is_the_full_forward_argmax(mp, synth, task):
     labels, _ = bc.label_tokens(processor, 4)
     p = torch.softmax(logits[labels].double(), 0).numpy()
     assert res.ranking[0] == page[int(np.argmax(p))]
-    assert res.scores[0] == pytest.approx(float(p.max()), abs=1e-4)
-    assert res.scores[3] == 1.0  # the last of a page is picked without a pass
+    # confidence = P(Image k) = (1 - P(None)) * P(label k among the labels)
+    plain = processor(text=[S.chat_prompt(processor, prompts.render(name, gallery=prompts.gallery_block(4)))],
+                    images=[qi[1]] + [gi[i] for i in page], return_tensors="pt")
+    with torch.no_grad():
+        first = model(**plain).logits[0, -1]
+    _, start = bc.label_tokens(processor, 4)
+    p_image = float(torch.softmax(first[start].double(), 0)[1])
+    assert res.scores[0] == pytest.approx(p_image * float(p.max()), abs=1e-4)
+    assert res.scores[3] == 1.0  # merge: the last of a page is picked without a pass
 
 
 class _Consistent:
@@ -189,7 +197,7 @@ class _Img:
 
 @pytest.mark.parametrize("n,window", [(1, 4), (4, 4), (5, 4), (10, 4), (17, 3), (30, 2), (40, 9)])
 def test_best_choice_orders_the_whole_head_not_only_inside_pages(mp, n, window):
-    """Pages are merged by the model: with a consistent comparator the result is the full sort,
+    """``ranking="merge"`` (ours): pages are merged by the model: with a consistent comparator the result is the full sort,
     whatever order the pre-filter gave the head, in at most the announced number of passes."""
     _, processor = mp
     rng = np.random.default_rng(n * 10 + window)
@@ -200,11 +208,11 @@ def test_best_choice_orders_the_whole_head_not_only_inside_pages(mp, n, window):
     builder = type("B", (), {"build": staticmethod(lambda chat, images: [])})()
     ticks = []
     res = bc.rank(reader, builder, processor, lambda g: "Which? " + g, query, cands, window=window,
-                  progress=lambda d, t: ticks.append((d, t)))
+                  progress=lambda d, t: ticks.append((d, t)), ranking="merge")
     assert res.order == np.argsort(-values, kind="stable").tolist()
     assert len(res.confidence) == len(res.p_none) == n
     assert max(reader.shown, default=0) <= window
-    assert reader.passes <= bc._passes(n, min(window, n))
+    assert reader.passes <= bc.passes(n, min(window, n), "merge")
     if reader.passes:
         assert ticks[-1][0] == ticks[-1][1]  # the bar ends full
     with pytest.raises(ValueError, match="window"):

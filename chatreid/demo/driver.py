@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chatreid import paths
 from chatreid.atomic import install_dir, write_text
-from chatreid.demo.config import CHAINS, LAYOUTS, DemoConfig, seed_label
+from chatreid.demo.config import CHAINS, LAYOUTS, PROTOCOL, DemoConfig, seed_label
 from chatreid.demo.report import model_card, write_report
 from chatreid.demo.separation import feature_separation, scored_pairs, yes_separation
 
@@ -266,6 +266,8 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
         base_args = ["--dataset", f"synthpeds:{root}", "--vis", "0", "--batch-size", 32, "--prefilter", cfg.prefilter]
         if layout == "sysu":
             base_args += ["--trials", cfg.sysu_trials]
+        if layout in PROTOCOL:
+            base_args += ["--protocol", PROTOCOL[layout]]
         vlm = [a for label, path in models.items() for a in ("--model", path, "--label", label)]
         runs = [("vlm", vlm + (["--top-k", cfg.top_k] if layout != "pedes" else []))]
         if layout != "pedes":

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chatreid.demo.config import DemoConfig
+from chatreid.demo.config import PROTOCOL, DemoConfig
 from chatreid.metrics import pair_auc as auc
 
 if TYPE_CHECKING:  # torch loads with the steps that need it, not with `--help`
@@ -30,7 +30,7 @@ def scored_pairs(work: Path, roots: dict[str, Path], cfg: DemoConfig) -> dict:
 
     out: dict[str, dict] = {}
     for layout, root in roots.items():
-        protocol = check_protocol("synthpeds", str(root), None)
+        protocol = check_protocol("synthpeds", str(root), PROTOCOL.get(layout))
         trial = load_trials("synthpeds", str(root), protocol, cfg.sysu_trials if layout == "sysu" else None)[0]
         queries = {q.qid: q for q in trial.queries}
         for folder in sorted((work / "eval" / layout / "vlm").glob(f"*/trial_{trial.name}")):

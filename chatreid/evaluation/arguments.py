@@ -15,6 +15,7 @@ DESCRIPTION = "Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the pap
 
 
 def parse_args(argv=None):
+    from chatreid.retrieval.best_choice import DEBIAS, RANKINGS
     from chatreid.retrieval.engine import STRATEGIES
     from chatreid.retrieval.prefilter import PREFILTERS
 
@@ -32,6 +33,12 @@ def parse_args(argv=None):
     ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
     ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
     ap.add_argument("--window", type=int, default=4, help="best-choice page size (2..9)")
+    ap.add_argument("--best-choice-ranking", choices=RANKINGS, default="confidence",
+                    help="best-choice final list: confidence (the paper's: every image by its pick's P(Image k), "
+                         "across pages) or merge (ours: pages merged by more picks)")
+    ap.add_argument("--debias", choices=DEBIAS, default="rotate",
+                    help="best-choice position bias: rotate (read each page in all its cyclic rotations, "
+                         "window times the passes) or none")
     ap.add_argument("--trials", type=int, default=None,
                     help="run the first N trials (SYSU-MM01, RegDB, PRCC single-shot: 10; CUHK03 classic: 20)")
     # benchmark options (eval/benchmarks.py OPTIONS): each is refused where it does not apply

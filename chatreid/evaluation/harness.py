@@ -164,7 +164,8 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
 
     out = Path(args.out) / _slug(label)
     engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
-                                        dtype=args.dtype, window=args.window)
+                                        dtype=args.dtype, window=args.window, ranking=args.best_choice_ranking,
+                                        debias=args.debias)
     if (protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None)
             and not getattr(engine.prefilter, "supports_text", False)):
         print("text queries cannot be pre-filtered by image features: --top-k/--tau not applied; "
@@ -191,6 +192,8 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
         "label": label, "model": engine.model_info, "dataset": name, "root": root, "protocol": protocol,
         "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k, "tau": args.tau,
         "window": args.window if args.strategy == "best_choice" else None,
+        "best_choice": ({"ranking": args.best_choice_ranking, "debias": args.debias}
+                        if args.strategy == "best_choice" else None),
         "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
         "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
         "command": " ".join(sys.argv), "processes": state.num_processes,

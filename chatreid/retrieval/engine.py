@@ -52,16 +52,19 @@ class ReIDEngine:
     """A VLM (Qwen2-VL family) plus a pre-filter, answering Re-ID queries over a gallery.
 
     ``model_info``: ``{"name_or_path", "origin" ("hub" | "local"), "architecture"}``.
-    ``window``: best-choice page size (see ``chatreid.retrieval.best_choice``), at most 9.
+    ``window``: best-choice page size, at most 9; ``ranking``: how best-choice makes its final
+    list, ``"confidence"`` (the paper's) or ``"merge"`` (ours); ``debias``: ``"rotate"`` (read each
+    page in all its cyclic rotations) or ``"none"`` (see ``chatreid.retrieval.best_choice``).
     """
 
     def __init__(self, model, processor, prefilter: str = "efficientnet_lite0", name_or_path: str = "",
-                 window: int = 4):
+                 window: int = 4, ranking: str = "confidence", debias: str = "rotate"):
         self.model = model.eval()
         self.processor = processor
         self.scorer = PairScorer(model, processor)  # raises now if tokens are missing
         best_choice.label_tokens(processor, window)  # likewise for best-choice labels
-        self.window = window
+        best_choice.check_options(ranking, debias)
+        self.window, self.ranking, self.debias = window, ranking, debias
         check_prefilter(prefilter)
         self.prefilter_name = prefilter
         self.prefilter = build_prefilter(prefilter, model=model, processor=processor, device=model.device)
@@ -73,7 +76,8 @@ class ReIDEngine:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, prefilter: str = "efficientnet_lite0",
-                        device=None, dtype=None, window: int = 4) -> "ReIDEngine":
+                        device=None, dtype=None, window: int = 4, ranking: str = "confidence",
+                        debias: str = "rotate") -> "ReIDEngine":
         """Load the VLM and processor (Hub id or local folder) and the named pre-filter.
 
         ``prefilter``: ``efficientnet_lite0`` (default, pip-shipped ImageNet weights),
@@ -94,7 +98,8 @@ class ReIDEngine:
         # one attention call per group of equal-size images instead of one per image (same outputs)
         enable_batched_vision_attention(model)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model.to(device), processor, prefilter=prefilter, name_or_path=name_or_path, window=window)
+        return cls(model.to(device), processor, prefilter=prefilter, name_or_path=name_or_path, window=window,
+                   ranking=ranking, debias=debias)
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -189,9 +194,10 @@ class ReIDEngine:
            question (``chatreid.retrieval.scorer.yes_no_prompt``); an adaptive query with both an
            image and text gets the mean of the image question's and the caption question's
            P(Yes). ``"best_choice"``: ``chatreid.retrieval.best_choice`` with the task's
-           stage-3 prompt; the score of a pick is its confidence.
+           stage-3 prompt; an image's score is its confidence, P(Image k) in the turn that picked it.
         3. Ranking: pairwise, the head by descending P(Yes) (ties: pre-filter order); best-choice,
-           the pick order. Then the rest of the gallery in pre-filter order, with score
+           by descending confidence (``ranking="confidence"``) or the merge's pick order
+           (``"merge"``). Then the rest of the gallery in pre-filter order, with score
            ``similarity - 2`` (below every VLM score, which lie in [0, 1]).
 
         Only the first query image is shown to the VLM (the paper's prompts name one person
@@ -232,15 +238,12 @@ class ReIDEngine:
         else:
             res = best_choice.rank(self.scorer.reader, self.scorer.builder, self.processor,
                                    self._first_turn(query, text), [q_enc] if q_enc is not None else [],
-                                   cands, window=self.window, progress=progress)
+                                   cands, window=self.window, progress=progress, ranking=self.ranking,
+                                   debias=self.debias)
             head_order = head[res.order]
             head_scores = np.asarray(res.confidence)
-            # the model's matches: its picks up to the first turn where it would rather say "None"
-            matches = []
-            for i, p in zip(head_order, res.p_none):
-                if not np.isnan(p) and p > 0.5:
-                    break
-                matches.append(int(i))
+            # the model's matches: the images it named before it would rather say "None"
+            matches = [int(i) for i, m in zip(head_order, res.matched) if m]
         ranking = [int(i) for i in head_order] + [int(i) for i in rest]
         scores_out = [float(s) for s in head_scores] + [float(sim[i]) - 2 for i in rest]
         answer = self._answer(matches, head_order, head_scores, strategy)
