@@ -114,10 +114,23 @@ _UNTRAINED_PREFILTERS = ("efficientnet_lite0", "resnet50", "vlm", "color_histogr
 _FULL_TRIALS = {"sysu": 10, "regdb": 10}
 
 
+def _tau(r: dict) -> str:
+    """tau, where it came from, and what fell below it (appended unscored, in pre-filter order)."""
+    tau, cal, m = r["tau"], r.get("tau_calibration"), r.get("mean") or {}
+    text = f"tau {tau:.3g}" if isinstance(tau, (int, float)) else f"tau {tau}"
+    if cal:
+        own = " **on the evaluated folder itself**" if cal.get("validation_root") == str(r.get("root")) else ""
+        text += f" (calibrated: {100 * cal['target_recall']:.0f}% recall of matches on `{cal['validation']}`{own})"
+    if "below_tau" in m:
+        text += (f"; below tau, unscored, after the scored images in pre-filter order: {100 * m['below_tau']:.1f}% "
+                 f"of the gallery, {100 * m['matches_below_tau']:.1f}% of true matches")
+    return text
+
+
 def _cut(r: dict) -> str:
     if r["protocol"] == "t2i" and not r.get("text_prefilter"):  # no image to pre-filter with
         return "whole gallery"
-    parts = ([f"top {r['top_k']}"] if r.get("top_k") else []) + ([f"tau {r['tau']}"] if r.get("tau") is not None else [])
+    parts = ([f"top {r['top_k']}"] if r.get("top_k") else []) + ([_tau(r)] if r.get("tau") is not None else [])
     return " and ".join(parts) or "whole gallery"
 
 
@@ -126,9 +139,39 @@ def _full_trials(r: dict) -> int:
     return int(r.get("trials_of") or _FULL_TRIALS.get(r["protocol"], 1))
 
 
+# protocols whose trials are identity splits, each with its own training identities
+_SPLIT_PROTOCOLS = ("regdb", "cuhk03_classic")
+
+
+def leak(r: dict) -> str | None:
+    """Why the trials of a split benchmark (RegDB, CUHK03 classic) may test on identities the
+    checkpoint or pre-filter trained on; None where each trial's models are clean for it."""
+    if r["protocol"] not in _SPLIT_PROTOCOLS:
+        return None
+    per = r.get("checkpoints")
+    if per is None:
+        return "what scored each trial not recorded" if len(r["trials"]) > 1 else None
+    unknown = [t for t, c in per.items() if "not recorded" in (c["model_trials"], c["prefilter_trials"])]
+    if not unknown:
+        return None
+    one = len({c["model"] for c in per.values()}) == 1
+    return (f"{'one checkpoint for all trials' if one else 'checkpoints'} without a trial record: trial(s) "
+            f"{', '.join(unknown)} may test on identities it trained on")
+
+
 def _trials(r: dict) -> str:
     full = _full_trials(r)
-    return f"{len(r['trials'])} of {full}" if full > 1 else str(len(r["trials"]))
+    text = f"{len(r['trials'])} of {full}" if full > 1 else str(len(r["trials"]))
+    if r["protocol"] in _SPLIT_PROTOCOLS and len(r["trials"]) > 0:
+        why = leak(r)
+        per = r.get("checkpoints") or {}
+        if why:
+            text += f" (**{why}**)"
+        elif any(c["model_trials"] == "own trial" for c in per.values()):
+            text += ", each scored by a checkpoint trained on that trial"
+        elif per:
+            text += ", scored by models not trained on this benchmark"
+    return text
 
 
 def _options(r: dict) -> str:
