@@ -161,7 +161,12 @@ def leak(r: dict) -> str | None:
 
 def _trials(r: dict) -> str:
     full = _full_trials(r)
-    text = f"{len(r['trials'])} of {full}" if full > 1 else str(len(r["trials"]))
+    return f"{len(r['trials'])} of {full}" if full > 1 else str(len(r["trials"]))
+
+
+def _trials_cell(r: dict) -> str:
+    """The trials, and for split benchmarks whether each was scored by models clean for it."""
+    text = _trials(r)
     if r["protocol"] in _SPLIT_PROTOCOLS and len(r["trials"]) > 0:
         why = leak(r)
         per = r.get("checkpoints") or {}
@@ -191,7 +196,7 @@ def provenance_table(results: list[dict]) -> str:
         ckpt = (r.get("model") or {}).get("name_or_path", "?")
         bench = _name(column(r)) if column(r) in DISPLAY or r["dataset"] == "synthpeds" else r["dataset"]
         out.append(f"| {r['label']} | {bench} | `{ckpt}` | {r['strategy']} | {prompts} ({trained}) | `{r['prefilter']}` | {_cut(r)} | "
-                   f"{r.get('window') or '-'} | {_trials(r)} | {r['protocol']} | {_options(r)} |")
+                   f"{r.get('window') or '-'} | {_trials_cell(r)} | {r['protocol']} | {_options(r)} |")
     return "\n".join(out) + "\n"
 
 
