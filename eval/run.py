@@ -1,4 +1,4 @@
-"""Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5.
+"""Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5 and sec. 4.2.
 
     python eval/run.py --model PATH_OR_HUB [--model ...] --dataset market1501:/data/Market-1501 \\
         --protocol market [--strategy pairwise|best_choice] [--prefilter efficientnet_lite0] \\
@@ -28,6 +28,14 @@ What it does, per model (``--out/<model label>/``):
 
 With several ``--model``, ``--out/table.md`` also holds the stage ablation (Table 4); the same
 table comes from ``python eval/table.py DIR ...`` over separate runs.
+
+RegDB's trials and CUHK03 classic's splits each have their own training identities: ``{trial}`` in
+``--model`` / ``--prefilter`` loads one checkpoint / pre-filter per trial, and a model that
+records another split of the benchmark is refused (docs/evaluation.md, "Trials without leaks").
+``--tau`` is a number, ``auto`` (the calibration stored with the pre-filter) or a calibration file;
+``--task calibrate`` makes one. ``--task attribute`` and ``--task multimodal`` are the sec. 4.2
+evaluations (attribute-based retrieval over N sampled images; image query plus text against image
+alone).
 
 Text queries (text-to-image) have no image to pre-filter with: the VLM scores the whole gallery
 for each of them, and ``--top-k``/``--tau`` are not applied (the run says so), unless

@@ -34,10 +34,14 @@ def test_the_paperlike_run_still_names_its_departures():
     (dict(tau=None, top_k=20), "top k"),
     (dict(dataset="ltcc", protocol="cc"), "LTCC scored under `cc`; the paper's Table 2 compares its `general`"),
     (dict(dataset="prcc", protocol="general"), "PRCC scored under `general`"),
+    (dict(tau_calibration=None), "tau was set by hand"),
+    (dict(root="/data/m", tau_calibration={"validation_root": "/data/m", "target_recall": 0.9, "validation": "m"}),
+     "calibrated on the evaluated folder itself"),
+    (dict(mean=dict(BASE["mean"], below_tau=0.4, matches_below_tau=0.125)), "12.5% of true matches fell there"),
     (dict(dataset="regdb", protocol="regdb", trials={str(t): {} for t in range(1, 11)}),
-     "one checkpoint and pre-filter for all 10 regdb trials"),
+     "10 regdb trials: what scored each trial not recorded: the trials may test on identities"),
     (dict(dataset="cuhk03", protocol="cuhk03_classic", trials={"0": {}, "1": {}}),
-     "one checkpoint and pre-filter for all 2 cuhk03_classic trials"),
+     "2 cuhk03_classic trials: what scored each trial not recorded"),
 ])
 def test_each_departure_is_named(change, words):
     assert words in _notes(**change)

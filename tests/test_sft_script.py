@@ -97,6 +97,9 @@ def test_three_stages_chain_with_the_right_surgery(three_stages, tiny_model_dir,
         cfg = json.loads((three_stages / f"s{stage}" / "final" / "config.json").read_text())
         rows = load_from_disk(str(data[stage]))["train"]
         assert cfg["chatreid_stage"] == stage and cfg["chatreid_tasks"] == sorted(set(rows["task"]))
+        # a SynthPeds store holds no split benchmark: recorded as none (chatreid.data.trials), through every stage
+        assert cfg["chatreid_trials"] == {}
+    assert "identity splits trained on (RegDB trial, CUHK03 classic split; score only these): none" in card
     assert "tasks trained in this stage" in card and all(f"`{t}`" in card for t in cfg["chatreid_tasks"])
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from chatreid.baseline.model import BACKBONES, ReIDBaseline, save_baseline
+from chatreid.data.trials import merge as merge_trials
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,11 @@ class TrainData:
     num_ids: int
     source: str
     datasets: list[str]
+    trials: dict | None = None  # identity splits trained on (chatreid.data.trials); None: not recorded
 
 
 def _train_rows(args: BaselineArguments):
-    """(image loader, [(dataset, pid)], source description) of the train split."""
+    """(image loader, [(dataset, pid)], source description, identity splits) of the train split."""
     if args.store is not None:
         from chatreid.data.store import ImageStore
 
@@ -118,26 +120,28 @@ def _train_rows(args: BaselineArguments):
         rows = [i for i, s in enumerate(meta["split"]) if s == "train"]
         ids = [meta["image_id"][i] for i in rows]
         keys = [(meta["dataset"][i], meta["pid"][i]) for i in rows]
-        return (lambda i: store.image(ids[i])), keys, f"image store {args.store}"
+        return (lambda i: store.image(ids[i])), keys, f"image store {args.store}", store.trials()
     from PIL import Image
 
     from chatreid.data import read
     from chatreid.data.store import parse_source
 
     name, root, options = parse_source(args.dataset)
-    records = [r for r in read(name, root, **options) if r.split == "train"]
+    everything = read(name, root, **options)
+    records = [r for r in everything if r.split == "train"]
 
     def load(i):
         with Image.open(records[i].path) as im:
             return im.convert("RGB")
 
-    return load, [(r.dataset, r.pid) for r in records], f"{name} at {root}"
+    split = {} if everything.trial is None else {name: everything.trial}
+    return load, [(r.dataset, r.pid) for r in records], f"{name} at {root}", split
 
 
 def load_train_data(args: BaselineArguments) -> TrainData:
     from chatreid.baseline.model import pixels
 
-    load, keys, source = _train_rows(args)
+    load, keys, source, trials = _train_rows(args)
     keep = [i for i, (_, pid) in enumerate(keys) if pid >= 0]  # junk images (pid -1) carry no identity
     if not keep:
         raise ValueError(f"{source}: no train images with an identity (split 'train', pid >= 0)")
@@ -148,7 +152,7 @@ def load_train_data(args: BaselineArguments) -> TrainData:
     size = args.size()
     chunks = [pixels([load(i) for i in keep[j:j + 256]], size) for j in range(0, len(keep), 256)]
     return TrainData(torch.cat(chunks), torch.tensor([index[keys[i]] for i in keep]), len(names), source,
-                     sorted({d for d, _ in names}))
+                     sorted({d for d, _ in names}), trials=None if trials is None else merge_trials(trials))
 
 
 class PKSampler(torch.utils.data.Sampler):
@@ -319,6 +323,7 @@ def train(args: BaselineArguments, progress: bool = True) -> TrainResult:
         "feature_dim": model.feature_dim, "feature": "bnneck",
         "training": {**{k: v for k, v in asdict(args).items() if k not in ("hub_token", "out", "device")},
                      "milestones": args.milestone_epochs(), "source": data.source, "datasets": data.datasets,
+                     "trials": data.trials,
                      "num_images": len(data.labels), "steps": step, "seconds": round(seconds, 1),
                      "device": str(device), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()},
     }

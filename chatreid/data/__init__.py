@@ -31,13 +31,16 @@ READERS: dict[str, str] = {
 
 
 class Records(list):
-    """A list of ``Record`` that also knows the dataset ``root`` it was read from and what the
-    reader ``skipped`` (``(path, reason)`` pairs; only ever non-empty with ``skip_bad=True``)."""
+    """A list of ``Record`` that also knows the dataset ``root`` it was read from, what the
+    reader ``skipped`` (``(path, reason)`` pairs; only ever non-empty with ``skip_bad=True``) and
+    the identity split it read (``trial``: RegDB's trial, CUHK03 classic's split; None where the
+    benchmark has one fixed split; see ``chatreid.data.trials``)."""
 
-    def __init__(self, records=(), root: str = "", skipped=None):
+    def __init__(self, records=(), root: str = "", skipped=None, trial: int | None = None):
         super().__init__(records)
         self.root = root
         self.skipped: list[tuple[str, str]] = list(skipped or [])
+        self.trial = trial
 
 
 def reader(name: str):

@@ -46,9 +46,12 @@ class BuildReport:
     out: str
     num_images: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # dataset -> the identity split its reader read (chatreid.data.trials); what trains on the
+    # store records it, so the evaluation never scores a split's test people with it
+    trials: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"out": self.out, "num_images": self.num_images,
+        return {"out": self.out, "num_images": self.num_images, "trials": self.trials,
                 "num_skipped": len(self.skipped),
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
 
@@ -101,13 +104,14 @@ def _row(record: Record, rel: str, data: bytes, width: int, height: int) -> dict
     }
 
 
-def _sources(sources, skipped: list) -> Iterator[tuple[Record, str]]:
+def _sources(sources, skipped: list, trials: dict | None = None) -> Iterator[tuple[Record, str]]:
     """Normalise build inputs to (record, relative path) pairs.
 
     ``sources`` is an iterable of items, each one of: what ``chatreid.data.read`` returns (a
     ``Records`` list, which knows its root); a ``(records, root)`` pair; a ``(name, root,
     options)`` triple or a ``"name:root"`` string (read here with ``chatreid.data.read``).
-    Files a reader skipped (``skip_bad=True``) are added to ``skipped``.
+    Files a reader skipped (``skip_bad=True``) are added to ``skipped``; the identity split of
+    each source read with one (``Records.trial``) to ``trials``, by dataset.
     """
     from chatreid import data as chatreid_data
 
@@ -126,6 +130,8 @@ def _sources(sources, skipped: list) -> Iterator[tuple[Record, str]]:
             raise ValueError(f"cannot use {item!r} as a store source: expected Records, "
                              "(records, root), (name, root, options) or 'name:root'")
         skipped.extend(getattr(records, "skipped", ()))
+        if trials is not None and getattr(records, "trial", None) is not None and len(records):
+            trials[records[0].dataset] = records.trial
         for record in records:
             yield record, relative_path(record, root)
 
@@ -139,7 +145,7 @@ def _store_rows(sources, report: BuildReport, *, skip_bad: bool, name: str, prog
     seen: set[str] = set()
     bar = tqdm(desc=f"store {name}", unit="img", disable=not progress)
     try:
-        for record, rel in _sources(sources, report.skipped):
+        for record, rel in _sources(sources, report.skipped, report.trials):
             iid = f"{record.dataset}/{rel}"
             if iid in seen:
                 raise ValueError(f"{record.path}: image id {iid!r} occurs twice in the sources")

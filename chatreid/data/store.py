@@ -186,6 +186,18 @@ class ImageStore:
             self._meta = table.to_pydict()
         return self._meta
 
+    def trials(self) -> dict[str, int] | None:
+        """The identity split each split benchmark of the store was read with (``{"regdb": 3}``;
+        ``chatreid.data.trials``), from the build record of a local store; None where there is
+        no build record (a Hub store, or one saved by other means)."""
+        from chatreid.data.builder import BUILD_REPORT
+
+        path = os.path.join(str(self.source), BUILD_REPORT)
+        if not os.path.isfile(path):
+            return None
+        record = json.loads(open(path).read())
+        return dict(record["trials"]) if "trials" in record else None  # built before stores recorded it
+
     def summary(self) -> dict:
         """Counts per dataset, split, camera and modality (and identities per dataset/split).
 

@@ -11,7 +11,8 @@ import argparse
 from chatreid import paths
 
 METRIC_PATH = paths.project_path("chatreid_metric")
-DESCRIPTION = "Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5."
+DESCRIPTION = "Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the paper's Tables 1-5 and sec. 4.2."
+TASKS = ("reid", "attribute", "multimodal", "calibrate")
 
 
 def parse_args(argv=None):
@@ -21,17 +22,34 @@ def parse_args(argv=None):
 
     ap = argparse.ArgumentParser(description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True,
-                    help="checkpoint: Hub id or local folder; repeat for the stage ablation (Table 4)")
+    ap.add_argument("--task", choices=TASKS, default="reid",
+                    help="reid: the paper's Tables 1-5 (default); attribute / multimodal: the sec. 4.2 evaluations "
+                         "(attribute-based retrieval over N sampled images; image query with added text against "
+                         "image alone); calibrate: choose --tau for a recall of true matches (pre-filter only)")
+    ap.add_argument("--model", action="append",
+                    help="checkpoint: Hub id or local folder; repeat for the stage ablation (Table 4). "
+                         "'{trial}' in it is replaced by each trial's identity split (RegDB 1..10, CUHK03 classic "
+                         "0..19), e.g. 'ckpt/regdb-trial{trial}': one checkpoint per trial")
     ap.add_argument("--label", action="append", help="row label per --model (default: folder/repo name)")
     ap.add_argument("--dataset", required=True, help="NAME:PATH, e.g. market1501:/data/Market-1501 or synthpeds:DIR")
     ap.add_argument("--protocol", help="metric protocol (default: the benchmark's; must fit the dataset)")
     ap.add_argument("--strategy", choices=STRATEGIES, default="pairwise")
     ap.add_argument("--prefilter", default="efficientnet_lite0", metavar="NAME_OR_PATH",
                     help=f"one of {', '.join(PREFILTERS)}, or a Re-ID baseline / text pre-filter folder or Hub id "
-                         "(train/baseline.py, train/text_prefilter.py)")
+                         "(train/baseline.py, train/text_prefilter.py); '{trial}' as in --model")
     ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
-    ap.add_argument("--tau", type=float, default=None, help="VLM scores gallery images with similarity >= tau")
+    ap.add_argument("--tau", default=None, metavar="TAU|auto|FILE",
+                    help="VLM scores gallery images with similarity >= tau: a number, 'auto' (the calibration "
+                         "stored in the pre-filter's folder by --task calibrate) or a calibration file (tau.json)")
+    ap.add_argument("--target-recall", type=float, default=0.95,
+                    help="--task calibrate: share of true matches tau keeps on the validation --dataset")
+    ap.add_argument("--sample", type=int, default=100,
+                    help="--task attribute: images sampled from the attribute-annotated set (N)")
+    ap.add_argument("--query-attributes", type=int, default=1,
+                    help="--task attribute: attributes per query (each query: one combination present in the sample)")
+    ap.add_argument("--queries", type=int, default=None,
+                    help="--task attribute: at most this many attribute queries (default all present in the sample)")
+    ap.add_argument("--seed", type=int, default=0, help="--task attribute: sampling seed")
     ap.add_argument("--window", type=int, default=4, help="best-choice page size (2..9)")
     ap.add_argument("--best-choice-ranking", choices=RANKINGS, default="confidence",
                     help="best-choice final list: confidence (the paper's: every image by its pick's P(Image k), "
@@ -60,8 +78,19 @@ def parse_args(argv=None):
     ap.add_argument("--metric", default=str(METRIC_PATH), help="the evaluate module folder (default: the repo's chatreid_metric)")
     ap.add_argument("--out", required=True, help="output folder")
     args = ap.parse_args(argv)
-    if args.label and len(args.label) != len(args.model):
-        ap.error(f"{len(args.label)} --label for {len(args.model)} --model")
+    if args.task != "calibrate" and not args.model:
+        ap.error(f"--task {args.task} needs --model")
+    if args.tau is not None:
+        try:
+            args.tau = float(args.tau)
+        except ValueError:
+            pass  # 'auto' or a calibration file, read by the harness
+    if args.label and len(args.label) != len(args.model or []):
+        ap.error(f"{len(args.label)} --label for {len(args.model or [])} --model")
+    if not 0 < args.target_recall <= 1:
+        ap.error("--target-recall must be in (0, 1]")
+    if args.sample < 1 or args.query_attributes < 1 or (args.queries is not None and args.queries < 1):
+        ap.error("--sample, --query-attributes and --queries must be >= 1")
     if args.top_k is not None and args.top_k < 1:
         ap.error("--top-k must be >= 1")
     if not 2 <= args.window <= 9:

@@ -137,6 +137,9 @@ class Trial:
     queries: list[QueryItem]
     gallery: list  # Records
     options: dict = field(default_factory=dict)  # protocol options for the metric
+    # the identity split the trial tests on (RegDB trial 1..10, CUHK03 classic split 0..19; None:
+    # one fixed split): only a model trained on this split may score it (chatreid.data.trials)
+    split: int | None = None
 
 
 def parse_dataset(spec: str) -> tuple[str, str]:
@@ -190,7 +193,8 @@ def load_trials(name: str, root: str, protocol: str, trials: int | None = None,
 
     ``trials``: how many of the protocol's trials to run (default all: ``num_trials``); an
     explicit choice, recorded in the results, never a silent cut. ``options``: benchmark
-    options, checked and completed by ``resolve_options``.
+    options, checked and completed by ``resolve_options``. RegDB and CUHK03-classic trials carry
+    their identity ``split``: each must be scored by a model trained on that split alone.
     """
     from chatreid.data import read
 
@@ -206,13 +210,13 @@ def load_trials(name: str, root: str, protocol: str, trials: int | None = None,
     root = str(Path(root).resolve())
     if name == "regdb":
         prefix = "" if options["direction"] == "visible_to_thermal" else "t2v-"
-        return [_trial(f"{prefix}{t}", read("regdb", root, trial=t, direction=options["direction"]), root, protocol)
-                for t in range(1, count + 1)]
+        return [_trial(f"{prefix}{t}", read("regdb", root, trial=t, direction=options["direction"]), root, protocol,
+                       split=t) for t in range(1, count + 1)]
     if name == "cuhk03":
         layout, boxes = options["cuhk03_layout"], options["boxes"]
         if layout == "classic":
             return [_trial(f"classic-{boxes}-{t}", read("cuhk03", root, version=boxes, layout="classic", split=t),
-                           root, protocol, queries_from_gallery=True) for t in range(count)]
+                           root, protocol, queries_from_gallery=True, split=t) for t in range(count)]
         recs = read("cuhk03", root, version=boxes, layout="np")
         return [_trial("0" if boxes == "labeled" else f"{boxes}-0", recs, root, protocol)]
     recs = read(name, root)
@@ -232,7 +236,8 @@ def load_trials(name: str, root: str, protocol: str, trials: int | None = None,
     return [_trial("0", recs, root, protocol)]
 
 
-def _trial(name: str, recs, root: str, protocol: str, queries_from_gallery: bool = False) -> Trial:
+def _trial(name: str, recs, root: str, protocol: str, queries_from_gallery: bool = False,
+           split: int | None = None) -> Trial:
     gallery = [r for r in recs if r.split == "gallery"]
     if not gallery:
         raise ValueError(f"{root}: the benchmark has no gallery images")
@@ -247,4 +252,4 @@ def _trial(name: str, recs, root: str, protocol: str, queries_from_gallery: bool
             raise ValueError(f"{root}: the benchmark has no query images")
     if protocol in ("cc", "sc") and any(r.clothes_id is None for r in gallery):
         raise ValueError(f"protocol {protocol!r} needs clothes ids, and {root} has gallery images without one")
-    return Trial(name, queries, gallery)
+    return Trial(name, queries, gallery, split=split)

@@ -6,6 +6,14 @@ module, write ``results.json``, ``table.md``, ``cmc.png`` and ranked-list images
 model; ``rank_trial`` / ``read_cache`` / ``score_trial`` / ``mean_metrics`` are its steps, and
 ``scoring_record`` says which prompts the scores are read from and whether the checkpoint's last
 stage trained them.
+
+Trials without leaks: RegDB's trials and CUHK03 classic's splits each have their own training
+identities, so each is scored by a checkpoint and pre-filter trained on that split: ``--model``
+and ``--prefilter`` may name ``{trial}`` (``checkpoint_path``), and a model that records another
+split of the benchmark (``chatreid.data.trials``) is refused before anything loads
+(``check_trials``) and again once loaded (``trial_record``). results.json says, per trial, what
+scored it. ``--tau`` takes a number, ``auto`` (the calibration stored with the pre-filter) or a
+calibration file; what falls below it is counted per query (``below_tau``).
 """
 
 from __future__ import annotations
@@ -53,8 +61,10 @@ def read_cache(folder: Path) -> dict[str, dict]:
     return done
 
 
-def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -> None:
-    """Rank every pending query of ``trial``; this process's shard only."""
+def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state, tau: float | None = None) -> None:
+    """Rank every pending query of ``trial``; this process's shard only. ``tau``: the threshold
+    this trial's pre-filter keeps (``--tau`` as a number, or its calibration). Each row records
+    ``below_tau``: how many gallery images fell below it; they end the ranking, in pre-filter order."""
     from tqdm import tqdm
 
     from chatreid.retrieval import Query
@@ -72,7 +82,7 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -
     gallery = load_images([r.path for r in trial.gallery])
     text_queries = protocol == "t2i"
     text_prefilter = getattr(engine.prefilter, "supports_text", False)
-    top_k, tau = (None, None) if text_queries and not text_prefilter else (args.top_k, args.tau)
+    top_k, tau = (None, None) if text_queries and not text_prefilter else (args.top_k, tau)
     with state.split_between_processes(pending) as mine:
         shard = folder / f"rankings.{state.process_index}.jsonl"
         if shard.exists() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
@@ -90,8 +100,26 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state) -
                                     batch_size=args.batch_size)
                 row = {"qid": q.qid, "ranking": res.ranking, "scores": [round(s, 6) for s in res.scores[:res.num_scored]],
                        "num_scored": res.num_scored, "answer": res.answer}
+                if tau is not None:
+                    row["below_tau"] = sum(1 for s in res.prefilter_scores if s < tau)
                 f.write(json.dumps(row) + "\n")
                 f.flush()  # one finished query is never lost to a later crash
+
+
+def below_tau(trial: Trial, rows: dict[str, dict]) -> dict:
+    """Of one trial's rankings: the mean share of the gallery below tau (``below_tau``), and the
+    share of true matches among them (``matches_below_tau``): images the VLM never saw, ranked
+    after every scored one. Below-tau images are a ranking's last ``below_tau`` entries (the
+    unscored rest is in descending similarity)."""
+    shares, missed, matches = [], 0, 0
+    for q in trial.queries:
+        row = rows[q.qid]
+        n = row.get("below_tau", 0)
+        tail = row["ranking"][len(row["ranking"]) - n:] if n else []
+        shares.append(n / len(row["ranking"]))
+        missed += sum(trial.gallery[g].pid == q.pid for g in tail)
+        matches += sum(g.pid == q.pid for g in trial.gallery)
+    return {"below_tau": sum(shares) / len(shares), "matches_below_tau": missed / matches if matches else 0.0}
 
 
 def load_metric(path: str):
@@ -158,26 +186,116 @@ def scoring_record(engine, protocol: str, strategy: str) -> dict:
             "stage": getattr(engine.model.config, "chatreid_stage", None)}
 
 
-def run_model(model: str, label: str, trials: list[Trial], name: str, root: str, protocol: str, args, state) -> dict | None:
-    from chatreid.retrieval import ReIDEngine
-    from chatreid.viz import plot_cmc
+def checkpoint_path(template: str, trial: Trial, flag: str) -> str:
+    """``template`` with ``{trial}`` replaced by the trial's identity split (RegDB 1..10, CUHK03
+    classic 0..19): one checkpoint or pre-filter per trial."""
+    if "{trial}" not in template:
+        return template
+    if trial.split is None:
+        raise ValueError(f"{flag} {template!r} names {{trial}}, and this benchmark has one fixed split")
+    return template.replace("{trial}", str(trial.split))
 
-    out = Path(args.out) / _slug(label)
-    engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
+
+def model_trials(config: dict) -> dict | None:
+    """The identity splits a checkpoint's config says it trained on (``chatreid.data.trials``):
+    ``{}`` for a model never trained by train/sft.py (a base model), None where a trained one
+    does not say."""
+    if "chatreid_trials" in config:
+        return config["chatreid_trials"]
+    return None if config.get("chatreid_stage") is not None else {}
+
+
+def _local_config(path: str) -> dict | None:
+    for p in (Path(path) / "final" / "config.json", Path(path) / "config.json"):
+        if p.is_file():
+            return json.loads(p.read_text())
+    return None
+
+
+def check_trials(templates: list[str], prefilter: str, trials: list[Trial], name: str) -> None:
+    """Before any model loads: every trial's checkpoint (local folders) and pre-filter may score
+    it; ValueError with the one-line reason otherwise (``chatreid.data.trials.refusal``)."""
+    from chatreid.data.trials import refusal
+    from chatreid.retrieval.prefilter import check_prefilter, trained_trials
+
+    for trial in trials:
+        pf = checkpoint_path(prefilter, trial, "--prefilter")
+        check_prefilter(pf)
+        why = refusal(trained_trials(pf), name, trial.split, f"pre-filter {pf}")
+        for template in templates:
+            model = checkpoint_path(template, trial, "--model")
+            config = _local_config(model)
+            why = why or (config is not None and refusal(model_trials(config), name, trial.split, f"checkpoint {model}"))
+        if why:
+            raise ValueError(why)
+
+
+def trial_record(engine, model: str, prefilter: str, name: str, trial: Trial) -> dict:
+    """Which checkpoint and pre-filter scored ``trial`` and how their training relates to its
+    identities; ValueError (one line) where one trained on another split of the benchmark."""
+    from chatreid.data.trials import refusal, status
+    from chatreid.retrieval.prefilter import trained_trials
+
+    m_rec = model_trials(engine.model.config.to_dict())
+    p_rec = m_rec if prefilter == "vlm" else trained_trials(prefilter)
+    why = refusal(m_rec, name, trial.split, f"checkpoint {model}") or refusal(p_rec, name, trial.split,
+                                                                               f"pre-filter {prefilter}")
+    if why:
+        raise ValueError(why)
+    return {"model": model, "prefilter": prefilter, "split": trial.split,
+            "model_trials": status(m_rec, name, trial.split), "prefilter_trials": status(p_rec, name, trial.split)}
+
+
+def trial_tau(tau, prefilter: str) -> tuple[float | None, dict | None]:
+    """(threshold, its calibration record or None) for ``--tau`` (None, a number, ``auto`` or a
+    calibration file) and this trial's pre-filter."""
+    if tau is None or isinstance(tau, (int, float)):
+        return tau, None
+    from chatreid.retrieval.prefilter import load_calibration
+
+    record = load_calibration(tau, prefilter)
+    return float(record["tau"]), record
+
+
+def load_engine(model: str, prefilter: str, protocol: str, args, state):
+    from chatreid.retrieval import ReIDEngine
+
+    engine = ReIDEngine.from_pretrained(model, prefilter=prefilter, device=state.device,
                                         dtype=args.dtype, window=args.window, ranking=args.best_choice_ranking,
                                         debias=args.debias)
     if (protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None)
             and not getattr(engine.prefilter, "supports_text", False)):
         print("text queries cannot be pre-filtered by image features: --top-k/--tau not applied; "
               "the VLM scores the whole gallery for each caption", flush=True)
-    scoring = scoring_record(engine, protocol, args.strategy)
-    if scoring["untrained"] and state.is_main_process:
-        print(f"WARNING: {label}: --strategy {args.strategy} scores with {', '.join(scoring['untrained'])}, "
-              f"which the checkpoint's last stage (stage {scoring['stage']}) did not train; these numbers "
-              f"measure how that format transfers, not what training taught", file=sys.stderr, flush=True)
+    return engine
+
+
+def run_model(template: str, label: str, trials: list[Trial], name: str, root: str, protocol: str, args,
+              state) -> dict | None:
+    """One ``--model`` over every trial: with ``{trial}`` in it (or in ``--prefilter``), each
+    trial loads its own checkpoint / pre-filter (``checkpoint_path``)."""
+    from chatreid.viz import plot_cmc
+
+    out = Path(args.out) / _slug(label)
+    engine, loaded, scoring, checkpoints, taus = None, None, None, {}, {}
     t0 = time.time()
     for trial in trials:
-        rank_trial(engine, trial, out / f"trial_{trial.name}", args, protocol, state)
+        model = checkpoint_path(template, trial, "--model")
+        prefilter = checkpoint_path(args.prefilter, trial, "--prefilter")
+        if (model, prefilter) != loaded:
+            engine = None  # the previous trial's model goes before the next one loads
+            engine, loaded = load_engine(model, prefilter, protocol, args, state), (model, prefilter)
+            first = scoring is None
+            scoring = scoring or scoring_record(engine, protocol, args.strategy)
+            if first and scoring["untrained"] and state.is_main_process:
+                print(f"WARNING: {label}: --strategy {args.strategy} scores with {', '.join(scoring['untrained'])}, "
+                      f"which the checkpoint's last stage (stage {scoring['stage']}) did not train; these numbers "
+                      f"measure how that format transfers, not what training taught", file=sys.stderr, flush=True)
+            info = engine.model_info if first else info
+        checkpoints[trial.name] = trial_record(engine, model, prefilter, name, trial)
+        tau, calibration = trial_tau(args.tau, prefilter)
+        taus[trial.name] = {"tau": tau, "calibration": calibration}
+        rank_trial(engine, trial, out / f"trial_{trial.name}", args, protocol, state, tau)
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
@@ -186,11 +304,17 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
     for trial in trials:
         rows = read_cache(out / f"trial_{trial.name}")
         per_trial[trial.name] = score_trial(metric, trial, rows, protocol)
+        if taus[trial.name]["tau"] is not None and protocol != "t2i":
+            per_trial[trial.name].update(below_tau(trial, rows))
         rows0 = rows0 or rows
     mean = mean_metrics(per_trial)
+    values = sorted({t["tau"] for t in taus.values() if t["tau"] is not None})
+    calibrations = {k: t["calibration"] for k, t in taus.items() if t["calibration"]}
     result = {
-        "label": label, "model": engine.model_info, "dataset": name, "root": root, "protocol": protocol,
-        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k, "tau": args.tau,
+        "label": label, "model": info, "dataset": name, "root": root, "protocol": protocol,
+        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k,
+        "tau": (values[0] if len(values) == 1 else "per trial") if values else None,
+        "tau_calibration": next(iter(calibrations.values())) if calibrations else None,
         "window": args.window if args.strategy == "best_choice" else None,
         "best_choice": ({"ranking": args.best_choice_ranking, "debias": args.debias}
                         if args.strategy == "best_choice" else None),
@@ -199,7 +323,10 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
         "command": " ".join(sys.argv), "processes": state.num_processes,
         "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
         "text_prefilter": bool(getattr(engine.prefilter, "supports_text", False)),
+        "checkpoints": checkpoints,
     }
+    if len(calibrations) > 1:
+        result["tau_per_trial"] = {k: t["tau"] for k, t in taus.items()}
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
     if args.vis:
@@ -212,7 +339,16 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
 
 def run(args) -> int:
     """The whole evaluation of ``eval/run.py`` from its parsed ``args`` (``arguments.parse_args``);
-    returns the exit code (2: bad input, one line on stderr, before any model where it can be)."""
+    returns the exit code (2: bad input, one line on stderr, before any model where it can be).
+    ``--task`` other than ``reid`` goes to its own module (calibration, the §4.2 evaluations)."""
+    if args.task == "calibrate":
+        from chatreid.evaluation.calibration import calibrate
+
+        return calibrate(args)
+    if args.task in ("attribute", "multimodal"):
+        from chatreid.evaluation.retrieval_tasks import run_task
+
+        return run_task(args)
     try:
         # everything that can be checked without a model, checked first
         name, root = parse_dataset(args.dataset)
@@ -221,9 +357,11 @@ def run(args) -> int:
             "cuhk03_layout": args.cuhk03_layout, "gallery_shot": args.gallery_shot})
         protocol = check_protocol(name, root, args.protocol, args.benchmark_options)
         trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
-        from chatreid.retrieval.prefilter import check_prefilter
-
-        check_prefilter(args.prefilter)  # a path that is not a baseline: one line, before any model
+        # a path that is not a baseline, a checkpoint or pre-filter trained on another trial's
+        # identities, a missing calibration: one line, before any model
+        check_trials(args.model, args.prefilter, trials, name)
+        for trial in trials:
+            trial_tau(args.tau, checkpoint_path(args.prefilter, trial, "--prefilter"))
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:
@@ -251,4 +389,3 @@ def run(args) -> int:
         Path(args.out, "table.md").write_text(text)
         print(text)
     return 0
-

@@ -16,7 +16,9 @@ feature vectors; similarity is their cosine. Choices (``build_prefilter(name)``)
   ``train/baseline.py`` (its BNNeck features), or of a text-to-image pre-filter trained with
   ``train/text_prefilter.py`` (the same image features, and captions ranked against them).
 
-Which gallery images reach the VLM is ``select_head`` (top-K and/or threshold tau).
+Which gallery images reach the VLM is ``select_head`` (top-K and/or threshold tau). A threshold
+can be chosen for a recall of true matches on a validation split (``calibrate_tau``), stored in
+the pre-filter's folder as ``tau.json`` and read back by ``--tau auto`` (``load_calibration``).
 """
 
 from __future__ import annotations
@@ -248,3 +250,100 @@ def select_head(similarity: np.ndarray, top_k: int | None = None, tau: float | N
     if top_k is not None:
         keep &= np.arange(len(order)) < top_k
     return order[keep], order[~keep]
+
+
+# -- the threshold tau: chosen for a recall of true matches, stored with the pre-filter ----------
+CALIBRATION = "tau.json"  # in a trained pre-filter's folder: what --tau auto reads
+
+
+def calibrate_tau(similarities: Sequence, relevant: Sequence, target_recall: float, valid: Sequence | None = None) -> dict:
+    """The largest tau that keeps at least ``target_recall`` of the true matches.
+
+    ``similarities[q]``: the pre-filter's similarity of query q to each gallery image;
+    ``relevant[q]``: which of them show the query's person; ``valid[q]`` (optional): which
+    count at all (the protocol's junk, such as the query's own camera, left out). Every true
+    match of every query is pooled: tau is the similarity of the ceil(target * M)-th best of
+    the M matches, so a share of at least ``target_recall`` lies at or above it (ties may keep
+    more). Returns tau with what it does on this data: the recall it keeps and the share of
+    the gallery above it (what the VLM would score).
+    """
+    if not 0 < target_recall <= 1:
+        raise ValueError(f"target recall must be in (0, 1], got {target_recall}")
+    if len(similarities) != len(relevant):
+        raise ValueError(f"{len(similarities)} similarity rows for {len(relevant)} relevance rows")
+    matched, kept_rows = [], []
+    for q, (sim, rel) in enumerate(zip(similarities, relevant)):
+        sim, rel = np.asarray(sim, dtype=np.float64), np.asarray(rel, dtype=bool)
+        ok = np.ones(len(sim), bool) if valid is None else np.asarray(valid[q], dtype=bool)
+        if not (len(sim) == len(rel) == len(ok)):
+            raise ValueError(f"query {q}: {len(sim)} similarities, {len(rel)} relevance flags, {len(ok)} valid flags")
+        matched.append(sim[rel & ok])
+        kept_rows.append(sim[ok])
+    sims = np.concatenate(matched) if matched else np.zeros(0)
+    if len(sims) == 0:
+        raise ValueError("no true match to calibrate tau on (the validation queries have no match in the gallery)")
+    need = int(np.ceil(target_recall * len(sims) - 1e-9))
+    tau = float(np.sort(sims)[::-1][need - 1])
+    return {"tau": tau, "target_recall": float(target_recall), "recall": float(np.mean(sims >= tau)),
+            "matches": int(len(sims)), "queries": len(similarities),
+            "gallery_kept": float(np.mean([np.mean(r >= tau) for r in kept_rows if len(r)]))}
+
+
+def calibration_folder(name: str) -> "Path | None":
+    """The folder a calibration of pre-filter ``name`` is stored in: a trained pre-filter's own
+    (local) folder; None for the named pre-filters, which have none."""
+    from pathlib import Path
+
+    return Path(name) if name not in PREFILTERS and Path(name).is_dir() else None
+
+
+def load_calibration(tau: str, prefilter: str) -> dict:
+    """The calibration ``--tau`` names: ``auto`` (the one stored with ``prefilter``) or a file
+    written by ``eval/run.py --task calibrate``; it must be for this very pre-filter. ValueError
+    (one line) otherwise."""
+    import json
+    from pathlib import Path
+
+    if tau == "auto":
+        folder = calibration_folder(prefilter)
+        if folder is None:
+            raise ValueError(f"--tau auto reads the calibration stored in a trained pre-filter's folder, and "
+                             f"{prefilter!r} has none: pass --tau FILE (eval/run.py --task calibrate writes it)")
+        path = folder / CALIBRATION
+        if not path.is_file():
+            raise ValueError(f"--tau auto: {path} is missing; calibrate first: eval/run.py --task calibrate "
+                             f"--prefilter {prefilter} --dataset NAME:VALIDATION_PATH --out DIR")
+    else:
+        path = Path(tau)
+        if not path.is_file():
+            raise ValueError(f"--tau {tau!r}: not a number, 'auto', nor a calibration file")
+    try:
+        record = json.loads(path.read_text())
+        float(record["tau"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a tau calibration ({err})") from None
+    made_for = record.get("prefilter")
+    if made_for != prefilter and Path(str(made_for)).resolve() != Path(prefilter).resolve():
+        raise ValueError(f"{path}: calibrated for pre-filter {made_for!r}, not {prefilter!r}; "
+                         "a threshold holds for the features it was measured on only")
+    return {**record, "file": str(path)}
+
+
+def trained_trials(name: str) -> dict | None:
+    """The identity splits a pre-filter trained on (``chatreid.data.trials``): none for the named
+    ones (ImageNet weights or none), a trained baseline's recorded ``training.trials``, None where
+    it does not say. ("vlm" is the checkpoint's own encoder: its record is the checkpoint's.)"""
+    if name is None or name in PREFILTERS:
+        return {}
+    import json
+
+    from chatreid.baseline.model import resolve
+    from chatreid.baseline.text import IMAGE_ENCODER, is_text_prefilter
+
+    folder = resolve(name, "Re-ID baseline")
+    if is_text_prefilter(folder):
+        folder = folder / IMAGE_ENCODER
+    try:
+        return (json.loads((folder / "config.json").read_text()).get("training") or {}).get("trials")
+    except (OSError, ValueError):
+        return None

@@ -30,7 +30,7 @@ def save_atomically(model, processor, out_dir: str | os.PathLike, card: str | No
 
 def model_card(*, stage: int, base: str, previous: str | None, dataset: str, store: str, repo_id: str | None,
                hyperparameters: dict, train_loss: float | None, eval_metrics: dict | None, trainable: dict,
-               lora: dict | None, tasks: list[str] | None = None) -> str:
+               lora: dict | None, tasks: list[str] | None = None, trials: dict | None = None) -> str:
     """The README.md of a stage checkpoint: Hub front matter, provenance, settings, results."""
     front = ["---", "library_name: transformers", "pipeline_tag: image-text-to-text", f"base_model: {base}",
              "tags:", "- chatreid", "- person-re-identification", "- trl", "- sft", f"- stage-{stage}"]
@@ -45,7 +45,9 @@ def model_card(*, stage: int, base: str, previous: str | None, dataset: str, sto
         f"- stage: {stage}", f"- base model: `{base}`",
         f"- started from: `{previous or base}`",
         f"- instruction data: `{dataset}`", f"- image store: `{store}`",
-        f"- tasks trained in this stage: {', '.join(f'`{t}`' for t in tasks) if tasks else 'not recorded'}", "",
+        f"- tasks trained in this stage: {', '.join(f'`{t}`' for t in tasks) if tasks else 'not recorded'}",
+        "- identity splits trained on (RegDB trial, CUHK03 classic split; score only these): "
+        + ("not recorded" if trials is None else ", ".join(f"{d} {v}" for d, v in trials.items()) or "none"), "",
         "## Trained parts", "", "| part | trainable | parameters |", "|---|---|---|",
     ]
     lines += [f"| {part} | {t:,} | {n:,} |" for part, (t, n) in trainable.items()]

@@ -125,7 +125,7 @@ def main(script_args, training_args, model_args, callbacks=None) -> int:
         full_state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
     final_dir = None
     if trainer.accelerator.is_main_process:
-        final_dir = export(trainer, model, processor, data, script_args, training_args, base=base,
+        final_dir = export(trainer, model, processor, data, store, script_args, training_args, base=base,
                            previous=previous, peft_config=peft_config, result=result, eval_metrics=eval_metrics,
                            full_state=full_state)
     trainer.accelerator.wait_for_everyone()  # the other processes wait for the export, then all leave
@@ -162,7 +162,21 @@ def load_stage_model(script_args, training_args, model_args, base, previous, fro
     )
 
 
-def export(trainer, model, processor, data, script_args, training_args, *, base, previous, peft_config, result,
+def trained_trials(store, previous: str | None) -> dict | None:
+    """The identity splits this checkpoint has trained on (``chatreid.data.trials``): the store's,
+    and those of the previous stage; None when either is not recorded."""
+    from transformers import PretrainedConfig
+
+    from chatreid.data import trials
+
+    own = store.trials()
+    if previous is None:
+        return None if own is None else trials.merge(own)
+    before = PretrainedConfig.get_config_dict(previous)[0].get("chatreid_trials")
+    return None if own is None or before is None else trials.merge(before, own)
+
+
+def export(trainer, model, processor, data, store, script_args, training_args, *, base, previous, peft_config, result,
            eval_metrics, full_state) -> str:
     """Main process: the trained ``model`` as plain weights (LoRA merged), with what it was trained on
     in its config and a model card, saved atomically to ``output_dir/final``; returns that folder."""
@@ -176,6 +190,9 @@ def export(trainer, model, processor, data, script_args, training_args, *, base,
     if "task" in train_rows.column_names:
         final_model.config.chatreid_tasks = sorted(set(train_rows["task"]))
     final_model.config.chatreid_stage = script_args.stage
+    # the identity splits (RegDB trial, CUHK03 classic split) it saw: the evaluation refuses to
+    # score another split's test people with it (chatreid.data.trials)
+    final_model.config.chatreid_trials = trained_trials(store, previous)
     card = hub.model_card(
         stage=script_args.stage, base=base, previous=previous, dataset=script_args.dataset_name,
         store=script_args.image_store, repo_id=training_args.hub_model_id,
@@ -183,7 +200,7 @@ def export(trainer, model, processor, data, script_args, training_args, *, base,
         train_loss=losses[-1] if losses else result.training_loss, eval_metrics=eval_metrics,
         trainable=trainable_summary(model if peft_config is None else final_model),
         lora=peft_config.to_dict() if peft_config is not None else None,
-        tasks=getattr(final_model.config, "chatreid_tasks", None),
+        tasks=getattr(final_model.config, "chatreid_tasks", None), trials=final_model.config.chatreid_trials,
     )
     final_dir = hub.save_atomically(final_model, processor, os.path.join(training_args.output_dir, "final"), card,
                                     state_dict=full_state if peft_config is None else None)

@@ -185,7 +185,9 @@ def _read_classic(base: Path, mat_path: Path, version: str, split: int, extract_
         part = "gallery" if (c, p) in test else "train"
         for view, n, _ in shots:
             out.add(folder / image_name(c, p, view, n), number, view, part)
-    return out.result()
+    records = out.result()
+    records.trial = split  # the store, and what trains on it, record which split this is
+    return records
 
 
 def _extract(f, mat_path: Path, identities, version: str, folder: Path) -> None:

@@ -56,4 +56,6 @@ def read_regdb(root, *, trial: int = 1, direction: str = "visible_to_thermal",
                 kind = "visible" if modality == "visible" else "infrared"
                 out.add(root / parts[0], pid, CAMID[kind], split, modality=kind,
                         check_exists=True)
-    return out.result()
+    records = out.result()
+    records.trial = trial  # the store, and what trains on it, record which split this is
+    return records
