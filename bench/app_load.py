@@ -8,12 +8,16 @@ runs the app, and wall time at the client): a 3.5 MB zip of 60 single-colour 409
 100,000-character message, and a zip of 180 entries of 19 MB each (3.5 MB on disk); after each,
 an ordinary search of the same session must still work.
 
-Launches app.py in this process (default model resolution, so the tiny model unless told
-otherwise), then each client, in its own thread and session: uploads a zip of ``--gallery``
+Launches app.py (default model resolution: the embedded demo model when present, else the tiny
+model), then each client, in its own thread and session: uploads a zip of ``--gallery``
 SynthPeds images, asks with a query photo, adds a sentence, and picks result #2 as the new query.
 Every request's latency is measured at the client (queue wait included: the model calls share one
-concurrency slot, as the app is configured). Prints p50/p95 per request kind and overall, and
-fails (exit 1) if any request errored or any answer lacks its ranked gallery.
+concurrency slot, as the app is configured). The server runs in its own process, whose RSS is read
+before the load, right after it and ``--settle`` seconds later. Prints p50/p95 per request kind
+and overall, the load average, and the server's RSS; fails (exit 1) if any request errored, any
+answer lacks its ranked gallery, or the server's RSS stays more than 200 MB above its level
+before the load (issue 24, item 9). ``--clients 80 --gallery 10`` is the crowd check (no
+"Queue is full").
 """
 
 from __future__ import annotations
@@ -287,6 +291,8 @@ def main(argv=None) -> int:
     grew = settled["rss_mb"] - before["rss_mb"]
     print(f"server RSS after the load: {grew:+.0f} MB against before it (the app promises at most "
           f"+{MEMORY_MARGIN_MB} MB)")
+    if grew > MEMORY_MARGIN_MB:
+        errors.append(f"the server's RSS stayed {grew:.0f} MB above its level before the load")
     for e in errors:
         print("ERROR", e)
     return 1 if errors else 0

@@ -492,6 +492,20 @@ def _browser_or_skip():
     pytest.skip(why + "; the browser test is skipped outside CI")
 
 
+def _grid_columns(page) -> int:
+    return page.eval_on_selector("#results .grid-container",
+                                 "e => getComputedStyle(e).gridTemplateColumns.split(' ').length")
+
+
+def _outside(page, selector) -> list:
+    """Elements under ``selector`` that stick out of the window or of their table cell."""
+    return page.eval_on_selector_all(selector, """els => els.filter(e => {
+        const r = e.getBoundingClientRect(), cell = e.closest('td');
+        const c = cell ? cell.getBoundingClientRect() : {left: 0, right: window.innerWidth};
+        return r.right > Math.min(window.innerWidth, c.right) + 1 || r.left < c.left - 1;
+    }).map(e => e.innerText || e.src)""")
+
+
 def _not_cut(page, selector) -> list:
     """Elements under ``selector`` whose text does not fit (cut by an ellipsis or overflow)."""
     return page.eval_on_selector_all(selector, """els => els.filter(e =>
@@ -529,6 +543,12 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             assert {CAPTION.match(c).group(3) for c in captions} == \
                 {p.name for p in (MARKET / "gallery").glob("*.jpg")}
             assert _not_cut(page, "#results .caption-label") == []
+            assert _grid_columns(page) == 6 and _outside(page, "#results .thumbnail-item") == []
+            # the long example and its neighbours wrap inside their own column
+            assert _outside(page, "#examples td .container, #examples td p") == []
+            expect(page.locator("#help")).to_be_visible()  # the help is still there
+            expect(chat).to_contain_text("Upload a gallery (several photos")  # and atop the chat
+            assert "/" not in page.locator("#model-info code").first.inner_text()
             page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
             shots["app.png"] = tmp_path / "app.png"
 
@@ -590,11 +610,22 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             expect(chat).to_contain_text("Comparing the query (", timeout=60_000)
             page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
 
-            # on a phone (375 px) the Examples header still reads whole
+            # on a phone (375 px): the header and the examples wrap, the results take 3 columns
+            # that fit the screen, and the help stays reachable
             phone = browser.new_page(viewport={"width": 375, "height": 800})
             phone.goto(served.url)
             expect(phone.locator("#examples th").first).to_be_visible(timeout=30_000)
             assert _not_cut(phone, "#examples th") == []
+            assert _outside(phone, "#examples td .container, #examples td p") == []
+            phone.locator("text=Find this person in the gallery.").first.click()
+            expect(phone.locator("#chat")).to_contain_text("Gallery ready", timeout=30_000)
+            expect(phone.locator("#ask img")).to_have_count(1, timeout=30_000)
+            phone.locator("#ask textarea").press("Enter")
+            expect(phone.locator("#results img")).to_have_count(n_market, timeout=60_000)
+            assert _grid_columns(phone) == 3
+            assert _outside(phone, "#results .thumbnail-item") == []
+            phone.locator("#help").click()
+            expect(phone.locator("#help")).to_contain_text("use #2 as the query")
             phone.screenshot(path=str(tmp_path / "app-phone.png"), full_page=True)
             shots["app-phone.png"] = tmp_path / "app-phone.png"
         finally:
@@ -675,8 +706,7 @@ def test_the_help_stays_at_the_top_of_the_chat(served, client):
 
     history, _ = client.predict(_files(sorted((MARKET / "gallery").glob("*.jpg"))[:3]),
                                 api_name="/upload_gallery")
-    assert history[0] == {"role": "assistant", "content": HELP_TEXT, "metadata": None,
-                          "options": None} or history[0]["content"] == HELP_TEXT
+    assert history[0]["role"] == "assistant" and _last_text(history[:1]) == HELP_TEXT
     assert "Gallery ready: 3 images" in _last_text(history)
 
 

@@ -467,3 +467,13 @@ def test_client_cookie_is_set_once_and_read_back():
     assert client_of(Req()) == value and client_of(None) is None
     Req.headers = {"cookie": f"{CLIENT_COOKIE}=short"}
     assert client_of(Req()) is None
+
+
+def test_the_queue_outlasts_the_session_limit():
+    """Issue 24 item 9: 80 clients at once got Gradio's "Queue is full" from a 64-place queue.
+    The queue now holds more requests than the sessions the app keeps: every session held can
+    have a request waiting."""
+    from chatreid.chat.settings import Limits
+
+    limits = Limits()
+    assert limits.queue_size > limits.max_sessions >= 80
