@@ -11,11 +11,14 @@ limits, uploads, sessions and the default model). The API is documented in ``doc
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Before gradio is imported: no analytics or version look-ups leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -27,8 +30,8 @@ from chatreid.chat.answers import HELP_TEXT, TASK_NAMES, as_text, name_text  # n
 from chatreid.chat.conversation import AUTO, ChatError, Conversation, Reply  # noqa: E402
 from chatreid.chat.examples import (EXAMPLES_DIR, example_galleries,  # noqa: E402
                                     load_example_gallery)
-from chatreid.chat.sessions import (SessionStore, limit_malloc_arenas,  # noqa: E402
-                                    release_freed_memory)
+from chatreid.chat.sessions import (ClientCookie, SessionStore, client_of,  # noqa: E402
+                                    limit_malloc_arenas, release_freed_memory)
 from chatreid.chat.settings import (Limits, ModelChoice, SettingsError,  # noqa: E402
                                     app_default_model, model_card_summary)
 from chatreid.chat.uploads import (UploadError, check_message, image_bytes,  # noqa: E402
@@ -52,14 +55,29 @@ else:
 
 MAX_SHOWN = 100  # ranked images sent to the page; the rest are summarised in words
 MAX_HISTORY = 200  # chat messages a session keeps (the oldest go first)
+# Gallery uploads (decoding and the pre-filter's features) run one at a time, in their own lane
+# beside the model's: on 2 cores, two or four at once took 1.5x and 2x as long in all as one by
+# one (docs/benchmarks.md), so the last of 8 simultaneous uploads waited longest that way.
+GALLERY_CALLS = dict(concurrency_id="gallery", concurrency_limit=1)
 # Result captions are shown whole (wrapped), never cut: the person id is at the end of the file
-# name, and that is how a person checks a match by eye.
+# name, and that is how a person checks a match by eye. The ranked gallery's columns follow the
+# width (Gradio's ``columns`` is one number for every width, and its 100 px column minimum made
+# 6 columns overflow a phone): 3 on a phone, 4 on a tablet, 6 on a desktop. The example cells
+# are Gradio's max-content boxes at least 200 px wide; here they wrap inside their column.
 CSS = """
+#results .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
+@media (max-width: 900px) {
+    #results .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; } }
+@media (max-width: 540px) {
+    #results .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; } }
 #results .caption-label { white-space: normal; overflow-wrap: anywhere; max-width: 100%;
                           text-overflow: clip; opacity: 0.9; }
 #examples table { width: 100%; table-layout: fixed; }
 #examples th, #examples th *, #examples td, #examples td * {
     white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip !important; }
+#examples td .container { min-width: 0 !important; width: auto !important; max-width: 100%; }
+#examples td .container p { font-size: var(--text-md); }
+#examples td .container img { max-width: 100%; }
 """
 
 
@@ -91,9 +109,14 @@ class Session:
     """One browser tab (or one gradio_client): its conversation and the chat transcript."""
 
     conv: Conversation = field(default_factory=Conversation)
-    history: list = field(default_factory=list)
+    # The chat starts with the help, which stays at the top as the chat goes on.
+    history: list = field(default_factory=lambda: [{"role": "assistant", "content": HELP_TEXT}])
     ranked: list = field(default_factory=list)  # what the results gallery shows
     dropped: str = ""  # why the session's images were dropped, told at its next request
+    # The client cookie (``chatreid_client``) of the session's first request (None for a client
+    # that keeps no cookies): later requests must carry the same (``claim``).
+    bound: bool = False
+    owner: str | None = None
     # The memory of the gallery's VLM encodings once all are computed (``engine.encoding_bytes``):
     # budgeted in full when the gallery arrives, though the searches fill them in as they go.
     encodings_reserved: int = 0
@@ -133,11 +156,18 @@ def _task_choices() -> list[tuple[str, str]]:
         (name[0].upper() + name[1:], key) for key, name in TASK_NAMES.items()]
 
 
+def model_name(name_or_path: str, origin: str) -> str:
+    """What the page calls the model: a Hub id as it is, a local checkpoint by its folder's name
+    (the server's own paths are not shown to visitors)."""
+    return Path(name_or_path).name if origin != "hub" else name_or_path
+
+
 def _model_markdown(engine, choice: ModelChoice) -> str:
     info = getattr(engine, "model_info", {}) or {}
     where = {"--model": "chosen with --model", "CHATREID_MODEL": "chosen with CHATREID_MODEL",
              "demo": "the embedded demo model", "tiny": "the tiny test model"}.get(choice.source, "")
-    line = (f"**Model:** `{info.get('name_or_path', choice.name_or_path)}` — origin: "
+    name = model_name(info.get("name_or_path", choice.name_or_path), info.get("origin", "local"))
+    line = (f"**Model:** `{name}` — origin: "
             f"{info.get('origin', 'unknown')}, architecture: {info.get('architecture', 'unknown')}"
             f" ({where}).")
     return line + (f"\n\n> {choice.notice}" if choice.notice else "")
@@ -445,7 +475,8 @@ def _setup_column(limits: Limits, examples) -> tuple:
 
 
 def _chat_column() -> tuple:
-    """The right column: the chat and the message box (3 · ask)."""
+    """The right column: the chat, the message box (3 · ask) and the help, which stays there
+    whatever the chat shows."""
     chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}],
                          label="ChatReID", height=420, elem_id="chat",
                          feedback_options=None)
@@ -454,6 +485,8 @@ def _chat_column() -> tuple:
         placeholder="3 · Attach the person's photo and ask, or describe them "
                     "(e.g. a woman in a red top with a black backpack)",
         label="Message", show_label=False, elem_id="ask")
+    with gr.Accordion("Help: what you can ask", open=False, elem_id="help"):
+        gr.Markdown(HELP_TEXT)
     return chatbot, box
 
 
@@ -486,8 +519,10 @@ def _page(engine, choice: ModelChoice, limits: Limits, examples) -> Page:
             gallery_files, example_pick, task, reset_btn = _setup_column(limits, examples)
         with gr.Column(scale=2, min_width=400):
             chatbot, box = _chat_column()
-    results = gr.Gallery(label="Ranked gallery (best first: rank · score · file; click an "
-                               "image to open it large)", columns=6, height="auto",
+    # The gallery's own label would float over its first row (and wrap over two on a phone).
+    gr.Markdown("### Ranked gallery\nBest first: rank · score · file. Click an image to open it "
+                "large.", elem_id="results-title")
+    results = gr.Gallery(label="Ranked gallery", show_label=False, columns=6, height="auto",
                          object_fit="contain", elem_id="results", allow_preview=True,
                          preview=False)
     table = None
@@ -505,32 +540,32 @@ def _connect(page: Page, h: Handlers, limits: Limits) -> None:
     state, chatbot, results, api = page.state, page.chatbot, page.results, page.api
     model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
     # New uploads add to the files already in the box; removing one reloads the rest.
-    page.gallery_files.upload(h.upload_gallery, [page.gallery_files, state],
+    page.gallery_files.upload(_bound(h.upload_gallery), [page.gallery_files, state],
                               [state, chatbot, results], api_name="upload_gallery",
-                              concurrency_limit=4)
-    page.gallery_files.delete(h.upload_gallery, [page.gallery_files, state],
+                              **GALLERY_CALLS)
+    page.gallery_files.delete(_bound(h.upload_gallery), [page.gallery_files, state],
                               [state, chatbot, results], api_visibility="private",
-                              concurrency_limit=4)
-    page.gallery_files.clear(h.clear_gallery, [state], [state, chatbot, results],
+                              **GALLERY_CALLS)
+    page.gallery_files.clear(_bound(h.clear_gallery), [state], [state, chatbot, results],
                              api_visibility="private")
     # A person's pick in the menu (``input``, not ``change``: an example's click sets the menu
     # too, and its own event below loads the gallery, so the two never race).
-    page.example_pick.input(h.example_gallery, [page.example_pick, state],
+    page.example_pick.input(_bound(h.example_gallery), [page.example_pick, state],
                             [state, chatbot, results], api_name="example_gallery",
-                            concurrency_limit=4)
+                            **GALLERY_CALLS)
     if page.examples is not None:
-        page.examples.load_input_event.then(h.example_clicked, [page.example_pick, state],
+        page.examples.load_input_event.then(_bound(h.example_clicked), [page.example_pick, state],
                                             [state, chatbot, results], api_visibility="private",
-                                            concurrency_limit=4)
+                                            **GALLERY_CALLS)
     # On the page: the message appears at once (not queued), then the turn runs in the model
     # queue with a progress bar. Scripts call /chat, the same turn in one request.
-    page.box.submit(h.echo, [page.box, state], [chatbot, page.sent, page.box], queue=False,
-                    api_visibility="private").then(
-        h.chat_sent, [page.sent, page.task, state], [state, chatbot, results],
+    page.box.submit(_bound(h.echo), [page.box, state], [chatbot, page.sent, page.box],
+                    queue=False, api_visibility="private").then(
+        _bound(h.chat_sent), [page.sent, page.task, state], [state, chatbot, results],
         api_visibility="private", **model_calls)
-    api["chat"].click(h.chat, [api["box"], page.task, state], [state, chatbot, results, api["box"]],
-                      api_name="chat", **model_calls)
-    page.reset_btn.click(h.reset, [state], [state, chatbot, results], api_name="reset")
+    api["chat"].click(_bound(h.chat), [api["box"], page.task, state],
+                      [state, chatbot, results, api["box"]], api_name="chat", **model_calls)
+    page.reset_btn.click(_bound(h.reset), [state], [state, chatbot, results], api_name="reset")
     api["search"].click(h.search, [api["query"], api["gallery"], api["text"], api["task"]],
                         api["out"], api_name="search", **model_calls)
 
@@ -546,6 +581,48 @@ def build_app(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.B
     blocks.chatreid_limits = limits  # launch() reads max_file_size from here
     blocks.chatreid_sessions = handlers.store  # for tests and the load benchmark
     return blocks
+
+
+class ForeignSession(gr.Error):
+    """A request carried a session id whose session belongs to another client."""
+
+
+def claim(session: Session | None, client: str | None) -> Session | None:
+    """``session`` for a request from ``client`` (its ``chatreid_client`` cookie): the first
+    request binds the session to it; a later one from another client is refused with
+    ForeignSession, and the session is left as it was (not answered, not replaced)."""
+    if session is None:
+        return session
+    if not session.bound:
+        session.bound, session.owner = True, client
+    elif session.owner != client:
+        log.warning("refused a request for a session bound to another client")
+        raise ForeignSession("This session belongs to another browser or client. Reload the page "
+                             "(or make a new Client) to start your own session.",
+                             print_exception=False)
+    return session
+
+
+def _bound(handler):
+    """``handler`` (which takes the session state as its ``session`` argument) with that session
+    claimed for the request's client first (``claim``). Gradio passes the request to the
+    ``request: gr.Request`` parameter this adds; the handler itself is unchanged."""
+    sig = inspect.signature(handler)
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request)
+    bound_sig = sig.replace(parameters=[*sig.parameters.values(), request])
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        call = bound_sig.bind(*args, **kwargs)
+        req = call.arguments.pop("request", None)
+        call.arguments["session"] = claim(call.arguments.get("session"), client_of(req))
+        return handler(*call.args, **call.kwargs)
+
+    wrapper.__signature__ = bound_sig
+    # Gradio finds the request parameter by its type hint
+    wrapper.__annotations__ = {**handler.__annotations__, "request": gr.Request}
+    return wrapper
 
 
 def _refused(session: Session | None, err: Exception):
@@ -574,12 +651,16 @@ def _example_rows(examples) -> list:
 def launch(blocks: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False,
            **kwargs):
     """Launch with the app's safety settings: upload size, allowed paths, bounded sessions."""
+    from starlette.middleware import Middleware
+
     limits: Limits = blocks.chatreid_limits
     return blocks.launch(
         server_name=host, server_port=port, share=share,
         max_file_size=f"{limits.max_file_mb}mb",
         allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else [],
         state_session_capacity=limits.max_sessions,  # also enforced by the app's SessionStore
+        # every client gets a random cookie, and each session is bound to it (``claim``)
+        app_kwargs={"middleware": [Middleware(ClientCookie)]},
         footer_links=["api", "settings"], css=CSS, **kwargs)
 
 

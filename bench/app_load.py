@@ -8,12 +8,16 @@ runs the app, and wall time at the client): a 3.5 MB zip of 60 single-colour 409
 100,000-character message, and a zip of 180 entries of 19 MB each (3.5 MB on disk); after each,
 an ordinary search of the same session must still work.
 
-Launches app.py in this process (default model resolution, so the tiny model unless told
-otherwise), then each client, in its own thread and session: uploads a zip of ``--gallery``
+Launches app.py (default model resolution: the embedded demo model when present, else the tiny
+model), then each client, in its own thread and session: uploads a zip of ``--gallery``
 SynthPeds images, asks with a query photo, adds a sentence, and picks result #2 as the new query.
 Every request's latency is measured at the client (queue wait included: the model calls share one
-concurrency slot, as the app is configured). Prints p50/p95 per request kind and overall, and
-fails (exit 1) if any request errored or any answer lacks its ranked gallery.
+concurrency slot, as the app is configured). The server runs in its own process, whose RSS is read
+before the load, right after it and ``--settle`` seconds later. Prints p50/p95 per request kind
+and overall, the load average, and the server's RSS; fails (exit 1) if any request errored, any
+answer lacks its ranked gallery, or the server's RSS stays more than 200 MB above its level
+before the load (issue 24, item 9). ``--clients 80 --gallery 10`` is the crowd check (no
+"Queue is full").
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# After a load, the server's RSS comes back to within this of its level before (docs/app.md).
+MEMORY_MARGIN_MB = 200
 
 
 def make_gallery_zips(n_clients: int, size: int, out: Path) -> tuple[list[Path], Path]:
@@ -153,11 +160,41 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def serve(conn, model, gallery_size: int) -> None:
+    """The app in its own process (the load's server): launched, then answers the parent's
+    questions on ``conn`` until told to stop. Its RSS is the server's alone, clients excluded."""
+    import gc
+
+    import app
+    from chatreid.chat.settings import Limits, app_default_model
+
+    t0 = time.perf_counter()
+    choice = app_default_model(model)
+    engine = app.load_engine(choice)
+    limits = Limits.from_env()
+    demo = app.build_app(engine, choice, limits)
+    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    store = demo.chatreid_sessions
+    conn.send({"url": url, "model": choice.name_or_path, "source": choice.source,
+               "up_s": time.perf_counter() - t0, "concurrency": limits.concurrency,
+               "queue_size": limits.queue_size})
+    while True:
+        what = conn.recv()
+        if what == "stop":
+            demo.close()
+            conn.send(None)
+            return
+        gc.collect()
+        conn.send({"rss_mb": rss_mb(), "sessions": len(store), "held_mb": store.held_bytes() / 2**20})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--gallery", type=int, default=50)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds after the load before the server's memory is read again")
     ap.add_argument("--attacks", action="store_true",
                     help="measure hostile inputs (one session) instead of concurrent clients")
     args = ap.parse_args(argv)
@@ -165,25 +202,32 @@ def main(argv=None) -> int:
         args.clients = 1
     os.environ["CHATREID_MAX_GALLERY"] = str(max(args.gallery, 200))
 
-    import app
-    from chatreid.chat.settings import Limits, app_default_model
-    from gradio_client import Client, handle_file
-
     tmp = Path(tempfile.mkdtemp(prefix="chatreid-load-"))
     zips, query = make_gallery_zips(args.clients, args.gallery, tmp)
-    t0 = time.perf_counter()
-    choice = app_default_model(args.model)
-    engine = app.load_engine(choice)
-    limits = Limits.from_env()
-    demo = app.build_app(engine, choice, limits)
-    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    print(f"model {choice.name_or_path} ({choice.source}); app up in {time.perf_counter() - t0:.1f} s;"
-          f" concurrency {limits.concurrency}, {os.environ.get('OMP_NUM_THREADS', '?')} torch threads")
     if args.attacks:
-        try:
-            return run_attacks(url, query, zips[0], tmp, engine, limits, demo.chatreid_sessions)
-        finally:
-            demo.close()
+        return attacks_in_process(args, zips, query, tmp)
+
+    import multiprocessing as mp
+
+    from gradio_client import Client, handle_file
+
+    # The server runs in a child process: its memory is measured without the clients'.
+    parent, child = mp.get_context("spawn").Pipe()
+    server = mp.get_context("spawn").Process(target=serve, args=(child, args.model, args.gallery),
+                                             daemon=True)
+    server.start()
+    info = parent.recv()
+    url = info["url"]
+
+    def server_state() -> dict:
+        parent.send("state")
+        return parent.recv()
+
+    print(f"model {info['model']} ({info['source']}); app up in {info['up_s']:.1f} s; concurrency "
+          f"{info['concurrency']}, queue size {info['queue_size']}, "
+          f"{os.environ.get('OMP_NUM_THREADS', '?')} torch threads; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    before = server_state()
 
     latencies: dict[str, list[float]] = {}
     errors: list[str] = []
@@ -223,17 +267,53 @@ def main(argv=None) -> int:
     for th in threads:
         th.join()
     wall = time.perf_counter() - t
-    demo.close()
+    load = os.getloadavg()
+    after = server_state()
+    time.sleep(args.settle)
+    settled = server_state()
+    parent.send("stop")
+    parent.recv()
+    server.join(timeout=30)
 
     all_lat = [x for xs in latencies.values() for x in xs]
     print(f"{args.clients} clients x {args.gallery}-image galleries: {len(all_lat)} requests in "
-          f"{wall:.1f} s wall, {len(errors)} errors")
+          f"{wall:.1f} s wall, {len(errors)} errors; load average at the end "
+          f"{' '.join(f'{x:.2f}' for x in load)}")
     print(f"{'request':16s} {'n':>3s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s}")
     for kind, xs in list(latencies.items()) + [("all", all_lat)]:
-        print(f"{kind:16s} {len(xs):3d} {statistics.median(xs):7.2f} {percentile(xs, 0.95):7.2f} {max(xs):7.2f}")
+        if xs:
+            print(f"{kind:16s} {len(xs):3d} {statistics.median(xs):7.2f} "
+                  f"{percentile(xs, 0.95):7.2f} {max(xs):7.2f}")
+    for name, st in (("before the load", before), ("right after it", after),
+                     (f"{args.settle:g} s later", settled)):
+        print(f"server RSS {name:16s} {st['rss_mb']:7.0f} MB  ({st['sessions']} sessions holding "
+              f"{st['held_mb']:.1f} MB of images, features and encodings)")
+    grew = settled["rss_mb"] - before["rss_mb"]
+    print(f"server RSS after the load: {grew:+.0f} MB against before it (the app promises at most "
+          f"+{MEMORY_MARGIN_MB} MB)")
+    if grew > MEMORY_MARGIN_MB:
+        errors.append(f"the server's RSS stayed {grew:.0f} MB above its level before the load")
     for e in errors:
         print("ERROR", e)
     return 1 if errors else 0
+
+
+def attacks_in_process(args, zips, query, tmp) -> int:
+    """``--attacks``: the app and one client in this process, as docs/benchmarks.md measured it."""
+    import app
+    from chatreid.chat.settings import Limits, app_default_model
+
+    t0 = time.perf_counter()
+    choice = app_default_model(args.model)
+    engine = app.load_engine(choice)
+    limits = Limits.from_env()
+    demo = app.build_app(engine, choice, limits)
+    _, url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    print(f"model {choice.name_or_path} ({choice.source}); app up in {time.perf_counter() - t0:.1f} s")
+    try:
+        return run_attacks(url, query, zips[0], tmp, engine, limits, demo.chatreid_sessions)
+    finally:
+        demo.close()
 
 
 if __name__ == "__main__":

@@ -576,6 +576,20 @@ def _browser_or_skip():
     pytest.skip(why + "; the browser test is skipped outside CI")
 
 
+def _grid_columns(page) -> int:
+    return page.eval_on_selector("#results .grid-container",
+                                 "e => getComputedStyle(e).gridTemplateColumns.split(' ').length")
+
+
+def _outside(page, selector) -> list:
+    """Elements under ``selector`` that stick out of the window or of their table cell."""
+    return page.eval_on_selector_all(selector, """els => els.filter(e => {
+        const r = e.getBoundingClientRect(), cell = e.closest('td');
+        const c = cell ? cell.getBoundingClientRect() : {left: 0, right: window.innerWidth};
+        return r.right > Math.min(window.innerWidth, c.right) + 1 || r.left < c.left - 1;
+    }).map(e => e.innerText || e.src)""")
+
+
 def _not_cut(page, selector) -> list:
     """Elements under ``selector`` whose text does not fit (cut by an ellipsis or overflow)."""
     return page.eval_on_selector_all(selector, """els => els.filter(e =>
@@ -613,6 +627,12 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             assert {CAPTION.match(c).group(3) for c in captions} == \
                 {p.name for p in (MARKET / "gallery").glob("*.jpg")}
             assert _not_cut(page, "#results .caption-label") == []
+            assert _grid_columns(page) == 6 and _outside(page, "#results .thumbnail-item") == []
+            # the long example and its neighbours wrap inside their own column
+            assert _outside(page, "#examples td .container, #examples td p") == []
+            expect(page.locator("#help")).to_be_visible()  # the help is still there
+            expect(chat).to_contain_text("Upload a gallery (several photos")  # and atop the chat
+            assert "/" not in page.locator("#model-info code").first.inner_text()
             page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
             shots["app.png"] = tmp_path / "app.png"
 
@@ -691,11 +711,22 @@ def test_browser_examples_upload_ask_and_see_the_ranking(served, tmp_path):
             example.first.click()
             expect(chat).to_contain_text("A new example starts a new query", timeout=30_000)
 
-            # on a phone (375 px) the Examples header still reads whole
+            # on a phone (375 px): the header and the examples wrap, the results take 3 columns
+            # that fit the screen, and the help stays reachable
             phone = browser.new_page(viewport={"width": 375, "height": 800})
             phone.goto(served.url)
             expect(phone.locator("#examples th").first).to_be_visible(timeout=30_000)
             assert _not_cut(phone, "#examples th") == []
+            assert _outside(phone, "#examples td .container, #examples td p") == []
+            phone.locator("text=Find this person in the gallery.").first.click()
+            expect(phone.locator("#chat")).to_contain_text("Gallery ready", timeout=30_000)
+            expect(phone.locator("#ask img")).to_have_count(1, timeout=30_000)
+            phone.locator("#ask textarea").press("Enter")
+            expect(phone.locator("#results img")).to_have_count(n_market, timeout=60_000)
+            assert _grid_columns(phone) == 3
+            assert _outside(phone, "#results .thumbnail-item") == []
+            phone.locator("#help").click()
+            expect(phone.locator("#help")).to_contain_text("use #2 as the query")
             phone.screenshot(path=str(tmp_path / "app-phone.png"), full_page=True)
             shots["app-phone.png"] = tmp_path / "app-phone.png"
         finally:
@@ -728,3 +759,70 @@ def test_file_names_are_shown_as_text(served, client):
     said = _upload(client, [z])
     assert "Gallery ready: 1 images" in said
     assert "<img" not in said and "names.zip/&lt;img src=x&gt;.png: not an image file" in said
+
+
+# -- sessions belong to their client; the page names the model, not the server's path -----------
+
+def test_a_session_id_alone_does_not_open_another_clients_session(served, client):
+    """Issue 24 item 10: a client given another session's id gets a refusal, not the
+    conversation; the owner's session goes on as it was."""
+    from gradio_client import Client
+
+    _upload(client, sorted((MARKET / "gallery").glob("*.jpg"))[:5])
+    said, results = _chat(client, "find this person", [MARKET / "query" / "q_001_visible.jpg"])
+    assert "Best matches" in said and len(results) == 5
+    assert len(client.cookies.get("chatreid_client", "")) == 43  # from the app's /config
+
+    thief = Client(served.url, verbose=False, download_files=False)
+    assert thief.cookies["chatreid_client"] != client.cookies["chatreid_client"]
+    thief.session_hash = client.session_hash
+    for call in (lambda: thief.predict({"text": "why?", "files": []}, "auto", api_name="/chat"),
+                 lambda: thief.predict(api_name="/reset")):
+        with pytest.raises(Exception, match="belongs to another browser or client") as err:
+            call()
+        assert "find this person" not in str(err.value) and "Best matches" not in str(err.value)
+    # the owner's conversation is untouched: the refused /reset did not clear it
+    said, results = _chat(client, "use #2 as the query")
+    assert "Using result #2" in said and len(results) == 4
+
+    # a result image is served from an unguessable path: sha256 of a per-server secret and the
+    # file's content (docs/app.md "Security")
+    assert re.search(r"/gradio_api/file=.*/[0-9a-f]{64}/[^/]+$", results[0]["image"]["url"])
+
+
+def test_the_page_names_the_model_not_the_servers_path(served):
+    import httpx
+
+    import app
+
+    assert app.model_name("/srv/x/models/chatreid-demo", "local") == "chatreid-demo"
+    assert app.model_name("org/chatreid-2b", "hub") == "org/chatreid-2b"
+    config = httpx.get(served.url + "config").text
+    name = Path(served.engine.model_info["name_or_path"])
+    assert f"`{name.name}`" in config and str(name) not in config and str(name.parent) not in config
+
+
+def test_the_help_stays_at_the_top_of_the_chat(served, client):
+    from chatreid.chat.answers import HELP_TEXT
+
+    history, _ = client.predict(_files(sorted((MARKET / "gallery").glob("*.jpg"))[:3]),
+                                api_name="/upload_gallery")
+    assert history[0]["role"] == "assistant" and _last_text(history[:1]) == HELP_TEXT
+    assert "Gallery ready: 3 images" in _last_text(history)
+
+
+def test_claim_binds_a_session_to_its_first_client():
+    import gradio as gr
+
+    import app
+
+    s = app.Session()
+    assert app.claim(s, "a" * 43) is s and s.owner == "a" * 43
+    assert app.claim(s, "a" * 43) is s
+    for other in ("b" * 43, None):
+        with pytest.raises(gr.Error, match="belongs to another"):
+            app.claim(s, other)
+    cookieless = app.Session()
+    assert app.claim(cookieless, None) is cookieless and app.claim(cookieless, None) is cookieless
+    with pytest.raises(gr.Error):
+        app.claim(cookieless, "a" * 43)

@@ -463,3 +463,76 @@ def test_zip_entries_that_are_not_photos_are_named(tmp_path):
     assert problems == [
         "mac.zip: hidden entries (names starting with “.”): .DS_Store, people/.hidden.png, skipped",
         "mac.zip: macOS metadata (__MACOSX): __MACOSX/._a.png, skipped"]
+
+
+def test_the_session_store_hands_freed_memory_back_once_no_request_runs(monkeypatch):
+    """Issue 24 item 9: after a load, RSS follows what the sessions hold (malloc_trim once the
+    last running request ends, not while others still run)."""
+    import chatreid.chat.sessions as S
+
+    trims = []
+    monkeypatch.setattr(S, "release_freed_memory", lambda: trims.append(1))
+    store = S.SessionStore(budget_bytes=10**9, idle_seconds=60, max_sessions=10)
+
+    class Sess:
+        def nbytes(self):
+            return 0
+
+        def drop(self, reason):
+            pass
+
+    a, b = Sess(), Sess()
+    store.begin(a)
+    store.begin(b)
+    store.end(a)
+    assert trims == []  # b still runs
+    store.end(b)
+    assert trims == [1]
+    store.begin(a)
+    store.forget(a)
+    assert trims == [1, 1]
+
+
+def test_client_cookie_is_set_once_and_read_back():
+    import asyncio
+
+    from chatreid.chat.sessions import CLIENT_COOKIE, ClientCookie, client_of
+
+    sent = []
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message):
+        sent.append(message)
+
+    mw = ClientCookie(inner)
+    asyncio.run(mw({"type": "http", "headers": []}, None, send))
+    set_cookie = dict(sent[0]["headers"])[b"set-cookie"].decode()
+    value = set_cookie.split(";")[0].split("=", 1)[1]
+    assert set_cookie.startswith(CLIENT_COOKIE + "=") and "HttpOnly" in set_cookie and len(value) == 43
+    sent.clear()  # a client that has one keeps it
+    asyncio.run(mw({"type": "http", "headers": [(b"cookie", f"x=1; {CLIENT_COOKIE}={value}".encode())]},
+                   None, send))
+    assert b"set-cookie" not in dict(sent[0]["headers"])
+    sent.clear()  # a malformed one is replaced
+    asyncio.run(mw({"type": "http", "headers": [(b"cookie", f"{CLIENT_COOKIE}=short".encode())]},
+                   None, send))
+    assert b"set-cookie" in dict(sent[0]["headers"])
+
+    class Req:
+        headers = {"cookie": f"{CLIENT_COOKIE}={value}"}
+
+    assert client_of(Req()) == value and client_of(None) is None
+    Req.headers = {"cookie": f"{CLIENT_COOKIE}=short"}
+    assert client_of(Req()) is None
+
+
+def test_the_queue_outlasts_the_session_limit():
+    """Issue 24 item 9: 80 clients at once got Gradio's "Queue is full" from a 64-place queue.
+    The queue now holds more requests than the sessions the app keeps: every session held can
+    have a request waiting."""
+    from chatreid.chat.settings import Limits
+
+    limits = Limits()
+    assert limits.queue_size > limits.max_sessions >= 80

@@ -1,12 +1,16 @@
 """The sessions the app holds images for: idle expiry and one memory budget for all of them,
-and the process's own memory (glibc's malloc arenas) kept in line with what the sessions hold.
+the process's own memory (glibc's malloc arenas) kept in line with what the sessions hold, and
+the browser cookie a session is bound to (so its id alone does not open it).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import threading
 import time
+from http.cookies import SimpleCookie
 
 from chatreid.chat.settings import Limits
 from chatreid.chat.uploads import UploadError
@@ -75,6 +79,9 @@ class SessionStore:
         """Stop tracking ``session`` (a one-off request's session, once answered)."""
         with self._lock:
             self._entries.pop(id(session), None)
+            idle = self._idle()
+        if idle:
+            release_freed_memory()
 
     def end(self, session) -> None:
         with self._lock:
@@ -82,6 +89,14 @@ class SessionStore:
             if e is not None:
                 e["active"] = max(0, e["active"] - 1)
                 e["last"] = self.clock()
+            idle = self._idle()
+        if idle:
+            # No request is running: what the finished ones allocated (decoded uploads, the
+            # model's activations) is free, so hand it back; RSS then follows what sessions hold.
+            release_freed_memory()
+
+    def _idle(self) -> bool:
+        return not any(e["active"] for e in self._entries.values())
 
     def admit(self, session, new_bytes: int, replaces_bytes: int = 0) -> None:
         """``session`` is about to hold ``new_bytes`` more image memory (``replaces_bytes`` of its
@@ -135,3 +150,60 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+# ---- the client a session belongs to ---------------------------------------------------------
+
+CLIENT_COOKIE = "chatreid_client"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # what secrets.token_urlsafe(32) makes
+
+
+def _cookie(headers, name: str) -> str | None:
+    for key, value in headers:
+        if key == b"cookie":
+            jar = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # noqa: BLE001 - a malformed Cookie header carries no id
+                return None
+            if name in jar and _CLIENT_ID.match(jar[name].value):
+                return jar[name].value
+    return None
+
+
+class ClientCookie:
+    """ASGI middleware: every response to a client without a (well-formed) ``chatreid_client``
+    cookie sets one, a random 256-bit id, HttpOnly and SameSite=Lax. Browsers and gradio_client
+    (which keeps the cookies of the app's ``/config``) then send it with every request, and the
+    app binds each session to it (:func:`client_of`): a session id alone, which travels in URLs
+    and request bodies, no longer opens another client's conversation."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or _cookie(scope["headers"], CLIENT_COOKIE):
+            return await self.app(scope, receive, send)
+        header = (f"{CLIENT_COOKIE}={secrets.token_urlsafe(32)}; Path=/; HttpOnly; "
+                  "SameSite=Lax").encode("latin-1")
+
+        async def send_with_cookie(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"set-cookie", header)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def client_of(request) -> str | None:
+    """The ``chatreid_client`` cookie of a Gradio request (None without one: a client that keeps
+    no cookies, or no request at all, as in a direct call)."""
+    if request is None:
+        return None
+    try:
+        headers = dict(request.headers)
+    except Exception:  # noqa: BLE001 - a request without headers carries no id
+        return None
+    raw = headers.get("cookie")
+    return _cookie([(b"cookie", raw.encode("latin-1"))], CLIENT_COOKIE) if raw else None

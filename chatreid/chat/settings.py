@@ -117,7 +117,7 @@ SETTINGS = {
     "CHATREID_MAX_MESSAGE_TOKENS": ("max_message_tokens", 512, 1, "tokens of one message"),
     "CHATREID_REQUEST_SECONDS": ("request_seconds", 300, 1, "one search, seconds"),
     "CHATREID_CONCURRENCY": ("concurrency", 1, 1, "model calls at once"),
-    "CHATREID_QUEUE_SIZE": ("queue_size", 64, 1, "waiting requests"),
+    "CHATREID_QUEUE_SIZE": ("queue_size", 256, 1, "waiting requests"),
     "CHATREID_TOP_K": ("top_k", None, 1, "images the model scores"),
     "CHATREID_IDLE_MINUTES": ("idle_minutes", 30, 1, "minutes before an idle session is dropped"),
     "CHATREID_MEMORY_MB": ("memory_mb", 2048, 16, "images held by all sessions together, MB"),
@@ -159,7 +159,9 @@ class Limits:
     max_message_tokens: int = 512   # CHATREID_MAX_MESSAGE_TOKENS
     request_seconds: int = 300      # CHATREID_REQUEST_SECONDS: one search (checked per batch)
     concurrency: int = 1            # CHATREID_CONCURRENCY: model calls at once (one model in memory)
-    queue_size: int = 64            # CHATREID_QUEUE_SIZE: waiting requests before "queue full"
+    queue_size: int = 256           # CHATREID_QUEUE_SIZE: waiting requests before "queue full"
+    #                                 (more than CHATREID_MAX_SESSIONS: every session held can
+    #                                 have a request waiting)
     top_k: int | None = None        # CHATREID_TOP_K: pre-filter head the VLM scores (None: all)
     idle_minutes: int = 30          # CHATREID_IDLE_MINUTES: an idle session's images are dropped
     memory_mb: int = 2048           # CHATREID_MEMORY_MB: images held by all sessions together
