@@ -6,6 +6,10 @@ code it drives (``chatreid/data/cli.py``, ``chatreid/data/synthpeds/cli.py``,
 ``register(subparsers)``, which adds its sub-parser and sets ``func`` (called with the parsed
 arguments, returning an exit code); the library modules themselves know nothing of argparse. Modules are imported only when listed, so ``--help`` stays fast
 enough and one module's heavy imports do not slow another command.
+
+Every entry point of the project (this command, ``app.py``, ``eval/run.py``, ``train/*.py``,
+``spaces/publish.py``) ends bad input the same way: one line on stderr, exit status 2. Their
+parsers mix in :class:`OneLineErrors`; the user errors the commands raise are printed the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +27,32 @@ COMMANDS: list[str] = [
 ]
 
 
+USAGE_ERROR = 2  # bad input, as argparse itself exits
+
+
+class OneLineErrors:
+    """Mixed into an ``argparse.ArgumentParser`` (or transformers' and TRL's subclasses): a usage
+    error is one line, ``PROG: error: MESSAGE (PROG --help lists the options)``, and exit status 2,
+    instead of argparse's usage block (a dozen lines for eval/run.py) above the message."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
+class ArgumentParser(OneLineErrors, argparse.ArgumentParser):
+    """The project's argument parser (sub-parsers made from it share its one-line errors)."""
+
+
+def user_error(prog: str, err: BaseException) -> int:
+    """A user error a command raised (a missing path, a bad value): its first line on stderr,
+    prefixed with the command; returns exit status 2."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    print(f"{prog}: error: {first}", file=sys.stderr, flush=True)
+    return USAGE_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="chatreid",
         description="ChatReID: interactive, VLM-driven person re-identification.",
     )
@@ -47,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        # User errors (bad paths, bad fields) get one clear line, not a traceback.
-        print(f"chatreid {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, KeyError) as err:
+        # User errors (bad paths, bad fields, unwritable folders) get one clear line, not a traceback.
+        return user_error(f"chatreid {args.command}", err)
