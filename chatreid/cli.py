@@ -43,6 +43,18 @@ class ArgumentParser(OneLineErrors, argparse.ArgumentParser):
     """The project's argument parser (sub-parsers made from it share its one-line errors)."""
 
 
+def dataclass_parser(base, dataclass_types, **kwargs):
+    """``base`` (transformers' ``HfArgumentParser`` or TRL's ``TrlParser``) over ``dataclass_types``,
+    with one-line errors. Its ``--no_X`` flags say that they turn ``X`` off: transformers copies
+    ``X``'s own help onto them ("Start from ImageNet weights" on ``--no_pretrained``)."""
+    parser = type(base.__name__, (OneLineErrors, base), {})(dataclass_types, **kwargs)
+    for action in parser._actions:
+        if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0] == f"--no_{action.dest}":
+            action.help = f"turn --{action.dest} off (it is on by default)"
+            action.default = argparse.SUPPRESS  # the --X flag sets the default; this one only says "off"
+    return parser
+
+
 def user_error(prog: str, err: BaseException) -> int:
     """A user error a command raised (a missing path, a bad value): its first line on stderr,
     prefixed with the command; returns exit status 2."""

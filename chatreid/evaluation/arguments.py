@@ -18,7 +18,9 @@ def parse_args(argv=None):
     from chatreid.retrieval.engine import STRATEGIES
     from chatreid.retrieval.prefilter import PREFILTERS
 
-    ap = argparse.ArgumentParser(description=DESCRIPTION,
+    from chatreid.cli import ArgumentParser
+
+    ap = ArgumentParser(prog="eval/run.py", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True,
                     help="checkpoint: Hub id or local folder; repeat for the stage ablation (Table 4)")

@@ -29,13 +29,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120]
 
 
+class ImageReadError(ValueError):
+    """A benchmark image that cannot be decoded; the message names the file, not the model."""
+
+
 def load_images(paths) -> list:
     from PIL import Image
 
     out = []
     for p in paths:
-        with Image.open(p) as im:
-            out.append(im.convert("RGB"))
+        try:
+            with Image.open(p) as im:
+                out.append(im.convert("RGB"))
+        except (OSError, SyntaxError) as err:  # PIL: truncated or corrupt files, unknown formats
+            raise ImageReadError(f"{p}: cannot read this image ({err}); replace or remove the file") from None
     return out
 
 
@@ -221,6 +228,10 @@ def run(args) -> int:
         from chatreid.retrieval.prefilter import check_prefilter
 
         check_prefilter(args.prefilter)  # a path that is not a baseline: one line, before any model
+        from chatreid.hub import check_local
+
+        for model in args.model:  # a mistyped local path: named at once, no Hub request
+            check_local(model, "--model")
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:
@@ -239,6 +250,9 @@ def run(args) -> int:
     for model, label in zip(args.model, labels):
         try:
             res = run_model(model, label, trials, name, root, protocol, args, state)
+        except ImageReadError as err:  # the benchmark's file, not the model, is at fault
+            print(f"eval/run.py: error: {err}", file=sys.stderr)
+            return 2
         except (ValueError, OSError) as err:  # e.g. a model without Yes/No tokens, a missing checkpoint
             print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
             return 2
