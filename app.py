@@ -575,7 +575,7 @@ def main(argv=None) -> None:
     taken) ends in one line on stderr and exit status 2, before or instead of the server."""
     import sys
 
-    from chatreid.cli import USAGE_ERROR, ArgumentParser
+    from chatreid.usage import USAGE_ERROR, ArgumentParser
 
     def fail(message: str):
         print(f"app.py: error: {message}", file=sys.stderr, flush=True)

@@ -77,7 +77,7 @@ def publish_folder(
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 published (or staged), 1 the push failed (the staged copy is kept and named),
     2 bad input (one line)."""
-    from chatreid.cli import ArgumentParser
+    from chatreid.usage import ArgumentParser
 
     parser = ArgumentParser(prog="spaces/publish.py",
                             description="Publish a folder of this repository as a Hugging Face Space.")

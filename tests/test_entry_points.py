@@ -304,7 +304,7 @@ def test_no_pretrained_says_what_it_does():
     from transformers import HfArgumentParser
 
     from chatreid.baseline.train import BaselineArguments
-    from chatreid.cli import dataclass_parser
+    from chatreid.usage import dataclass_parser
 
     parser = dataclass_parser(HfArgumentParser, BaselineArguments, prog="train/baseline.py")
     text = parser.format_help()

@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from trl import ModelConfig, SFTConfig, TrlParser  # noqa: E402
 
-from chatreid.cli import dataclass_parser  # noqa: E402
+from chatreid.usage import dataclass_parser  # noqa: E402
 from chatreid.training import sft  # noqa: E402
 from chatreid.training.sft import ScriptArguments  # noqa: E402
 

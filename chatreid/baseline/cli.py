@@ -16,7 +16,7 @@ def run(script: str, arguments, train: Callable, summary: Callable, what: str, c
     Exit codes: 0 done, 2 a user error (one line), 3 saved but the push failed."""
     from transformers import HfArgumentParser
 
-    from chatreid.cli import dataclass_parser, user_error
+    from chatreid.usage import dataclass_parser, user_error
     from chatreid.hub import PushError, push_folder
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

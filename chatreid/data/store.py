@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections import Counter
 
 from PIL import Image as PILImage

@@ -18,7 +18,7 @@ def parse_args(argv=None):
     from chatreid.retrieval.engine import STRATEGIES
     from chatreid.retrieval.prefilter import PREFILTERS
 
-    from chatreid.cli import ArgumentParser
+    from chatreid.usage import ArgumentParser
 
     ap = ArgumentParser(prog="eval/run.py", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
