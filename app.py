@@ -677,34 +677,78 @@ def load_engine(choice: ModelChoice):
     return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter())
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text!r}")
+    return port
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="ChatReID chat (Gradio).")
+    """Start the app. Bad input (an option, a setting, a model that does not load, a port that is
+    taken) ends in one line on stderr and exit status 2, before or instead of the server."""
+    import sys
+
+    from chatreid.usage import USAGE_ERROR, ArgumentParser
+
+    def fail(message: str):
+        print(f"app.py: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_ERROR)
+
+    parser = ArgumentParser(prog="app.py", description="ChatReID chat (Gradio).")
     parser.add_argument("--model", help="a ChatReID or Qwen2-VL checkpoint: Hub id or local folder "
                         "(default: $CHATREID_MODEL, else the demo model, else the tiny test model)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"),
                         help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or the next free)")
+    parser.add_argument("--port", type=_port, default=None, metavar="1-65535",
+                        help="port (default 7860 or the next free)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:  # every CHATREID_* setting, checked before the model is loaded
         limits = Limits.from_env()
     except SettingsError as err:
-        raise SystemExit(f"app.py: {err}") from None
+        fail(str(err))
+    from chatreid.hub import check_local
     from chatreid.retrieval.prefilter import check_prefilter
 
     try:
         check_prefilter(app_prefilter())
     except ValueError as err:
-        raise SystemExit(f"app.py: CHATREID_PREFILTER: {err}") from None
+        fail(f"CHATREID_PREFILTER: {err}")
     for name in Limits.unknown_settings():
         log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
     choice = app_default_model(args.model)
     if choice.notice:
         log.warning(re.sub(r"[*`]", "", choice.notice))
+    try:  # a mistyped path is named at once, with no Hub request
+        check_local(choice.name_or_path, choice.source if choice.source in ("--model", "CHATREID_MODEL") else "model")
+    except FileNotFoundError as err:
+        fail(str(err))
     log.info("loading model %s (%s)", choice.name_or_path, choice.source)
-    launch(build_app(load_engine(choice), choice, limits), host=args.host, port=args.port,
-           share=args.share)
+    try:
+        engine = load_engine(choice)
+    except (ValueError, OSError) as err:  # missing, not a checkpoint, not loadable: one line
+        fail((str(err).strip().splitlines() or [type(err).__name__])[0])
+    try:
+        # Gradio's own start-up lines are silenced: they name launch(share=True), not --share
+        blocks = build_app(engine, choice, limits)
+        launch(blocks, host=args.host, port=args.port, share=args.share, quiet=True, prevent_thread_lock=True)
+    except OSError as err:  # the port is taken, the interface does not exist
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if "empty port" in first:  # Gradio's words name launch(server_port=...), not the app's option
+            first = f"port {args.port or 'range 7860-7959'} is taken: pass --port with a free one"
+        fail(first)
+    print(f"* Running on local URL:  {blocks.local_url}", flush=True)
+    if blocks.share_url:
+        print(f"* Running on public URL: {blocks.share_url} (temporary; anyone with it can use the app)", flush=True)
+    elif not args.share:
+        print("* To open a public link too, start the app with --share", flush=True)
+    blocks.block_thread()
 
 
 if __name__ == "__main__":

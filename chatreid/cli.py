@@ -6,6 +6,8 @@ code it drives (``chatreid/data/cli.py``, ``chatreid/data/synthpeds/cli.py``,
 ``register(subparsers)``, which adds its sub-parser and sets ``func`` (called with the parsed
 arguments, returning an exit code); the library modules themselves know nothing of argparse. Modules are imported only when listed, so ``--help`` stays fast
 enough and one module's heavy imports do not slow another command.
+
+Bad input ends in one line and exit status 2, as at every entry point (``chatreid.usage``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import sys
+
+from chatreid.usage import ArgumentParser, user_error
 
 # Modules that contribute sub-commands, in the order --help lists them.
 COMMANDS: list[str] = [
@@ -24,7 +27,7 @@ COMMANDS: list[str] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="chatreid",
         description="ChatReID: interactive, VLM-driven person re-identification.",
     )
@@ -47,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        # User errors (bad paths, bad fields) get one clear line, not a traceback.
-        print(f"chatreid {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, KeyError) as err:
+        # User errors (bad paths, bad fields, unwritable folders) get one clear line, not a traceback.
+        return user_error(f"chatreid {args.command}", err)

@@ -1,5 +1,6 @@
-"""Everything of ChatReID that talks to the Hub: the offline switch, one clear line when a dataset
-cannot come from the Hub, and the one way to push (``push_dataset``, ``push_folder``).
+"""Everything of ChatReID that talks to the Hub: whether a name is a local path or a Hub id
+(``looks_local``, ``check_local``), the offline switch, one clear line when a dataset cannot come
+from the Hub, and the one way to push (``push_dataset``, ``push_folder``).
 
 The image store, the instruction datasets, the trained checkpoints and the Spaces all go through
 here, so they fail the same way, with the same words. The push contract: the local copy is only
@@ -9,7 +10,54 @@ untouched local copy is. Callers decide what a failure means for them (an exit c
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+
+# A Hub repo id: owner/name, each part of letters, digits, '-', '_' and '.'.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# The project's own folders (models/ ships the demo; the others are where the README writes):
+# a name under one of them is a path, even where the folder is missing.
+LOCAL_ROOTS = ("models", "data", "runs", "stores")
+
+
+def looks_local(name: str | os.PathLike) -> bool:
+    """True when ``name`` is meant as a path on this machine, not a Hub id: it exists; it starts
+    with ``.``, ``/``, ``~`` or one of the project's folders (``models/``, ``data/``, ``runs/``,
+    ``stores/``); it holds a backslash or more than one ``/``; it is not ``owner/name``; or its
+    first part is a folder here (``out/stage1`` beside an existing ``out/``). Every loader asks
+    this one question before any Hub request, so a mistyped path fails at once instead of after
+    the Hub client's retries."""
+    text = os.fspath(name)
+    if os.path.exists(text) or text.startswith((".", "/", "~")) or "\\" in text:
+        return True
+    if text.split("/")[0] in LOCAL_ROOTS or not _HUB_ID.match(text):
+        return True
+    return os.path.isdir(text.split("/")[0])
+
+
+def check_local(name: str | os.PathLike, what: str, hint: str = "") -> bool:
+    """``True`` when ``name`` is a local path that exists, ``False`` when it is a Hub id; a local
+    path that does not exist raises ``FileNotFoundError``: one line naming ``what`` and the path,
+    the nearest existing name beside it, then ``hint`` (how to make it). No Hub request is made."""
+    text = os.fspath(name)
+    if not looks_local(text):
+        return False
+    if os.path.exists(os.path.expanduser(text)):
+        return True
+    path = os.path.expanduser(text.rstrip("/\\")) or text
+    parent, base = os.path.split(path)
+    near = ""
+    if os.path.isdir(parent or "."):
+        close = difflib.get_close_matches(base, os.listdir(parent or "."), n=1)
+        near = f"; did you mean {os.path.join(parent, close[0])}?" if close else ""
+    else:
+        missing = parent
+        while os.path.dirname(missing) and not os.path.isdir(os.path.dirname(missing)):
+            missing = os.path.dirname(missing)
+        near = f": there is no folder {missing}"
+    why = "the Hub was not asked: a Hub id is owner/name" if "/" not in text else "the Hub was not asked"
+    raise FileNotFoundError(f"{what} {text}: no such local path ({why}){near}" + (f"; {hint}" if hint else ""))
 
 
 def offline() -> bool:

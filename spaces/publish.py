@@ -6,12 +6,11 @@
 A target stages what its Space needs into a folder (here, never touching the sources), then
 `publish_folder` creates the Space if needed and uploads the folder through `chatreid.hub.push_folder`,
 the project's one push; every target (the app Space too) reuses it. A failed push prints why and
-leaves the local files as they are.
+keeps the staged folder it names (push it later with `hf upload`, or stage again with --dry-run).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -76,25 +75,33 @@ def publish_folder(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Publish a folder of this repository as a Hugging Face Space.")
+    """Exit status: 0 published (or staged), 1 the push failed (the staged copy is kept and named),
+    2 bad input (one line)."""
+    from chatreid.usage import ArgumentParser
+
+    parser = ArgumentParser(prog="spaces/publish.py",
+                            description="Publish a folder of this repository as a Hugging Face Space.")
     parser.add_argument("target", choices=sorted(TARGETS), help="what to publish")
     parser.add_argument("--repo-id", required=True, help="USER/NAME of the Space")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
     parser.add_argument("--dry-run", metavar="DIR", default=None, help="stage into DIR and stop")
     args = parser.parse_args(argv)
+    if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
+        parser.error(f"--repo-id must look like USER/NAME, got {args.repo_id!r}")
 
     if args.dry_run:
         staged = TARGETS[args.target](Path(args.dry_run))
         print(f"staged {args.target} Space in {staged}")
         return 0
-    with tempfile.TemporaryDirectory(prefix=f"chatreid-{args.target}-") as tmp:
-        staged = TARGETS[args.target](Path(tmp))
-        try:
-            url = publish_folder(staged, args.repo_id, private=args.private, token=args.token)
-        except PushError as err:
-            print(f"publish {args.target}: error: {err}", file=sys.stderr)
-            return 1
+    # staged outside the sources; removed after a successful push, kept (and named) after a failed one
+    staged = TARGETS[args.target](Path(tempfile.mkdtemp(prefix=f"chatreid-{args.target}-space-")))
+    try:
+        url = publish_folder(staged, args.repo_id, private=args.private, token=args.token)
+    except PushError as err:
+        print(f"publish {args.target}: error: {err}", file=sys.stderr)
+        return 1
+    shutil.rmtree(staged, ignore_errors=True)
     print(f"published {args.target} to {url}")
     return 0
 

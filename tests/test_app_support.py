@@ -229,7 +229,8 @@ def test_app_refuses_a_bad_setting_at_start_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(app, "load_engine", lambda choice: pytest.fail("the model was loaded"))
     with pytest.raises(SystemExit) as exit_:
         app.main([])
-    assert str(exit_.value) == "app.py: CHATREID_TOP_K must be at least 1, got -1"
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "app.py: error: CHATREID_TOP_K must be at least 1, got -1\n"
 
 
 # -- images are reduced on arrival ------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "chatreid"
 
 # area -> the areas it may import (docs/architecture.md, "Layers")
-FOUNDATIONS = {"atomic", "hub", "paths", "metrics", "viz", "__version__"}
+FOUNDATIONS = {"atomic", "hub", "paths", "metrics", "usage", "viz", "__version__"}
 ALLOWED = {
     **{a: FOUNDATIONS for a in FOUNDATIONS},
     "data": FOUNDATIONS,

@@ -232,15 +232,16 @@ def test_eval_run_takes_a_baseline_path_and_refuses_a_bad_one(trained, world, ti
     assert err.startswith("eval/run.py: error:") and str(tmp_path) in err and "not a Re-ID baseline folder" in err
 
 
-def test_app_refuses_a_bad_prefilter_setting_before_loading(tmp_path, monkeypatch):
+def test_app_refuses_a_bad_prefilter_setting_before_loading(tmp_path, monkeypatch, capsys):
     import app
 
     monkeypatch.setenv("CHATREID_PREFILTER", str(tmp_path))
     monkeypatch.setattr(app, "load_engine", lambda choice: pytest.fail("the model was loaded"))
     with pytest.raises(SystemExit) as exit_:
         app.main([])
-    msg = str(exit_.value)
-    assert msg.startswith("app.py: CHATREID_PREFILTER:") and str(tmp_path) in msg and "\n" not in msg
+    msg = capsys.readouterr().err
+    assert exit_.value.code == 2 and msg.count("\n") == 1
+    assert msg.startswith("app.py: error: CHATREID_PREFILTER:") and str(tmp_path) in msg
 
 
 def test_app_loads_the_engine_with_the_prefilter_setting(trained, monkeypatch):

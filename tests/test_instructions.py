@@ -372,7 +372,7 @@ def test_cli_build_and_validate(store_path, tmp_path, capsys):
     assert main(["data", "validate", str(out), "--store", store_path]) == 0
     assert "0 error(s)" in capsys.readouterr().out
     assert main(["build-data", "--stage", "2", "--store", store_path, "--out", str(out),
-                 "--size", "10", "--mix", "bogus=1"]) == 1
+                 "--size", "10", "--mix", "bogus=1"]) == 2
     assert "no task 'bogus'" in capsys.readouterr().err
 
 
@@ -454,14 +454,14 @@ def test_dataset_weights_from_the_command_line(store_path, tmp_path, capsys):
                        (["sysu_mm01=nan"], "must be a positive number"),
                        (["sysu_mm01=2", "sysu_mm01=3"], "'sysu_mm01' is given twice")):
         out = tmp_path / "bad"
-        assert main(common + ["--out", str(out), "--dataset-weight", *bad]) == 1
+        assert main(common + ["--out", str(out), "--dataset-weight", *bad]) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
         assert not out.exists()
     assert "it holds: cuhk_pedes, market1501, synthpeds, sysu_mm01" in (
         main(common + ["--out", str(tmp_path / "bad"), "--dataset-weight", "regdb=2"]) and capsys.readouterr().err)
     assert main(["build-data", "--stage", "1", "--store", store_path, "--out", str(tmp_path / "s1"),
-                 "--dataset-weight", "sysu_mm01=2"]) == 1
+                 "--dataset-weight", "sysu_mm01=2"]) == 2
     assert "apply to stages 2 and 3" in capsys.readouterr().err
 
 

@@ -240,5 +240,6 @@ def test_a_store_too_small_for_validation_gives_an_empty_typed_split(tmp_path):
 
 
 def test_load_of_a_missing_folder_names_it():
-    with pytest.raises(ValueError, match="'stage2-missing': no such local folder"):
+    # a bare name is not a Hub id (owner/name): named as a missing folder, the Hub not asked
+    with pytest.raises(FileNotFoundError, match="instruction dataset stage2-missing: no such local path"):
         load("stage2-missing")

@@ -156,8 +156,8 @@ def test_push_success_and_failure_at_the_hub_client_boundary(sft, data, tiny_mod
 
 
 @pytest.mark.parametrize("case,extra,match", [
-    ("no dataset", {"--dataset_name": "DATA/absent"}, "no such folder"),
-    ("no store", {"--image_store": "DATA/absent"}, "no such image store"),
+    ("no dataset", {"--dataset_name": "DATA/absent"}, "no such local path (the Hub was not asked); make it with `chatreid build-data`"),
+    ("no store", {"--image_store": "DATA/absent"}, "no such local path (the Hub was not asked); build one with `chatreid store build`"),
     ("stage 2 without stage 1", {"--stage": "2", "--previous_stage_checkpoint": ""}, "previous_stage_checkpoint"),
     ("stage 3 offline with an unknown Hub id", {"--previous_stage_checkpoint": "me/absent"}, "HF_HUB_OFFLINE"),
     ("stage 2 with a missing stage 1", {"--stage": "2", "--previous_stage_checkpoint": "DATA/absent"}, "no such folder"),
@@ -230,13 +230,13 @@ def test_unreachable_hub_id_is_named_at_once(sft, data, tiny_model_dir, tmp_path
 
     monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.chdir(tmp_path)  # no runs/ here: runs/stage1 could be a Hub id
-    args = _args(2, data, tiny_model_dir, tmp_path / "s2", "--previous_stage_checkpoint", "runs/stage1")
+    monkeypatch.chdir(tmp_path)  # no someone/ here: someone/stage1 is a Hub id
+    args = _args(2, data, tiny_model_dir, tmp_path / "s2", "--previous_stage_checkpoint", "someone/stage1")
     started = time.monotonic()
     assert sft.cli(args) == 2
-    assert time.monotonic() - started < 10 and calls == ["runs/stage1"]
+    assert time.monotonic() - started < 10 and calls == ["someone/stage1"]
     err = capsys.readouterr().err
-    assert "'runs/stage1': no such local folder, and the Hub cannot be reached (ConnectError" in err
+    assert "'someone/stage1': no such local folder, and the Hub cannot be reached (ConnectError" in err
 
 
 def test_hub_id_that_does_not_exist_is_named(sft, data, tiny_model_dir, tmp_path, capsys, monkeypatch):

@@ -239,7 +239,7 @@ def test_load_from_hub_id_uses_datasets(built, monkeypatch):
 
 
 def test_load_errors_are_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such image store"):
+    with pytest.raises(FileNotFoundError, match="image store .*: no such local path"):
         ImageStore.load(str(tmp_path / "missing" / "store"))
     with pytest.raises(ValueError, match="cannot load image store 'nobody/absent'"):
         ImageStore.load("nobody/absent")
@@ -260,7 +260,7 @@ def test_cli_build_and_info(market, tmp_path, capsys):
     assert main(["store", "info", str(out)]) == 0
     info = capsys.readouterr().out
     assert "market1501/train: 5" in info and "market1501/cam6" in info
-    assert main(["store", "build", "--source", "market1501", "--out", str(tmp_path / "x")]) == 1
+    assert main(["store", "build", "--source", "market1501", "--out", str(tmp_path / "x")]) == 2
     assert "expected NAME[,key=value...]:PATH" in capsys.readouterr().err
 
 
@@ -301,7 +301,7 @@ def test_cli_several_sources_with_options_and_skip_bad(tmp_path, capsys):
     out = tmp_path / "store"
     args = ["store", "build", "--source", f"market1501:{market}",
             "--source", f"cuhk03,version=detected:{cuhk}", "--out", str(out)]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "notes.jpg" in capsys.readouterr().err and not out.exists()
     assert main(args + ["--skip-bad"]) == 0
     captured = capsys.readouterr()
@@ -322,7 +322,7 @@ def test_cli_refuses_existing_out(tmp_path, capsys):
     toy = tmp_path / "m"
     make_market(toy, {"query": ["0001_c1s1_001051_00.jpg"], "bounding_box_train": [],
                       "bounding_box_test": []}, thumbs=False)
-    assert main(["store", "build", "--source", f"market1501:{toy}", "--out", str(out)]) == 1
+    assert main(["store", "build", "--source", f"market1501:{toy}", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
 

@@ -249,7 +249,7 @@ def test_cli_writes_refuses_to_overwrite_and_overwrites(tmp_path, capsys):
     assert "wrote 16 images" in capsys.readouterr().out
     assert Image.open(next((out / "query").iterdir())).size == (48, 96)
     (out / "stray.txt").write_text("mine")
-    assert cli(["synth", "--layout", "market", "--ids", "4", "--out", str(out)]) == 1
+    assert cli(["synth", "--layout", "market", "--ids", "4", "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err and (out / "stray.txt").exists()
     assert cli(["synth", "--layout", "sysu", "--ids", "3", "--images-per-id", "2", "--out", str(out), "--overwrite"]) == 0
     assert not (out / "stray.txt").exists() and (out / "exp" / "test_id.txt").is_file()

@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from trl import ModelConfig, SFTConfig, TrlParser  # noqa: E402
 
+from chatreid.usage import dataclass_parser  # noqa: E402
 from chatreid.training import sft  # noqa: E402
 from chatreid.training.sft import ScriptArguments  # noqa: E402
 
@@ -31,7 +32,8 @@ from chatreid.training.sft import ScriptArguments  # noqa: E402
 def cli(argv=None, callbacks=None) -> int:
     """``callbacks``: extra ``transformers.TrainerCallback``s, for callers that run the script in
     their own process (benchmarks time each step this way)."""
-    return sft.cli(argv, callbacks, parser=TrlParser((ScriptArguments, SFTConfig, ModelConfig)))
+    parser = dataclass_parser(TrlParser, (ScriptArguments, SFTConfig, ModelConfig), prog="train/sft.py")
+    return sft.cli(argv, callbacks, parser=parser)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,18 @@ def run(script: str, arguments, train: Callable, summary: Callable, what: str, c
     Exit codes: 0 done, 2 a user error (one line), 3 saved but the push failed."""
     from transformers import HfArgumentParser
 
+    from chatreid.usage import dataclass_parser, user_error
     from chatreid.hub import PushError, push_folder
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    (args,) = HfArgumentParser(arguments).parse_args_into_dataclasses(args=argv)
+    try:
+        (args,) = dataclass_parser(HfArgumentParser, arguments, prog=script).parse_args_into_dataclasses(args=argv)
+    except ValueError as err:  # the dataclass's own checks of the options
+        return user_error(script, err)
     try:
         message, folder = summary(train(args))
     except (ValueError, OSError) as err:  # user errors: one line, no traceback
-        print(f"{script}: error: {err}", file=sys.stderr, flush=True)
-        return 2
+        return user_error(script, err)
     print(message, flush=True)
     if args.push_to_hub:
         repo_id = args.hub_model_id or Path(os.path.abspath(args.out)).name

@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -33,7 +32,6 @@ NORMALISATION = {
     "efficientnet_lite0": ([127 / 255] * 3, [128 / 255] * 3),
     "resnet50": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
 }
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class BaselineError(ValueError):
@@ -169,13 +167,17 @@ def save_baseline(model: ReIDBaseline, config: dict, folder: str | os.PathLike, 
 
 def resolve(path_or_id: str | os.PathLike, what: str = "baseline") -> Path:
     """A local folder, or the Hub snapshot of a model id; ``BaselineError`` (one line) otherwise."""
+    from chatreid.hub import check_local
+
     text = os.fspath(path_or_id)
     if os.path.isdir(text):
         return Path(text)
-    if os.path.exists(text):
+    try:
+        local = check_local(text, what)
+    except FileNotFoundError as err:
+        raise BaselineError(str(err)) from None
+    if local:
         raise BaselineError(f"{text}: not a {what} folder (a file, not a folder)")
-    if not _HUB_ID.match(text) or text.startswith("."):
-        raise BaselineError(f"{text}: no such {what} folder (nor a Hub model id)")
     from huggingface_hub import snapshot_download
 
     try:

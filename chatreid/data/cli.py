@@ -37,11 +37,8 @@ def _cmd_build(args) -> int:
         if args.skip_bad:
             options.setdefault("skip_bad", True)
         sources.append((name, root, options))
-    try:
-        report = build(sources, args.out, skip_bad=args.skip_bad, overwrite=args.overwrite)
-    except FileExistsError as err:  # not among the CLI's generic user errors
-        print(f"chatreid store build: error: {err}", file=sys.stderr)
-        return 1
+    # an existing --out (FileExistsError) is a user error: chatreid.cli prints it in one line
+    report = build(sources, args.out, skip_bad=args.skip_bad, overwrite=args.overwrite)
     print(f"wrote {report.num_images} images to {report.out}")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad image(s):", file=sys.stderr)

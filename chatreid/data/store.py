@@ -17,20 +17,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections import Counter
 
 from PIL import Image as PILImage
 
-from chatreid.hub import load_hub_dataset
+from chatreid.hub import check_local, load_hub_dataset
 
 METADATA_COLUMNS = (
     "image_id", "dataset", "path", "pid", "camid", "split", "clothes_id", "modality",
     "captions", "attributes", "width", "height",
 )
 COLUMNS = ("image_id", "image") + METADATA_COLUMNS[1:]
-# A Hub dataset id: "name" or "owner/name" (letters, digits, "-", "_", ".").
-_REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")
 
 
 def features():
@@ -109,8 +106,8 @@ class ImageStore:
             if isinstance(ds, datasets.DatasetDict):
                 ds = _single_split(ds, text)
             return cls(ds, text)
-        if os.path.exists(text) or not _REPO_ID.match(text) or text.startswith("."):
-            raise FileNotFoundError(f"{text}: no such image store folder (nor a Hub dataset id)")
+        if check_local(text, "image store", hint="build one with `chatreid store build`"):
+            raise FileNotFoundError(f"{text}: not an image store folder (a file)")
         ds = load_hub_dataset(text, "image store", revision=revision, token=token)
         if isinstance(ds, datasets.DatasetDict):
             ds = _single_split(ds, text)

@@ -20,7 +20,9 @@ def parse_args(argv=None):
     from chatreid.retrieval.engine import STRATEGIES
     from chatreid.retrieval.prefilter import PREFILTERS
 
-    ap = argparse.ArgumentParser(description=DESCRIPTION,
+    from chatreid.usage import ArgumentParser
+
+    ap = ArgumentParser(prog="eval/run.py", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=TASKS, default="reid",
                     help="reid: the paper's Tables 1-5 (default); attribute / multimodal: the sec. 4.2 evaluations "

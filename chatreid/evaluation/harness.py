@@ -37,13 +37,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120]
 
 
+class ImageReadError(ValueError):
+    """A benchmark image that cannot be decoded; the message names the file, not the model."""
+
+
 def load_images(paths) -> list:
     from PIL import Image
 
     out = []
     for p in paths:
-        with Image.open(p) as im:
-            out.append(im.convert("RGB"))
+        try:
+            with Image.open(p) as im:
+                out.append(im.convert("RGB"))
+        except (OSError, SyntaxError) as err:  # PIL: truncated or corrupt files, unknown formats
+            raise ImageReadError(f"{p}: cannot read this image ({err}); replace or remove the file") from None
     return out
 
 
@@ -357,6 +364,11 @@ def run(args) -> int:
             "cuhk03_layout": args.cuhk03_layout, "gallery_shot": args.gallery_shot})
         protocol = check_protocol(name, root, args.protocol, args.benchmark_options)
         trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
+        from chatreid.hub import check_local
+
+        for trial in trials:  # a mistyped local path: named at once, no Hub request
+            for template in args.model:
+                check_local(checkpoint_path(template, trial, "--model"), "--model")
         # a path that is not a baseline, a checkpoint or pre-filter trained on another trial's
         # identities, a missing calibration: one line, before any model
         check_trials(args.model, args.prefilter, trials, name)
@@ -380,6 +392,9 @@ def run(args) -> int:
     for model, label in zip(args.model, labels):
         try:
             res = run_model(model, label, trials, name, root, protocol, args, state)
+        except ImageReadError as err:  # the benchmark's file, not the model, is at fault
+            print(f"eval/run.py: error: {err}", file=sys.stderr)
+            return 2
         except (ValueError, OSError) as err:  # e.g. a model without Yes/No tokens, a missing checkpoint
             print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
             return 2

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from chatreid.atomic import install_dir
-from chatreid.hub import load_hub_dataset, push_dataset, push_failed
+from chatreid.hub import check_local, load_hub_dataset, push_dataset, push_failed
 from chatreid.instructions import stage1, stage2, stage3
 from chatreid.instructions.config import BuildConfig
 from chatreid.instructions.pool import SPLITS, build_pool, columns, split_identities
@@ -387,8 +387,8 @@ def load(path_or_repo, *, revision: str | None = None, token: str | None = None)
     text = os.fspath(path_or_repo)
     if os.path.isdir(text):
         dsd = datasets.load_from_disk(text)
-    elif os.path.exists(text) or text.startswith((".", "/")):
-        raise FileNotFoundError(f"{text}: not a built instruction dataset folder")
+    elif check_local(text, "instruction dataset", hint="build one with `chatreid build-data`"):
+        raise FileNotFoundError(f"{text}: not a built instruction dataset folder (a file)")
     else:
         dsd = load_hub_dataset(text, "instruction dataset", revision=revision, token=token)
     if not isinstance(dsd, datasets.DatasetDict) or set(dsd) != set(SPLITS):

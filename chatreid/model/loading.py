@@ -24,7 +24,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl import Qwen2VLProcessor
 
-from chatreid.hub import offline
+from chatreid.hub import check_local, offline
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
@@ -90,8 +90,6 @@ def _explain_missing(name_or_path: str, err: Exception) -> OSError:
             f"downloading it (and it is not in the cache). Pass a local path, e.g. one made by "
             f"chatreid.model.tiny.build_tiny_qwen2vl(), or unset HF_HUB_OFFLINE. ({type(err).__name__})"
         )
-    if not Path(name_or_path).exists() and "/" not in name_or_path:
-        return OSError(f"cannot load {name_or_path!r}: no such folder, and not a Hub id (owner/name)")
     return OSError(f"cannot load {name_or_path!r}: {err}")
 
 
@@ -108,6 +106,7 @@ def load_processor(
     ``min_pixels`` / ``max_pixels`` bound the image processor's resize (Qwen's ``smart_resize``);
     the training collator resizes to the stage's policy first, so these rarely matter there.
     """
+    check_local(name_or_path, "model")  # a mistyped path fails here, before any Hub request
     hub = _hub_kwargs(revision, token)
     try:
         # AutoImageProcessor inside picks the PIL backend when torchvision is missing (same outputs)
@@ -137,6 +136,7 @@ def load_model(
     **model_kwargs,
 ):
     """The model of a checkpoint, from safetensors only (no pickled ``.bin`` files are read)."""
+    check_local(name_or_path, "model")  # a mistyped path fails here, before any Hub request
     hub = _hub_kwargs(revision, token)
     try:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **hub)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from chatreid.hub import load_hub_dataset, offline
+from chatreid.hub import check_local, load_hub_dataset, looks_local, offline
 from chatreid.model.surgery import part_of
 
 REQUIRED_COLUMNS = ("messages", "image_ids")
+# How to make the data a stage reads (the README's "Training" section runs it on a CPU).
+MAKE_DATA = "make it with `chatreid build-data` (README, \"Training\")"
 
 
 def load_instructions(name_or_path: str, *, revision: str | None = None):
@@ -27,8 +29,8 @@ def load_instructions(name_or_path: str, *, revision: str | None = None):
             ds = datasets.load_from_disk(name_or_path)
         except FileNotFoundError as err:
             raise FileNotFoundError(f"instruction dataset {name_or_path}: not a saved dataset folder ({err})") from None
-    elif os.path.exists(name_or_path) or not re.match(r"^[\w.-]+/[\w.-]+$", name_or_path):
-        raise FileNotFoundError(f"instruction dataset {name_or_path!r}: no such folder (nor a Hub dataset id)")
+    elif check_local(name_or_path, "instruction dataset", hint=MAKE_DATA):
+        raise FileNotFoundError(f"instruction dataset {name_or_path}: a file, not a saved dataset folder")
     else:
         ds = load_hub_dataset(name_or_path, "instruction dataset", revision=revision, error=FileNotFoundError)
     if isinstance(ds, datasets.Dataset):
@@ -108,14 +110,6 @@ def check_liger() -> None:
                          "and a GPU for its Triton kernels; drop the option to train without it")
 
 
-def _looks_local(path: str) -> bool:
-    """A path meant as a folder here: it exists, starts like a path, is not ``namespace/name``, or
-    its first part is a local folder (``runs/stage1`` beside an existing ``runs/``)."""
-    if os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") != 1:
-        return True
-    return os.path.isdir(path.split("/")[0])
-
-
 def _hub_model_error(repo_id: str) -> str | None:
     """Why ``repo_id`` cannot be loaded from the Hub, or None when it can. One request, no retries:
     a missing or unreachable id is named at once, not after the download's five retries."""
@@ -145,6 +139,18 @@ def _hub_model_error(repo_id: str) -> str | None:
     return None
 
 
+def check_base_model(base: str) -> None:
+    """Stages 1 and 2 load the pretrained VLM: a local folder with its config.json, or a Hub id the
+    Hub (or, offline, the cache) has. Checked before the data is read, in one request."""
+    if check_local(base, "base model", hint="pass --base_model a local checkpoint folder"):
+        if not (Path(base) / "config.json").is_file():
+            raise FileNotFoundError(f"base model {base}: no config.json there; pass a checkpoint folder")
+        return
+    problem = _hub_model_error(base)
+    if problem:
+        raise FileNotFoundError(f"base model {base!r}: {problem}; pass --base_model a local checkpoint folder")
+
+
 def check_previous_stage(stage: int, previous: str | None) -> str | None:
     """Stages 2 and 3 start from the previous stage's checkpoint; it must be given and exist."""
     if stage == 1:
@@ -153,7 +159,7 @@ def check_previous_stage(stage: int, previous: str | None) -> str | None:
         raise ValueError(f"stage {stage} starts from the stage-{stage - 1} checkpoint: pass "
                          f"--previous_stage_checkpoint (the output_dir of the stage-{stage - 1} run, or a Hub id)")
     resolved = resolve_checkpoint(previous)
-    if _looks_local(previous):
+    if looks_local(previous):
         if not os.path.exists(previous):
             raise FileNotFoundError(f"previous stage checkpoint {previous!r}: no such folder; run stage {stage - 1} "
                                     f"with --output_dir {previous}, or pass --previous_stage_checkpoint")

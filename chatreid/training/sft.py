@@ -67,6 +67,8 @@ def preflight(script_args, training_args, model_args):
         raise ValueError("stage 3 trains with the vision encoder frozen (paper section 3.3); "
                          "train_vision_encoder=true asks to train a frozen part")
     previous = checks.check_previous_stage(script_args.stage, script_args.previous_stage_checkpoint)
+    if script_args.stage in (1, 2) and not training_args.resume_from_checkpoint:  # stage 3 starts from previous
+        checks.check_base_model(script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL)
     data = checks.load_instructions(script_args.dataset_name)
     if script_args.dataset_train_split not in data:
         raise ValueError(f"{script_args.dataset_name}: no split {script_args.dataset_train_split!r} "

@@ -39,17 +39,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from chatreid.data.synthpeds.layouts import generate
 
-    try:
-        summary = generate(args.layout, args.out, args.ids, seed=args.seed, size=args.size,
-                           images_per_id=args.images_per_id, overwrite=args.overwrite, progress=True,
-                           distractors=args.distractors, junk=args.junk)
-    except FileExistsError as err:
-        print(f"chatreid synth: error: {err}", file=sys.stderr)
-        return 1
+    # an existing --out (FileExistsError) is a user error: chatreid.cli prints it in one line
+    summary = generate(args.layout, args.out, args.ids, seed=args.seed, size=args.size,
+                       images_per_id=args.images_per_id, overwrite=args.overwrite, progress=True,
+                       distractors=args.distractors, junk=args.junk)
     splits = ", ".join(f"{k} {v}" for k, v in sorted(summary["splits"].items()))
     print(f"wrote {summary['images']} images ({splits}) to {summary['out']}")
     return 0
