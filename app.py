@@ -29,7 +29,7 @@ from chatreid.chat.examples import (EXAMPLES_DIR, example_galleries,  # noqa: E4
                                     load_example_gallery)
 from chatreid.chat.sessions import (SessionStore, limit_malloc_arenas,  # noqa: E402
                                     release_freed_memory)
-from chatreid.chat.settings import (Limits, ModelChoice, SettingsError,  # noqa: E402
+from chatreid.chat.settings import (Limits, ModelChoice, SettingsError, app_prefilter,  # noqa: E402
                                     app_default_model, model_card_summary)
 from chatreid.chat.uploads import (UploadError, check_message, image_bytes,  # noqa: E402
                                    load_gallery, load_query_images)
@@ -546,17 +546,11 @@ def launch(blocks: gr.Blocks, host: str | None = None, port: int | None = None, 
         footer_links=["api", "settings"], css=CSS, **kwargs)
 
 
-def app_prefilter() -> str:
-    """``$CHATREID_PREFILTER``: a pre-filter name or a trained baseline's folder / Hub id
-    (``train/baseline.py``); default the pip-shipped ImageNet EfficientNet-Lite0."""
-    return os.environ.get("CHATREID_PREFILTER", "").strip() or "efficientnet_lite0"
-
-
 def load_engine(choice: ModelChoice):
     from chatreid.retrieval import ReIDEngine
 
     # ReIDEngine loads safetensors only and never passes trust_remote_code.
-    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter())
+    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
 
 
 def main(argv=None) -> None:
@@ -575,13 +569,13 @@ def main(argv=None) -> None:
         raise SystemExit(f"app.py: {err}") from None
     from chatreid.retrieval.prefilter import check_prefilter
 
-    try:
-        check_prefilter(app_prefilter())
-    except ValueError as err:
-        raise SystemExit(f"app.py: CHATREID_PREFILTER: {err}") from None
     for name in Limits.unknown_settings():
         log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
     choice = app_default_model(args.model)
+    try:
+        check_prefilter(app_prefilter(choice.name_or_path))
+    except ValueError as err:
+        raise SystemExit(f"app.py: CHATREID_PREFILTER: {err}") from None
     if choice.notice:
         log.warning(re.sub(r"[*`]", "", choice.notice))
     log.info("loading model %s (%s)", choice.name_or_path, choice.source)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from chatreid.evaluation.arguments import prefilter_for
 from chatreid.evaluation.benchmarks import (TASK, Trial, check_protocol, load_trials, num_trials, parse_dataset,
                                             resolve_options)
 from chatreid.evaluation.tables import render
@@ -163,7 +164,8 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
     from chatreid.viz import plot_cmc
 
     out = Path(args.out) / _slug(label)
-    engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, device=state.device,
+    prefilter = prefilter_for(args, model)
+    engine = ReIDEngine.from_pretrained(model, prefilter=prefilter, device=state.device,
                                         dtype=args.dtype, window=args.window)
     if (protocol == "t2i" and state.is_main_process and (args.top_k or args.tau is not None)
             and not getattr(engine.prefilter, "supports_text", False)):
@@ -189,13 +191,14 @@ def run_model(model: str, label: str, trials: list[Trial], name: str, root: str,
     mean = mean_metrics(per_trial)
     result = {
         "label": label, "model": engine.model_info, "dataset": name, "root": root, "protocol": protocol,
-        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k, "tau": args.tau,
+        "strategy": args.strategy, "prefilter": prefilter, "top_k": args.top_k, "tau": args.tau,
         "window": args.window if args.strategy == "best_choice" else None,
         "num_queries": len(trials[0].queries), "num_gallery": [len(t.gallery) for t in trials],
         "trials": per_trial, "mean": mean, "seconds": round(time.time() - t0, 1),
         "command": " ".join(sys.argv), "processes": state.num_processes,
         "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
         "text_prefilter": bool(getattr(engine.prefilter, "supports_text", False)),
+        "text_head": getattr(engine.prefilter, "text_head", None) if protocol == "t2i" else None,
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_cmc({label: mean["cmc"]}, out / "cmc.png", title=f"CMC: {name} ({protocol})")
@@ -220,7 +223,8 @@ def run(args) -> int:
         trials = load_trials(name, root, protocol, args.trials, args.benchmark_options)
         from chatreid.retrieval.prefilter import check_prefilter
 
-        check_prefilter(args.prefilter)  # a path that is not a baseline: one line, before any model
+        for model in args.model:  # a path that is not a baseline: one line, before any model
+            check_prefilter(prefilter_for(args, model))
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:
