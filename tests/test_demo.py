@@ -208,7 +208,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         return {hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*")
                 if p.suffix.lower() in (".jpg", ".png", ".bmp")}
 
-    trained = set().union(*(digests(work / purpose) for purpose in ("synth", "pretrain")))
+    trained = set().union(*(digests(work / purpose) for purpose in ("synth", "pretrain", "text_prefilter_world")))
     for layout in demo.LAYOUTS:
         fresh = digests(work / "eval_worlds" / layout)
         assert fresh and not fresh & trained, layout
@@ -223,7 +223,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     for layout in demo.LAYOUTS:
         rows = summary["results"][layout]
         assert {"1+2+3", "2+3", "3", "1+2"} <= set(rows)
-        assert ("pre-filter" in rows) == (layout != "pedes")
+        assert "pre-filter" in rows  # for pedes: the text pre-filter alone
         for r in rows.values():
             assert 0.0 <= r["rank1"] <= 1.0 and 0.0 < r["mAP"] <= 1.0
     # the P(Yes) separation is read back for every model that scored image or text candidates, and
@@ -238,6 +238,12 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] == summary["separation"][layout][m]["pairs"]
                    for m, r in by_model.items())
     # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
+    # the text pre-filter ships inside the model folder, and the VLM re-ranked its head
+    assert (out / "text-prefilter" / "config.json").is_file()
+    assert summary["results"]["pedes"]["1+2+3"]["top_k"] == summary["text_prefilter"]["head"]
+    # ceilings and chance of every evaluation world, in the report
+    assert set(summary["ceilings"]) == set(demo.LAYOUTS)
+    assert all(c["random"]["mAP"] <= c["body"]["mAP"] for c in summary["ceilings"].values())
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
     import app  # the banner the chat app shows for this model: the card's first paragraph
@@ -250,6 +256,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     assert len(engine.search(demo_query(crop), [crop, crop.rotate(180)]).ranking) == 2
     text = rep.read_text()
     assert "stage 3 alone" in text and "## Training" in text and "feature AUC" in text
+    assert "## Ceilings and chance" in text and "## The text-to-image pre-filter" in text
     assert "## Learning curves" in text and "Table 4 in miniature" in text and "2 stage seeds" in text
     assert all(name in text for name in ("standard", "cloth-changing", "visible-infrared", "text-to-image"))
 
