@@ -186,6 +186,22 @@ def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
     assert "| 1+2 (seed 1) | 2 | 2.5 |" in text  # another stage seed's run: its chain and seed, its stage's steps
 
 
+def test_report_shows_ceilings_and_the_text_prefilter_where_the_summary_has_them():
+    r = {"rank1": 0.5, "mAP": 0.25, "mINP": 0.1, "queries": 4, "gallery": 9, "protocol": "t2i", "top_k": 20,
+         "prefilter": "color_histogram"}
+    results = {"pedes": {"1+2+3": dict(r), "pre-filter": dict(r, mAP=0.5)}}
+    kinds = {"body": {"mAP": 0.9, "rank1": 0.95}, "clothes": {"mAP": 0.06, "rank1": 0.04},
+             "random": {"mAP": 0.046, "rank1": 0.02}}
+    summary = {**_summary(results), "ceilings": {"ltcc": {"protocol": "cc", "trials": 1, **kinds}},
+               "text_prefilter": {"head": 20, "world_seed": 3000404, "held_out": {"recall": {"20": 0.97}}}}
+    text = demo.report(json.loads(json.dumps(summary)))
+    assert "| cloth-changing (ltcc, `cc`) | 95.0 / 90.0 | 4.0 / 6.0 | 2.0 / 4.6 |" in text
+    assert "re-ranks the text pre-filter's top 20" in text and "seed 3000404" in text and "@20 97.0%" in text
+    assert "pre-filter alone (`color_histogram`; text: the text pre-filter)" in text
+    plain = demo.report(json.loads(json.dumps(_summary({"pedes": {"1+2+3": dict(r, top_k=None)}}))))
+    assert "## Ceilings" not in plain and "the VLM scores the whole gallery" in plain and "\n\n\n\n" not in plain
+
+
 def test_cli_rejects_an_unknown_config(capsys):
     with pytest.raises(SystemExit):
         demo.main(["build", "--config", "huge"])

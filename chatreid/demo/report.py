@@ -283,7 +283,21 @@ the app use it for text queries without flags). A Re-ID baseline (EfficientNet-L
 ({tp.get('train_seconds')} s), trained on a pedes world of its own (seed {tp.get('world_seed')}):
 {tp.get('train_captions')} captions of {tp.get('train_images')} train images. On that world's held-out identities
 ({held.get('queries')} captions against {held.get('gallery')} images) recall {recall} (random: {chance}).
-The VLM re-ranks its top {tp.get('head')} by default (the smallest k there with recall >= 95%)."""
+The VLM re-ranks its top {tp.get('head')} by default (the smallest k there with recall >= 95%).{_text_runs(tp)}"""
+
+
+def _text_runs(tp: dict) -> str:
+    """Runs of the shipped model with its text pre-filter made after its build (``eval``: label ->
+    world, R1, mAP, command), as a table; empty for a build that ran them itself."""
+    runs = tp.get("eval") or {}
+    if not runs:
+        return ""
+    lines = ["", "", "Measured after the build, with `eval/run.py` defaults (text pre-filter and its head) "
+             "unless the command says otherwise:", "",
+             "| run | world | R1 / mAP | command |", "|---|---|---|---|"]
+    lines += [f"| {label} | {r['world']} | {_pct(r['rank1'])} / {_pct(r['mAP'])} | `{r['command']}` |"
+              for label, r in runs.items()]
+    return "\n".join(lines)
 
 
 def results_table(cfg: DemoConfig, results: dict) -> str:
@@ -293,7 +307,7 @@ def results_table(cfg: DemoConfig, results: dict) -> str:
         rows += [("2+3", "stages 2+3"), ("3", "stage 3 alone")]
     if cfg.diagnostic:
         rows += [("1+2", "stages 1+2 (no stage 3; diagnostic)")]
-    text = " (text: the text pre-filter)" if "pre-filter" in results.get("pedes", {}) else ""
+    text = "; text: the text pre-filter" if "pre-filter" in results.get("pedes", {}) else ""
     rows += [("pre-filter", f"pre-filter alone (`{cfg.prefilter}`{text})"),
              ("colour histogram", "colour histogram (HSV, no learning)")]
     head = "| model | " + " | ".join(f"{SETTING[l]} ({l}) R1 / mAP" for l in LAYOUTS) + " | mean mAP |"
