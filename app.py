@@ -32,7 +32,7 @@ from chatreid.chat.examples import (EXAMPLES_DIR, example_galleries,  # noqa: E4
                                     load_example_gallery)
 from chatreid.chat.sessions import (ClientCookie, SessionStore, client_of,  # noqa: E402
                                     limit_malloc_arenas, release_freed_memory)
-from chatreid.chat.settings import (Limits, ModelChoice, SettingsError,  # noqa: E402
+from chatreid.chat.settings import (Limits, ModelChoice, SettingsError, app_prefilter,  # noqa: E402
                                     app_default_model, model_card_summary)
 from chatreid.chat.uploads import (UploadError, check_message, image_bytes,  # noqa: E402
                                    load_gallery, load_query_images)
@@ -664,17 +664,11 @@ def launch(blocks: gr.Blocks, host: str | None = None, port: int | None = None, 
         footer_links=["api", "settings"], css=CSS, **kwargs)
 
 
-def app_prefilter() -> str:
-    """``$CHATREID_PREFILTER``: a pre-filter name or a trained baseline's folder / Hub id
-    (``train/baseline.py``); default the pip-shipped ImageNet EfficientNet-Lite0."""
-    return os.environ.get("CHATREID_PREFILTER", "").strip() or "efficientnet_lite0"
-
-
 def load_engine(choice: ModelChoice):
     from chatreid.retrieval import ReIDEngine
 
     # ReIDEngine loads safetensors only and never passes trust_remote_code.
-    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter())
+    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
 
 
 def _port(text: str) -> int:
@@ -716,10 +710,6 @@ def main(argv=None) -> None:
     from chatreid.hub import check_local
     from chatreid.retrieval.prefilter import check_prefilter
 
-    try:
-        check_prefilter(app_prefilter())
-    except ValueError as err:
-        fail(f"CHATREID_PREFILTER: {err}")
     for name in Limits.unknown_settings():
         log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
     choice = app_default_model(args.model)
@@ -729,6 +719,10 @@ def main(argv=None) -> None:
         check_local(choice.name_or_path, choice.source if choice.source in ("--model", "CHATREID_MODEL") else "model")
     except FileNotFoundError as err:
         fail(str(err))
+    try:
+        check_prefilter(app_prefilter(choice.name_or_path))
+    except ValueError as err:
+        fail(f"CHATREID_PREFILTER: {err}")
     log.info("loading model %s (%s)", choice.name_or_path, choice.source)
     try:
         engine = load_engine(choice)

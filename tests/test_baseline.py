@@ -351,6 +351,62 @@ def test_text_prefilter_cuts_the_gallery_for_text_queries(text_prefilter, tiny_m
     assert rows and all(r["num_scored"] == 3 for r in rows)
 
 
+def test_a_model_folder_ships_its_text_prefilter_and_runs_with_it_by_default(text_prefilter, tiny_model_dir,
+                                                                             tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from chatreid.chat.settings import app_prefilter
+    from chatreid.demo.text_prefilter import compact
+    from chatreid.model import load_model_and_processor
+    from chatreid.retrieval import Query, ReIDEngine
+    from chatreid.retrieval.prefilter import TrainedBaseline, default_prefilter
+
+    report, root = text_prefilter
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    assert default_prefilter(str(model_dir)) == "efficientnet_lite0"  # nothing shipped: the ImageNet default
+    shipped = model_dir / "text-prefilter"
+    shutil.copytree(report["out"], shipped)
+    compact(shipped)
+    cfg = json.loads((shipped / "config.json").read_text())
+    (shipped / "config.json").write_text(json.dumps({**cfg, "head": 3}))
+    # half-precision weights without the ID classifier: smaller, and the same ranking to 1e-2
+    size = lambda d: sum(p.stat().st_size for p in Path(d).rglob("*.safetensors"))  # noqa: E731
+    assert size(shipped) < 0.6 * size(report["out"])
+    recs = [r for r in _records(root) if r.split == "gallery"]
+    gallery, caption = _images(recs), recs[0].captions[0]
+    full, small = TrainedBaseline(report["out"]), TrainedBaseline(str(shipped))
+    assert np.abs(full.text_similarity(caption, full.features(gallery))
+                  - small.text_similarity(caption, small.features(gallery))).max() < 1e-2
+
+    name = default_prefilter(str(model_dir))
+    assert name == f"efficientnet_lite0+{shipped}"
+    assert app_prefilter(str(model_dir)) == name
+    monkeypatch.setenv("CHATREID_PREFILTER", "color_histogram")  # the setting still overrides
+    assert app_prefilter(str(model_dir)) == "color_histogram"
+    model, processor = load_model_and_processor(str(model_dir))
+    engine = ReIDEngine(model, processor, prefilter=name)
+    plain = ReIDEngine(model, processor, prefilter="efficientnet_lite0")
+    # photo queries: the ImageNet pre-filter's similarities; captions: the text pre-filter's, and
+    # with no top_k the VLM scores the text pre-filter's head
+    photo = Query(images=gallery[1:2])
+    assert np.allclose(engine.search(photo, gallery, top_k=2).prefilter_scores,
+                       plain.search(photo, gallery, top_k=2).prefilter_scores, atol=1e-5)
+    res = engine.search(Query(text=caption, task="text_to_image"), gallery)
+    assert res.num_scored == 3
+    assert np.allclose(res.prefilter_scores, small.text_similarity(caption, small.features(gallery)), atol=1e-5)
+    assert engine.search(Query(text=caption, task="text_to_image"), gallery, top_k=5).num_scored == 5
+
+    out = tmp_path / "out"
+    rc = eval_run.main(["--model", str(model_dir), "--dataset", f"synthpeds:{root}", "--protocol", "t2i",
+                        "--vis", "0", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads(next(out.glob("*/results.json")).read_text())
+    assert result["prefilter"] == name and result["text_head"] == 3
+    rows = [json.loads(line) for p in out.glob("*/trial_0/rankings.*.jsonl") for line in p.read_text().splitlines()]
+    assert rows and all(r["num_scored"] == 3 for r in rows)
+
+
 def test_plain_baseline_has_no_text_side(trained, tiny_model_dir):
     from chatreid.model import load_model_and_processor
     from chatreid.retrieval import Query, ReIDEngine

@@ -186,6 +186,22 @@ def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
     assert "| 1+2 (seed 1) | 2 | 2.5 |" in text  # another stage seed's run: its chain and seed, its stage's steps
 
 
+def test_report_shows_ceilings_and_the_text_prefilter_where_the_summary_has_them():
+    r = {"rank1": 0.5, "mAP": 0.25, "mINP": 0.1, "queries": 4, "gallery": 9, "protocol": "t2i", "top_k": 20,
+         "prefilter": "color_histogram"}
+    results = {"pedes": {"1+2+3": dict(r), "pre-filter": dict(r, mAP=0.5)}}
+    kinds = {"body": {"mAP": 0.9, "rank1": 0.95}, "clothes": {"mAP": 0.06, "rank1": 0.04},
+             "random": {"mAP": 0.046, "rank1": 0.02}}
+    summary = {**_summary(results), "ceilings": {"ltcc": {"protocol": "cc", "trials": 1, **kinds}},
+               "text_prefilter": {"head": 20, "world_seed": 3000404, "held_out": {"recall": {"20": 0.97}}}}
+    text = demo.report(json.loads(json.dumps(summary)))
+    assert "| cloth-changing (ltcc, `cc`) | 95.0 / 90.0 | 4.0 / 6.0 | 2.0 / 4.6 |" in text
+    assert "re-ranks the text pre-filter's top 20" in text and "seed 3000404" in text and "@20 97.0%" in text
+    assert "pre-filter alone (`color_histogram`; text: the text pre-filter)" in text
+    plain = demo.report(json.loads(json.dumps(_summary({"pedes": {"1+2+3": dict(r, top_k=None)}}))))
+    assert "## Ceilings" not in plain and "the VLM scores the whole gallery" in plain and "\n\n\n\n" not in plain
+
+
 def test_cli_rejects_an_unknown_config(capsys):
     with pytest.raises(SystemExit):
         demo.main(["build", "--config", "huge"])
@@ -208,7 +224,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         return {hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*")
                 if p.suffix.lower() in (".jpg", ".png", ".bmp")}
 
-    trained = set().union(*(digests(work / purpose) for purpose in ("synth", "pretrain")))
+    trained = set().union(*(digests(work / purpose) for purpose in ("synth", "pretrain", "text_prefilter_world")))
     for layout in demo.LAYOUTS:
         fresh = digests(work / "eval_worlds" / layout)
         assert fresh and not fresh & trained, layout
@@ -223,7 +239,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     for layout in demo.LAYOUTS:
         rows = summary["results"][layout]
         assert {"1+2+3", "2+3", "3", "1+2"} <= set(rows)
-        assert ("pre-filter" in rows) == (layout != "pedes")
+        assert "pre-filter" in rows  # for pedes: the text pre-filter alone
         for r in rows.values():
             assert 0.0 <= r["rank1"] <= 1.0 and 0.0 < r["mAP"] <= 1.0
     # the P(Yes) separation is read back for every model that scored image or text candidates, and
@@ -238,6 +254,12 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
         assert all(0.0 <= r["auc"] <= 1.0 and r["pairs"] == summary["separation"][layout][m]["pairs"]
                    for m, r in by_model.items())
     # the installed model is the 1+2+3 chain's, loads in the engine, and introduces itself
+    # the text pre-filter ships inside the model folder, and the VLM re-ranked its head
+    assert (out / "text-prefilter" / "config.json").is_file()
+    assert summary["results"]["pedes"]["1+2+3"]["top_k"] == summary["text_prefilter"]["head"]
+    # ceilings and chance of every evaluation world, in the report
+    assert set(summary["ceilings"]) == set(demo.LAYOUTS)
+    assert all(c["random"]["mAP"] <= c["body"]["mAP"] for c in summary["ceilings"].values())
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
     import app  # the banner the chat app shows for this model: the card's first paragraph
@@ -250,6 +272,7 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     assert len(engine.search(demo_query(crop), [crop, crop.rotate(180)]).ranking) == 2
     text = rep.read_text()
     assert "stage 3 alone" in text and "## Training" in text and "feature AUC" in text
+    assert "## Ceilings and chance" in text and "## The text-to-image pre-filter" in text
     assert "## Learning curves" in text and "Table 4 in miniature" in text and "2 stage seeds" in text
     assert all(name in text for name in ("standard", "cloth-changing", "visible-infrared", "text-to-image"))
 

@@ -50,3 +50,21 @@ def test_the_demo_model_puts_the_right_person_first_for_five_of_six_example_quer
         right += hit
         seen.append(f"{name}/{prompt['query']}: #1 {top!r} ({'right' if hit else 'wrong'})")
     assert right >= 5, "\n".join(seen)
+
+
+TEXT_QUERIES = [p for g in MANIFEST["galleries"] if g["name"] == "pedes" for p in g["prompts"]]
+
+
+# The target of issue 21: both text examples right at the top. The text pre-filter the demo model
+# ships ranks the 32 images and the VLM re-ranks its top 20 (the model's caption scoring is at
+# chance), which puts the right person at 13-15 (one photo at 30) and 10-31 of 32
+# (docs/benchmarks.md, "The demo model's shipped text pre-filter").
+@pytest.mark.xfail(strict=True, reason="the demo model's caption scoring is at chance (issue 21)")
+def test_the_demo_model_puts_the_right_person_first_for_both_text_examples(client):
+    seen = []
+    for prompt in TEXT_QUERIES:
+        client.predict("pedes", api_name="/example_gallery")
+        _, results, _ = client.predict({"text": prompt["text"], "files": []}, "auto", api_name="/chat")
+        top = results[0]["caption"]
+        seen.append(any(t in top for t in prompt["truth"]))
+    assert len(seen) == 2 and all(seen), seen

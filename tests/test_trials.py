@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,11 @@ from chatreid.data import read, trials  # noqa: E402
 from chatreid.evaluation import benchmarks, harness  # noqa: E402
 from chatreid.evaluation import tables as table  # noqa: E402
 from chatreid.retrieval import prefilter  # noqa: E402
+
+
+def _args(template):
+    """What eval/run.py parsed for one --model and the colour-histogram pre-filter."""
+    return SimpleNamespace(model=[template], prefilter="color_histogram", tau=None)
 
 
 def _trials_of(name, root, trials=None, **options):
@@ -51,7 +57,7 @@ def test_a_checkpoint_never_scores_identities_it_trained_on(tmp_path, name, make
     for t in found:
         _checkpoint(ckpts / f"{name}-trial{t.split}", {"chatreid_stage": 3, "chatreid_trials": {name: [t.split]}})
     template = str(ckpts / f"{name}-trial{{trial}}")
-    harness.check_trials([template], "color_histogram", found, name)  # accepted
+    harness.check_trials(_args(template), found, name)  # accepted
     for t in found:
         path = harness.checkpoint_path(template, t, "--model")
         trained_split = json.loads(Path(path, "config.json").read_text())["chatreid_trials"][name]
@@ -62,14 +68,14 @@ def test_a_checkpoint_never_scores_identities_it_trained_on(tmp_path, name, make
     first = found[0].split
     single = _checkpoint(tmp_path / "one", {"chatreid_stage": 3, "chatreid_trials": {name: [first]}})
     with pytest.raises(ValueError) as err:
-        harness.check_trials([single], "color_histogram", found, name)
+        harness.check_trials(_args(single), found, name)
     msg = str(err.value)
     assert "\n" not in msg and f"{name} {option}(s) {first}" in msg and f"{option} {found[1].split}" in msg
-    harness.check_trials([single], "color_histogram", found[:1], name)  # its own trial alone: fine
+    harness.check_trials(_args(single), found[:1], name)  # its own trial alone: fine
     # a stage that inherits another split's training has seen both: refused for each
     both = _checkpoint(tmp_path / "both", {"chatreid_stage": 3, "chatreid_trials": {name: [first, found[1].split]}})
     with pytest.raises(ValueError, match="trained on"):
-        harness.check_trials([both], "color_histogram", found[:1], name)
+        harness.check_trials(_args(both), found[:1], name)
 
 
 def test_the_split_travels_from_reader_to_store_to_checkpoint(tmp_path):

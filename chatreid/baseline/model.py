@@ -218,9 +218,16 @@ def load_baseline(path_or_id: str | os.PathLike, device=None) -> Baseline:
     if not (folder / WEIGHTS).is_file():
         raise BaselineError(f"{folder}: {WEIGHTS} is missing")
     model = ReIDBaseline(cfg["backbone"], cfg["num_classes"], pretrained=False)
+    state = load_file(str(folder / WEIGHTS))
+    # A shipped copy may leave out the ID classifier (only training reads it) and store its
+    # weights in half precision (load_state_dict casts them back to float32).
+    strict = "classifier.weight" in state
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        missing, unexpected = model.load_state_dict(state, strict=strict)
     except RuntimeError as err:
         raise BaselineError(f"{folder / WEIGHTS}: weights do not fit the config's {cfg['backbone']} "
                             f"({str(err).splitlines()[0]})") from None
+    if not strict and (unexpected or set(missing) != {"classifier.weight"}):
+        raise BaselineError(f"{folder / WEIGHTS}: weights do not fit the config's {cfg['backbone']} "
+                            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     return Baseline(model.to(device or "cpu"), cfg, str(path_or_id))

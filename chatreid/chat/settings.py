@@ -65,6 +65,16 @@ def app_default_model(cli_model: str | None = None, *, build: bool = True) -> Mo
         "`--model PATH_OR_HUB_ID` or set `CHATREID_MODEL` to use a real checkpoint."))
 
 
+def app_prefilter(model: str) -> str:
+    """``$CHATREID_PREFILTER`` (a pre-filter name, a trained baseline's or text pre-filter's folder
+    / Hub id, or ``IMAGE+TEXT``), else the model's default: the pip-shipped ImageNet
+    EfficientNet-Lite0, plus the text pre-filter the model folder ships (the demo model's
+    ``text-prefilter/``) for described people (``chatreid.retrieval.prefilter.default_prefilter``)."""
+    from chatreid.retrieval.prefilter import default_prefilter
+
+    return os.environ.get("CHATREID_PREFILTER", "").strip() or default_prefilter(model)
+
+
 def build_tiny_model(path: Path) -> Path:
     """Build the tiny model into ``path`` atomically (a half-written checkpoint never loads)."""
     from chatreid.model.tiny import build_tiny_qwen2vl

@@ -18,9 +18,13 @@ One command, every step through the project's own entry points:
 6. ``chatreid.training.sft`` (the run of ``train/sft.py``, in this process): stages 1 -> 2 -> 3 (the demo model), and for
    the Table 4 ablation stage 3 alone and stages 2 -> 3, for each stage seed, with held-out
    learning curves recorded by a callback.
-7. ``chatreid.evaluation`` (the run of ``eval/run.py``): Rank-1 / mAP on the evaluation worlds' held-out identities for
-   every model, the pre-filter alone and the colour-histogram baseline.
-8. The demo model is copied atomically to ``--out`` with its model card (whose first paragraph
+7. ``chatreid.demo.text_prefilter``: the text-to-image pre-filter the model ships (a Re-ID
+   baseline and a dual encoder, on a pedes world of its own); then ``chatreid.evaluation`` (the
+   run of ``eval/run.py``): Rank-1 / mAP on the evaluation worlds' held-out identities for every
+   model (text queries: the VLM re-ranks the text pre-filter's head), the pre-filter alone and
+   the colour-histogram baseline; and ``chatreid.demo.ceilings``: each evaluation world's
+   ground-truth ceilings (body traits only, clothes only) and chance.
+8. The demo model (with the text pre-filter in its ``text-prefilter/``) is copied atomically to ``--out`` with its model card (whose first paragraph
    is the app's banner), and ``docs/demo-report.md`` (with ``docs/img/demo-curves.png``) is
    rewritten.
 
@@ -29,7 +33,8 @@ first image, which stays first, so the ranking is exactly the pre-filter's.
 
 The package: ``config`` (``DemoConfig``, ``CONFIGS``, ``override``), ``driver`` (the steps above
 and ``build``), ``separation`` (the report's "does the VLM tell people apart?" figures), ``report``
-(the model card, ``docs/demo-report.md`` and its figure) and ``cli`` (the command).
+(the model card, ``docs/demo-report.md`` and its figure), ``text_prefilter``, ``ceilings`` and
+``cli`` (the command; ``python -m chatreid.demo ceilings --world DIR`` for any world).
 """
 
 from chatreid.demo.config import CHAINS, CONFIGS, LAYOUTS, SETTING, DemoConfig, override, seed_label

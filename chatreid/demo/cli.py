@@ -1,5 +1,6 @@
-"""``python -m chatreid.demo``: ``build`` (the demo model and its report) and ``report`` (the
-report again, from a finished build's summary)."""
+"""``python -m chatreid.demo``: ``build`` (the demo model and its report), ``report`` (the
+report again, from a finished build's summary) and ``ceilings`` (a world's ground-truth ceilings
+and chance, ``chatreid.demo.ceilings``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,22 @@ def main(argv=None) -> int:
     r = sub.add_parser("report", help="re-render the report from a finished build's summary.json")
     r.add_argument("--work", default=str(DEFAULT_WORK))
     r.add_argument("--report", default=str(DEFAULT_REPORT))
+    c = sub.add_parser("ceilings", help="ground-truth ceilings (body traits, clothes) and chance of a SynthPeds world")
+    c.add_argument("--world", required=True, action="append",
+                   help="a SynthPeds world folder (chatreid synth); repeatable")
+    c.add_argument("--protocol", help="metric protocol (default: the layout's, e.g. cc for ltcc)")
+    c.add_argument("--trials", type=int, help="SYSU: gallery trials to average over (default all 10)")
     args = ap.parse_args(argv)
+    if args.cmd == "ceilings":
+        from chatreid.demo.ceilings import ceilings_table, world_ceilings
+
+        try:
+            table = {Path(w).name: world_ceilings(w, args.protocol, args.trials) for w in args.world}
+        except (ValueError, FileNotFoundError) as err:
+            print(f"chatreid.demo ceilings: error: {err}", file=sys.stderr)
+            return 2
+        print(ceilings_table(table))
+        return 0
     if args.cmd == "report":
         summary = json.loads((Path(args.work) / "summary.json").read_text())
         summary.setdefault("losses", {p.parent.name: final_loss(p)

@@ -90,6 +90,11 @@ class DemoConfig:
     pretrain_lr: float = 1e-3
     pretrain_describe: int = 6  # caption rows per pretraining batch, beside the pairs: the base describes too
     pretrain_hard_negatives: float = 0.5  # CompareConfig.hard_negatives (docs/demo-learning.md, (13))
+    # The text-to-image pre-filter shipped with the model (chatreid.demo.text_prefilter): a pedes
+    # world of its own with this many identities (0: none; text queries then have no pre-filter),
+    # and the epochs of its Re-ID baseline (docs/benchmarks.md, "Text-to-image pre-filter")
+    text_prefilter_ids: int = 600
+    text_prefilter_epochs: int = 11
     # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
     eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 200})
     seeds: int = 1  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
@@ -121,6 +126,7 @@ CONFIGS = {
                         pretrain_ids={"market": 30, "sysu": 12, "ltcc": 12},
                         pretrain_images_per_id={"market": 4, "sysu": 6, "ltcc": 6}, pretrain_steps=20,
                         pretrain_batch=8, eval_ids={"market": 16, "ltcc": 24, "sysu": 15, "pedes": 30},
+                        text_prefilter_ids=30, text_prefilter_epochs=1,
                         seeds=2, curve_every=5, curve_pairs=10),
 }
 

@@ -58,27 +58,42 @@ def _chatreid(argv: list[str]) -> None:
 
 # Each purpose draws its worlds from its own seed range, so no person is in two of them; the
 # evaluation worlds' folder is not work/eval, where eval/run.py writes its results.
-WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000}
-WORLD_DIRS = {"synth": "synth", "pretrain": "pretrain", "eval": "eval_worlds"}
+WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000, "text_prefilter": 3_000_000}
+WORLD_DIRS = {"synth": "synth", "pretrain": "pretrain", "eval": "eval_worlds", "text_prefilter": "text_prefilter_world"}
 
 
 def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str, Path]:
     """One SynthPeds world per layout: ``synth`` (the stage data), ``pretrain`` (comparison
-    pretraining) or ``eval`` (the fresh worlds every model is measured on)."""
+    pretraining), ``eval`` (the fresh worlds every model is measured on) or ``text_prefilter``
+    (pedes only: the text pre-filter's training world)."""
+    text_ids = {"pedes": cfg.text_prefilter_ids} if cfg.text_prefilter_ids else {}
     ids, per_id = {"synth": (cfg.ids, cfg.images_per_id), "pretrain": (cfg.pretrain_ids, cfg.pretrain_images_per_id),
-                   "eval": (cfg.eval_ids, None)}[purpose]
+                   "eval": (cfg.eval_ids, None), "text_prefilter": (text_ids, None)}[purpose]
     roots = {}
-    for i, layout in enumerate(LAYOUTS):
+    for layout in LAYOUTS:
         if layout not in ids:
             continue
         out = work / WORLD_DIRS[purpose] / layout
         argv = ["synth", "--layout", layout, "--ids", ids[layout],
-                "--seed", WORLD_SEEDS[purpose] + cfg.seed * 1000 + 101 * (i + 1), "--out", out, "--overwrite"]
+                "--seed", _world_seed(cfg, purpose, layout), "--out", out, "--overwrite"]
         if per_id:
             argv += ["--images-per-id", per_id[layout]]
         _chatreid(argv)
         roots[layout] = out
     return roots
+
+
+def _world_seed(cfg: DemoConfig, purpose: str, layout: str) -> int:
+    return WORLD_SEEDS[purpose] + cfg.seed * 1000 + 101 * (LAYOUTS.index(layout) + 1)
+
+
+def evaluation_ceilings(cfg: DemoConfig, roots: dict[str, Path]) -> dict:
+    """Per evaluation world, the ground-truth ceilings and chance (``chatreid.demo.ceilings``)
+    under the protocol and trials its evaluation used."""
+    from chatreid.demo.ceilings import world_ceilings
+
+    return {layout: world_ceilings(root, trials=cfg.sysu_trials if layout == "sysu" else None)
+            for layout, root in roots.items()}
 
 
 def make_store(roots: dict[str, Path], out: Path) -> Path:
@@ -254,27 +269,30 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
 
 
 def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], work: Path,
-             timer: Timer) -> dict:
+             timer: Timer, text_prefilter: Path | None = None) -> dict:
     """Per layout: every model (VLM re-ranking the pre-filter's top-k), then the pre-filter alone and
-    the colour histogram (text queries have no image to pre-filter: VLM rows only)."""
+    the colour histogram. Text queries: with ``text_prefilter``, the VLM re-ranks its head (its
+    config's ``head``) and it is the pre-filter alone; without one, VLM rows only."""
     from chatreid.evaluation.arguments import parse_args
     from chatreid.evaluation.harness import run
 
     results: dict[str, dict] = {}
     demo = str(models["1+2+3"])
     for layout, root in roots.items():
-        base_args = ["--dataset", f"synthpeds:{root}", "--vis", "0", "--batch-size", 32, "--prefilter", cfg.prefilter]
+        text = layout == "pedes"
+        prefilter = f"{cfg.prefilter}+{text_prefilter}" if text and text_prefilter else cfg.prefilter
+        base_args = ["--dataset", f"synthpeds:{root}", "--vis", "0", "--batch-size", 32, "--prefilter", prefilter]
         if layout == "sysu":
             base_args += ["--trials", cfg.sysu_trials]
         if layout in PROTOCOL:
             base_args += ["--protocol", PROTOCOL[layout]]
         vlm = [a for label, path in models.items() for a in ("--model", path, "--label", label)]
-        runs = [("vlm", vlm + (["--top-k", cfg.top_k] if layout != "pedes" else []))]
-        if layout != "pedes":
+        runs = [("vlm", vlm + (["--top-k", cfg.top_k] if not text else []))]
+        if not text or text_prefilter:
             runs += [("prefilter", ["--model", demo, "--label", "pre-filter", "--top-k", 1])]
-            if cfg.prefilter != "color_histogram":  # later --prefilter wins in argparse
-                runs += [("color_histogram", ["--model", demo, "--label", "colour histogram", "--top-k", 1,
-                                              "--prefilter", "color_histogram"])]
+        if not text and cfg.prefilter != "color_histogram":  # later --prefilter wins in argparse
+            runs += [("color_histogram", ["--model", demo, "--label", "colour histogram", "--top-k", 1,
+                                          "--prefilter", "color_histogram"])]
         results[layout] = {}
         for name, extra in runs:
             out = work / "eval" / layout / name
@@ -289,7 +307,8 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
                 results[layout][res["label"]] = {"rank1": res["mean"]["rank1"], "mAP": res["mean"]["mAP"],
                                                  "mINP": res["mean"]["mINP"], "queries": res["num_queries"],
                                                  "gallery": res["num_gallery"][0], "protocol": res["protocol"],
-                                                 "top_k": res["top_k"], "prefilter": res["prefilter"]}
+                                                 "top_k": res["top_k"] or res.get("text_head"),
+                                                 "prefilter": res["prefilter"]}
     return results
 
 
@@ -310,9 +329,12 @@ def _prod(shape) -> int:
     return out
 
 
-def install(src: Path, out: Path, card: str, extra: dict) -> None:
-    """Copy the model to ``out`` atomically: built beside it, then swapped in by rename, so a
-    crash leaves either the old model or the new one, never half of one."""
+def install(src: Path, out: Path, card: str, extra: dict, text_prefilter: Path | None = None) -> None:
+    """Copy the model (and the text pre-filter it ships, into its ``text-prefilter/``) to ``out``
+    atomically: built beside it, then swapped in by rename, so a crash leaves either the old model
+    or the new one, never half of one."""
+    from chatreid.retrieval.prefilter import SHIPPED_TEXT_PREFILTER
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -323,6 +345,8 @@ def install(src: Path, out: Path, card: str, extra: dict) -> None:
                 shutil.copyfile(f, tmp / f.name)  # plain 0644-style files, whatever the source's mode
         (tmp / "README.md").write_text(card)
         (tmp / "demo_build.json").write_text(json.dumps(extra, indent=1, default=str))
+        if text_prefilter is not None:
+            shutil.copytree(text_prefilter, tmp / SHIPPED_TEXT_PREFILTER, copy_function=shutil.copyfile)
         install_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -383,6 +407,7 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
         roots = make_world(cfg, work, "synth")
         eval_roots = make_world(cfg, work, "eval")
         pre_roots = make_world(cfg, work, "pretrain") if cfg.pretrain_steps and pretraining is None else {}
+        text_root = make_world(cfg, work, "text_prefilter").get("pedes")
     with timer("stores"):
         store = make_store(roots, work / "store")
         eval_store = make_store(eval_roots, work / "eval_store")
@@ -400,8 +425,18 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
         with timer("comparison pretraining"):
             base, pretraining = pretrain_base(cfg, base, pre_store, probe, work / "base_pretrained")
         record_pretraining(cfg, work, pretraining)
+    text_prefilter = None
+    if text_root is not None:
+        from chatreid.demo.text_prefilter import make_text_prefilter
+
+        with timer("text pre-filter (Re-ID baseline and dual encoder)"):
+            text_prefilter = make_text_prefilter(text_root, work, cfg.text_prefilter_epochs, cfg.seed)
+        text_prefilter["world_seed"] = _world_seed(cfg, "text_prefilter", "pedes")
     models, curves = train_chains(cfg, data, store, base, work, timer, probe)
-    results = evaluate(cfg, models, eval_roots, work, timer)
+    results = evaluate(cfg, models, eval_roots, work, timer,
+                       Path(text_prefilter["folder"]) if text_prefilter else None)
+    with timer("ground-truth ceilings and chance"):
+        ceilings = evaluation_ceilings(cfg, eval_roots)
     params = param_count(models["1+2+3"])
     losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
     pairs = scored_pairs(work, eval_roots, cfg)
@@ -409,8 +444,10 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
     summary = {"losses": losses, "separation": yes_separation(pairs), "pretraining": pretraining,
                "curves": curves, "feature_separation": feature_separation(pairs, main_models), "config": cfg.to_dict(),
                "results": results, "steps_s": timer.steps, "total_s": timer.total,
-               "load_start": load_start, "load_end": _load(), "params": params}
-    install(models["1+2+3"], out, model_card(cfg, params, results), summary)
+               "load_start": load_start, "load_end": _load(), "params": params, "ceilings": ceilings,
+               "text_prefilter": text_prefilter}
+    install(models["1+2+3"], out, model_card(cfg, params, results), summary,
+            Path(text_prefilter["folder"]) if text_prefilter else None)
     if report_path is not None:
         write_report(json.loads(json.dumps(summary, default=str)), report_path)
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

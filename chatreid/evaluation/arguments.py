@@ -36,9 +36,11 @@ def parse_args(argv=None):
     ap.add_argument("--dataset", required=True, help="NAME:PATH, e.g. market1501:/data/Market-1501 or synthpeds:DIR")
     ap.add_argument("--protocol", help="metric protocol (default: the benchmark's; must fit the dataset)")
     ap.add_argument("--strategy", choices=STRATEGIES, default="pairwise")
-    ap.add_argument("--prefilter", default="efficientnet_lite0", metavar="NAME_OR_PATH",
+    ap.add_argument("--prefilter", default=None, metavar="NAME_OR_PATH",
                     help=f"one of {', '.join(PREFILTERS)}, or a Re-ID baseline / text pre-filter folder or Hub id "
-                         "(train/baseline.py, train/text_prefilter.py); '{trial}' as in --model")
+                         "(train/baseline.py, train/text_prefilter.py), or IMAGE+TEXT of those (default: per "
+                         "model, efficientnet_lite0 plus the text pre-filter a model folder ships in "
+                         "text-prefilter/, as the demo model does); '{trial}' as in --model")
     ap.add_argument("--top-k", type=int, default=None, help="VLM scores the K most similar gallery images")
     ap.add_argument("--tau", default=None, metavar="TAU|auto|FILE",
                     help="VLM scores gallery images with similarity >= tau: a number, 'auto' (the calibration "
@@ -100,3 +102,11 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     return args
+
+
+def prefilter_for(args, model: str) -> str:
+    """``--prefilter``, else what ``model`` runs with by default
+    (``chatreid.retrieval.prefilter.default_prefilter``)."""
+    from chatreid.retrieval.prefilter import default_prefilter
+
+    return args.prefilter or default_prefilter(model)

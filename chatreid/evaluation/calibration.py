@@ -45,17 +45,21 @@ def calibration_record(prefilter, name: str, prefilter_name: str, dataset: str, 
 
 def calibrate(args) -> int:
     """The ``--task calibrate`` command; exit code 2 with one line on bad input."""
-    from chatreid.retrieval.prefilter import CALIBRATION, build_prefilter, calibration_folder, check_prefilter
+    from chatreid.retrieval.prefilter import (CALIBRATION, DEFAULT_PREFILTER, build_prefilter, calibration_folder,
+                                             check_prefilter)
 
     try:
         name, root = parse_dataset(args.dataset)
         options = resolve_options(name, root, {})
         protocol = check_protocol(name, root, args.protocol, options)
         trials = load_trials(name, root, protocol, args.trials, options)
-        check_prefilter(args.prefilter)
-        if args.prefilter in ("none", "vlm"):
-            raise ValueError(f"--prefilter {args.prefilter}: nothing to calibrate without a model-free pre-filter")
-        record = calibration_record(build_prefilter(args.prefilter), name, args.prefilter, args.dataset, trials,
+        # tau cuts image similarities: with no --prefilter, those of the image pre-filter every
+        # model runs with by default
+        prefilter = args.prefilter or DEFAULT_PREFILTER
+        check_prefilter(prefilter)
+        if prefilter in ("none", "vlm"):
+            raise ValueError(f"--prefilter {prefilter}: nothing to calibrate without a model-free pre-filter")
+        record = calibration_record(build_prefilter(prefilter), name, prefilter, args.dataset, trials,
                                     args.target_recall)
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"eval/run.py: error: {err}", file=sys.stderr)
@@ -63,7 +67,7 @@ def calibrate(args) -> int:
     text = json.dumps(record, indent=1)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / CALIBRATION).write_text(text)
-    folder = calibration_folder(args.prefilter)
+    folder = calibration_folder(prefilter)
     if folder is not None:
         (folder / CALIBRATION).write_text(text)
     print(f"tau {record['tau']:.4f} keeps {100 * record['recall']:.1f}% of {record['matches']} true matches "

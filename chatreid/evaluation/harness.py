@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from chatreid.evaluation.arguments import prefilter_for
 from chatreid.evaluation.benchmarks import (TASK, Trial, check_protocol, load_trials, num_trials, parse_dataset,
                                             resolve_options)
 from chatreid.evaluation.tables import render
@@ -219,22 +220,24 @@ def _local_config(path: str) -> dict | None:
     return None
 
 
-def check_trials(templates: list[str], prefilter: str, trials: list[Trial], name: str) -> None:
+def check_trials(args, trials: list[Trial], name: str) -> None:
     """Before any model loads: every trial's checkpoint (local folders) and pre-filter may score
-    it; ValueError with the one-line reason otherwise (``chatreid.data.trials.refusal``)."""
+    it, and its ``--tau`` can be read; ValueError with the one-line reason otherwise
+    (``chatreid.data.trials.refusal``)."""
     from chatreid.data.trials import refusal
     from chatreid.retrieval.prefilter import check_prefilter, trained_trials
 
     for trial in trials:
-        pf = checkpoint_path(prefilter, trial, "--prefilter")
-        check_prefilter(pf)
-        why = refusal(trained_trials(pf), name, trial.split, f"pre-filter {pf}")
-        for template in templates:
+        for template in args.model:
             model = checkpoint_path(template, trial, "--model")
+            pf = checkpoint_path(prefilter_for(args, template), trial, "--prefilter")
+            check_prefilter(pf)
+            trial_tau(args.tau, pf)
             config = _local_config(model)
-            why = why or (config is not None and refusal(model_trials(config), name, trial.split, f"checkpoint {model}"))
-        if why:
-            raise ValueError(why)
+            why = (refusal(trained_trials(pf), name, trial.split, f"pre-filter {pf}")
+                   or (config is not None and refusal(model_trials(config), name, trial.split, f"checkpoint {model}")))
+            if why:
+                raise ValueError(why)
 
 
 def trial_record(engine, model: str, prefilter: str, name: str, trial: Trial) -> dict:
@@ -288,7 +291,7 @@ def run_model(template: str, label: str, trials: list[Trial], name: str, root: s
     t0 = time.time()
     for trial in trials:
         model = checkpoint_path(template, trial, "--model")
-        prefilter = checkpoint_path(args.prefilter, trial, "--prefilter")
+        prefilter = checkpoint_path(prefilter_for(args, template), trial, "--prefilter")
         if (model, prefilter) != loaded:
             engine = None  # the previous trial's model goes before the next one loads
             engine, loaded = load_engine(model, prefilter, protocol, args, state), (model, prefilter)
@@ -317,9 +320,11 @@ def run_model(template: str, label: str, trials: list[Trial], name: str, root: s
     mean = mean_metrics(per_trial)
     values = sorted({t["tau"] for t in taus.values() if t["tau"] is not None})
     calibrations = {k: t["calibration"] for k, t in taus.items() if t["calibration"]}
+    # the --prefilter template where each trial has its own, else the one every trial used
+    prefilter_label = prefilter_for(args, template) if len({c["prefilter"] for c in checkpoints.values()}) > 1 else prefilter
     result = {
         "label": label, "model": info, "dataset": name, "root": root, "protocol": protocol,
-        "strategy": args.strategy, "prefilter": args.prefilter, "top_k": args.top_k,
+        "strategy": args.strategy, "prefilter": prefilter_label, "top_k": args.top_k,
         "tau": (values[0] if len(values) == 1 else "per trial") if values else None,
         "tau_calibration": next(iter(calibrations.values())) if calibrations else None,
         "window": args.window if args.strategy == "best_choice" else None,
@@ -331,6 +336,7 @@ def run_model(template: str, label: str, trials: list[Trial], name: str, root: s
         "options": args.benchmark_options, "trials_of": num_trials(name, args.benchmark_options), "scoring": scoring,
         "text_prefilter": bool(getattr(engine.prefilter, "supports_text", False)),
         "checkpoints": checkpoints,
+        "text_head": getattr(engine.prefilter, "text_head", None) if protocol == "t2i" else None,
     }
     if len(calibrations) > 1:
         result["tau_per_trial"] = {k: t["tau"] for k, t in taus.items()}
@@ -371,9 +377,7 @@ def run(args) -> int:
                 check_local(checkpoint_path(template, trial, "--model"), "--model")
         # a path that is not a baseline, a checkpoint or pre-filter trained on another trial's
         # identities, a missing calibration: one line, before any model
-        check_trials(args.model, args.prefilter, trials, name)
-        for trial in trials:
-            trial_tau(args.tau, checkpoint_path(args.prefilter, trial, "--prefilter"))
+        check_trials(args, trials, name)
         if not Path(args.metric).is_dir():
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:

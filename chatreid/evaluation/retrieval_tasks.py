@@ -119,6 +119,7 @@ def multimodal_eval(rank, trials, texts: dict, metric, protocol: str) -> dict:
 def run_task(args) -> int:
     """``eval/run.py --task attribute|multimodal``: one results.json and table.md per model."""
     from chatreid.data import read
+    from chatreid.evaluation.arguments import prefilter_for
     from chatreid.evaluation.benchmarks import TASK, check_protocol, load_trials, parse_dataset, resolve_options
     from chatreid.evaluation.harness import _slug, label_of, load_images, load_metric, trial_tau
     from chatreid.evaluation.tables import render
@@ -135,7 +136,7 @@ def run_task(args) -> int:
                 raise ValueError(f"--task multimodal adds text to image queries; {name} has text queries")
             trials = load_trials(name, root, protocol, args.trials, options)
             by_path = {r.path: r for r in read(name, str(Path(root).resolve()))}  # as load_trials reads it
-            tau = trial_tau(args.tau, args.prefilter)[0]
+            tau = trial_tau(args.tau, prefilter_for(args, args.model[0]))[0]
             texts, sources = {}, set()
             for q in trials[0].queries:
                 texts[q.qid], source = added_text(by_path[q.path])
@@ -150,12 +151,14 @@ def run_task(args) -> int:
     for model, label in zip(args.model, labels):
         t0 = time.time()
         try:
-            engine = ReIDEngine.from_pretrained(model, prefilter=args.prefilter, dtype=args.dtype, window=args.window)
+            prefilter = prefilter_for(args, model)
+            engine = ReIDEngine.from_pretrained(model, prefilter=prefilter, dtype=args.dtype, window=args.window,
+                                                ranking=args.best_choice_ranking, debias=args.debias)
         except (ValueError, OSError) as err:
             print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
             return 2
         common = {"label": label, "task": args.task, "model": engine.model_info, "dataset": name, "root": root,
-                  "strategy": args.strategy, "prefilter": args.prefilter, "command": " ".join(sys.argv)}
+                  "strategy": args.strategy, "prefilter": prefilter, "command": " ".join(sys.argv)}
         if args.task == "attribute":
             images = load_images([r.path for r in sample])
 

@@ -130,7 +130,8 @@ def _tau(r: dict) -> str:
 def _cut(r: dict) -> str:
     if r["protocol"] == "t2i" and not r.get("text_prefilter"):  # no image to pre-filter with
         return "whole gallery"
-    parts = ([f"top {r['top_k']}"] if r.get("top_k") else []) + ([_tau(r)] if r.get("tau") is not None else [])
+    top_k = r.get("top_k") or (r.get("text_head") if r.get("tau") is None else None)  # a caption's default head
+    parts = ([f"top {top_k}"] if top_k else []) + ([_tau(r)] if r.get("tau") is not None else [])
     return " and ".join(parts) or "whole gallery"
 
 
@@ -209,7 +210,9 @@ def departures(results: list[dict]) -> list[str]:
     if any(r["strategy"] == "pairwise" for r in results):
         notes.append("`pairwise` ranks by each candidate's P(Yes) to a Yes/No question; the paper ranks by multi-turn "
                      "best choice (`--strategy best_choice`).")
-    imagenet = sorted({r["prefilter"] for r in results if r["prefilter"] in _UNTRAINED_PREFILTERS and r["protocol"] != "t2i"})
+    # the image side of IMAGE+TEXT ranks photo queries
+    imagenet = sorted({r["prefilter"].split("+")[0] for r in results
+                       if r["prefilter"].split("+")[0] in _UNTRAINED_PREFILTERS and r["protocol"] != "t2i"})
     if imagenet:
         notes.append(f"Pre-filter {', '.join(f'`{p}`' for p in imagenet)}: features not trained for Re-ID on the "
                      "benchmark; the paper filters with a Re-ID baseline model (e.g. ResNet-50) "

@@ -189,7 +189,9 @@ class ReIDEngine:
            gallery). Text- and attribute-only queries are ranked by a text-to-image pre-filter
            (``train/text_prefilter.py``) where one is loaded; otherwise they, and
            ``prefilter="none"``, have no similarity: the VLM scores the whole gallery, and
-           giving ``top_k``/``tau`` is an error (rather than an arbitrary cut).
+           giving ``top_k``/``tau`` is an error (rather than an arbitrary cut). A caption with
+           neither ``top_k`` nor ``tau`` gets the text pre-filter's own head (``text_head``, the
+           ``head`` of its config.json; none there: the whole gallery).
         2. The head is scored by the VLM. ``"pairwise"``: each candidate's P(Yes) to the Yes/No
            question (``chatreid.retrieval.scorer.yes_no_prompt``); an adaptive query with both an
            image and text gets the mean of the image question's and the caption question's
@@ -212,6 +214,8 @@ class ReIDEngine:
         a new gallery. Without it, every image the VLM sees is encoded for this search alone.
         """
         self._validate(query, gallery, strategy, top_k, tau, batch_size)
+        if top_k is None and tau is None and not query.has_image and self.can_prefilter(query):
+            top_k = self.prefilter.text_head  # the text pre-filter's own head (None: the whole gallery)
         n = len(gallery)
         if gallery_features is not None and len(gallery_features) != n:
             raise ValueError(f"gallery_features has {len(gallery_features)} rows for a gallery of {n}")

@@ -15,6 +15,12 @@ feature vectors; similarity is their cosine. Choices (``build_prefilter(name)``)
 - any other name: a folder or Hub model id of a Re-ID baseline trained with
   ``train/baseline.py`` (its BNNeck features), or of a text-to-image pre-filter trained with
   ``train/text_prefilter.py`` (the same image features, and captions ranked against them).
+- ``IMAGE+TEXT``: the pre-filter ``IMAGE`` (any of the above) for photo queries and the
+  text-to-image pre-filter ``TEXT`` for captions (``ImageAndText``).
+
+``default_prefilter(model)`` is what a model runs with when none is named: ``efficientnet_lite0``,
+plus the text-to-image pre-filter a local model folder ships in its ``text-prefilter/`` subfolder
+(the demo model does), as ``efficientnet_lite0+MODEL/text-prefilter``.
 
 Which gallery images reach the VLM is ``select_head`` (top-K and/or threshold tau). A threshold
 can be chosen for a recall of true matches on a validation split (``calibrate_tau``), stored in
@@ -29,6 +35,9 @@ import numpy as np
 import torch
 
 PREFILTERS = ("efficientnet_lite0", "resnet50", "vlm", "color_histogram", "none")
+DEFAULT_PREFILTER = "efficientnet_lite0"
+# The subfolder of a model folder that holds the text-to-image pre-filter shipped with it.
+SHIPPED_TEXT_PREFILTER = "text-prefilter"
 
 # ImageNet statistics, for the torchvision ResNet-50.
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -70,6 +79,9 @@ class Prefilter:
         return gallery_features @ q
 
     supports_text = False  # True where ``text_similarity`` ranks a gallery for a caption
+    # The head the VLM re-ranks for a caption when the caller names none (a text pre-filter's
+    # config ``head``); None: the whole gallery.
+    text_head: int | None = None
 
     def text_similarity(self, text: str, gallery_features: np.ndarray) -> np.ndarray:
         raise ValueError(f"pre-filter {self.name!r} has no text side; train one with train/text_prefilter.py")
@@ -188,6 +200,7 @@ class TrainedBaseline(Prefilter):
 
             self.baseline = load_baseline(folder, device)
         self.supports_text = self.text is not None
+        self.text_head = self.text.config.get("head") if self.text is not None else None
 
     def _encode(self, images):
         return self.baseline.encode(images)
@@ -198,11 +211,80 @@ class TrainedBaseline(Prefilter):
         return self.text.similarity(text, gallery_features)
 
 
+class ImageAndText(Prefilter):
+    """Two pre-filters in one: ``image`` ranks the gallery for photo queries, the text-to-image
+    pre-filter ``text`` for captions. A gallery's features are both sets side by side (computed
+    once, as for any pre-filter), each half L2-normalised and scaled by 1/sqrt(2)."""
+
+    supports_text = True
+
+    def __init__(self, image: Prefilter, text: TrainedBaseline):
+        self.image, self.text = image, text
+        self.name = f"{image.name}+{text.name}"
+        self.text_head = text.text_head
+        self._split = None  # width of the image half, known from the first features() call
+        self._text_half = (None, None)  # (gallery features, their text half): the same array each caption
+
+    def features(self, images: Sequence) -> np.ndarray:
+        a, b = self.image.features(images), self.text.features(images)
+        self._split = a.shape[1]
+        return np.concatenate([a, b], 1) / np.sqrt(2)
+
+    def _halves(self, gallery_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._split is None:
+            raise ValueError("pre-filter: gallery features must come from this pre-filter's features()")
+        return gallery_features[:, :self._split], gallery_features[:, self._split:]
+
+    def similarity(self, query_images: Sequence, gallery_features: np.ndarray) -> np.ndarray:
+        return self.image.similarity(query_images, self._halves(gallery_features)[0] * np.sqrt(2))
+
+    def text_similarity(self, text: str, gallery_features: np.ndarray) -> np.ndarray:
+        if self._text_half[0] is not gallery_features:  # the text side caches by array identity
+            self._text_half = (gallery_features, np.ascontiguousarray(self._halves(gallery_features)[1]) * np.sqrt(2))
+        return self.text.text_similarity(text, self._text_half[1])
+
+
+def split_combined(name: str) -> tuple[str, str] | None:
+    """``("IMAGE", "TEXT")`` for a name ``IMAGE+TEXT`` that is not itself an existing path; else None."""
+    import os
+
+    if "+" not in name or os.path.exists(name):
+        return None
+    image, text = name.split("+", 1)
+    return image, text
+
+
+def default_prefilter(model: str) -> str:
+    """The pre-filter ``model`` (a folder or Hub id) runs with when none is named (see the module
+    docstring): ``efficientnet_lite0``, plus the text pre-filter its folder ships, if any."""
+    from pathlib import Path
+
+    shipped = Path(model) / SHIPPED_TEXT_PREFILTER
+    if (shipped / "config.json").is_file():
+        return f"{DEFAULT_PREFILTER}+{shipped}"
+    return DEFAULT_PREFILTER
+
+
 def check_prefilter(name: str) -> None:
     """Everything about ``name`` that can be checked without loading weights: one of
-    ``PREFILTERS``, or a baseline / text pre-filter folder (its config.json) or Hub id.
-    ``chatreid.baseline.BaselineError`` (a ValueError, one line naming the path) otherwise."""
+    ``PREFILTERS``, or a baseline / text pre-filter folder (its config.json) or Hub id, or
+    ``IMAGE+TEXT`` of those. ``chatreid.baseline.BaselineError`` (a ValueError, one line naming
+    the path) otherwise."""
     if name is None or name in PREFILTERS:
+        return
+    parts = split_combined(name)
+    if parts is not None:
+        from chatreid.baseline.model import BaselineError, resolve
+        from chatreid.baseline.text import is_text_prefilter
+
+        image, text = parts
+        if image in ("none", ""):
+            raise BaselineError(f"prefilter {name!r}: IMAGE+TEXT needs an image pre-filter before the '+'")
+        check_prefilter(image)
+        check_prefilter(text)
+        if not is_text_prefilter(resolve(text, "text-to-image pre-filter")):
+            raise BaselineError(f"prefilter {name!r}: {text} is not a text-to-image pre-filter "
+                                "(train one with train/text_prefilter.py)")
         return
     from chatreid.baseline.model import BaselineError, read_config, resolve
     from chatreid.baseline.text import is_text_prefilter
@@ -231,6 +313,10 @@ def build_prefilter(name: str, model=None, processor=None, device=None) -> Prefi
     if name == "color_histogram":
         return ColorHistogram()
     check_prefilter(name)
+    parts = split_combined(name)
+    if parts is not None:
+        return ImageAndText(build_prefilter(parts[0], model, processor, device),
+                            TrainedBaseline(parts[1], device=device))
     return TrainedBaseline(name, device=device)
 
 
@@ -335,6 +421,12 @@ def trained_trials(name: str) -> dict | None:
     it does not say. ("vlm" is the checkpoint's own encoder: its record is the checkpoint's.)"""
     if name is None or name in PREFILTERS:
         return {}
+    parts = split_combined(name)
+    if parts is not None:  # IMAGE+TEXT: what either side trained on
+        from chatreid.data.trials import merge
+
+        records = [trained_trials(part) for part in parts]
+        return None if None in records else merge(*records)
     import json
 
     from chatreid.baseline.model import resolve
