@@ -1,6 +1,8 @@
 """Test-wide settings: offline, no analytics, one thread, caches in a temp folder."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -10,7 +12,11 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["HF_HOME"] = os.environ.get("CHATREID_TEST_HF_HOME") or tempfile.mkdtemp(prefix="chatreid-hf-")
+if os.environ.get("CHATREID_TEST_HF_HOME"):
+    os.environ["HF_HOME"] = os.environ["CHATREID_TEST_HF_HOME"]
+else:  # this run's own cache, removed when the run ends (earlier runs left one each in /tmp)
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="chatreid-hf-")
+    atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 import pytest  # noqa: E402
 
