@@ -26,7 +26,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from chatreid.chat.answers import HELP_TEXT, TASK_NAMES, as_text, name_text  # noqa: E402
+from chatreid.chat.answers import HELP_TEXT, as_text, name_text  # noqa: E402
+from chatreid.tasks import TASK_NAMES  # noqa: E402
 from chatreid.chat.conversation import AUTO, ChatError, Conversation, Reply  # noqa: E402
 from chatreid.chat.examples import (EXAMPLES_DIR, example_galleries,  # noqa: E402
                                     load_example_gallery)

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from chatreid import prompts
-from chatreid.chat.answers import (HELP_TEXT, TASK_NAMES, answer_text, as_text, attribute_table,
+from chatreid.chat.answers import (HELP_TEXT, answer_text, as_text, attribute_table,
                                    describe_attributes, describe_said, explain_invalid, gist,
                                    name_text, read_attribute_answer, unusable, words_used)
 from chatreid.chat.intents import KEPT_KEYS, Intent, infer_task, interpret, starts_new_search
 from chatreid.data.attributes import VOCAB
-from chatreid.retrieval.query import TASKS, Query, SearchResult
+from chatreid.retrieval.query import Query, SearchResult
+from chatreid.tasks import TASK_NAMES, TASKS
 
 AUTO = "auto"  # the task preset that lets the words decide
 
