@@ -8,16 +8,23 @@ start with a one-line error. No Gradio here, so all of it is unit-testable witho
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from chatreid import paths
+
+if TYPE_CHECKING:
+    from chatreid.chat.engine import ChatEngine
+
+log = logging.getLogger("chatreid.app")
 
 # Where the embedded demo model (a small trained ChatReID) lives, in the project's models/ folder
 # (``chatreid.paths``: beside the package, or under $CHATREID_HOME); when this folder holds a
@@ -103,6 +110,59 @@ def model_card_summary(name_or_path: str) -> str | None:
     text = re.sub(r"^---\n.*?\n---\n", "", card.read_text(encoding="utf-8"), flags=re.S)
     paras = [p for p in (q.strip() for q in text.split("\n\n")) if p and not p.startswith("#")]
     return paras[0] if paras else None
+
+
+def model_name(name_or_path: str, origin: str) -> str:
+    """What the page calls the model: a Hub id as it is, a local checkpoint by its folder's name
+    (the server's own paths are not shown to visitors)."""
+    return Path(name_or_path).name if origin != "hub" else name_or_path
+
+
+def model_markdown(engine: ChatEngine, choice: ModelChoice) -> str:
+    """The page's line naming the model, where it came from and what it is."""
+    info = engine.model_info or {}
+    where = {"--model": "chosen with --model", "CHATREID_MODEL": "chosen with CHATREID_MODEL",
+             "demo": "the embedded demo model", "tiny": "the tiny test model"}.get(choice.source, "")
+    name = model_name(info.get("name_or_path", choice.name_or_path), info.get("origin", "local"))
+    line = (f"**Model:** `{name}` — origin: "
+            f"{info.get('origin', 'unknown')}, architecture: {info.get('architecture', 'unknown')}"
+            f" ({where}).")
+    return line + (f"\n\n> {choice.notice}" if choice.notice else "")
+
+
+def banner_markdown(choice: ModelChoice) -> str:
+    """The model's own description: the first paragraph of its model card (README.md) when it is
+    a local folder. This is where the embedded demo model introduces itself."""
+    summary = model_card_summary(choice.name_or_path)
+    if summary:
+        return summary
+    return ("*About the model: the embedded ChatReID demo model will describe itself here "
+            "(first paragraph of its model card).*")
+
+
+def check_start(cli_model: str | None) -> tuple["Limits", ModelChoice]:
+    """What the app starts with, checked before any model is loaded: every ``CHATREID_*``
+    setting, the model (a mistyped local path is named at once, with no Hub request) and its
+    pre-filter. ``SettingsError`` (one line) for the first that cannot be used; unknown
+    ``CHATREID_*`` variables and the tiny model's notice are logged."""
+    from chatreid.hub import check_local
+    from chatreid.retrieval.prefilter import check_prefilter
+
+    limits = Limits.from_env()
+    for name in Limits.unknown_settings():
+        log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
+    choice = app_default_model(cli_model)
+    if choice.notice:
+        log.warning(re.sub(r"[*`]", "", choice.notice))
+    try:
+        check_local(choice.name_or_path, choice.source if choice.source in ("--model", "CHATREID_MODEL") else "model")
+    except FileNotFoundError as err:
+        raise SettingsError(str(err)) from None
+    try:
+        check_prefilter(app_prefilter(choice.name_or_path))
+    except ValueError as err:
+        raise SettingsError(f"CHATREID_PREFILTER: {err}") from None
+    return limits, choice
 
 
 # ----------------------------------------------------------------------------------------------

@@ -258,8 +258,8 @@ def check_message(text: str, limits: Limits, count_tokens=None) -> None:
         raise UploadError(f"Your message is {n:,} characters long; the limit is "
                           f"{limits.max_message_chars:,} (CHATREID_MAX_MESSAGE_CHARS). It was not "
                           "used: a sentence or two describes a person well.")
-    if count_tokens is not None and n:
-        tokens = count_tokens(text)
+    tokens = count_tokens(text) if count_tokens is not None and n else None  # None: no tokenizer
+    if tokens is not None:
         if tokens > limits.max_message_tokens:
             raise UploadError(f"Your message is {tokens:,} tokens long; the limit is "
                               f"{limits.max_message_tokens:,} (CHATREID_MAX_MESSAGE_TOKENS). It was "
