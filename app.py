@@ -10,7 +10,6 @@ limits, uploads, sessions and the default model). The API is documented in ``doc
 
 from __future__ import annotations
 
-import argparse
 import functools
 import inspect
 import logging
@@ -29,48 +28,26 @@ from chatreid.chat.conversation import AUTO  # noqa: E402
 from chatreid.chat.examples import EXAMPLES_DIR, example_rows  # noqa: E402
 from chatreid.chat.handlers import Handlers, fit_limits  # noqa: E402
 from chatreid.chat.sessions import ClientCookie, Session, client_of  # noqa: E402
+from chatreid.chat.style import CSS  # noqa: E402
 from chatreid.chat.settings import (Limits, ModelChoice, SettingsError, app_prefilter,  # noqa: E402
                                     banner_markdown, check_start, model_markdown)
 from chatreid.tasks import TASK_NAMES  # noqa: E402
 
 log = logging.getLogger("chatreid.app")
 
-# On a ZeroGPU Space the model-bound call must run inside @spaces.GPU (the GPU is attached only
-# for its duration); everywhere else the package is absent and the call runs unchanged.
-# (The repository's own ``spaces/`` folder imports as an empty namespace package, hence the
-# check for ``GPU`` rather than only for ImportError.)
+# The one model-bound call of a chat turn: on a ZeroGPU Space it must run inside @spaces.GPU (the
+# GPU is attached only for its duration). Elsewhere the package is absent, or it is the
+# repository's own ``spaces/`` folder (an empty namespace package, hence the check for ``GPU``).
 try:
     import spaces  # type: ignore
 except ImportError:  # not on a Space
     spaces = None
-# The one model-bound call of a chat turn.
 run_turn = spaces.GPU(duration=120)(handlers.run_turn) if getattr(spaces, "GPU", None) else handlers.run_turn
 
 # Gallery uploads (decoding and the pre-filter's features) run one at a time, in their own lane
 # beside the model's: on 2 cores, two or four at once took 1.5x and 2x as long in all as one by
 # one (docs/benchmarks.md), so the last of 8 simultaneous uploads waited longest that way.
 GALLERY_CALLS = dict(concurrency_id="gallery", concurrency_limit=1)
-# Result captions are shown whole (wrapped), never cut: the person id is at the end of the file
-# name, and that is how a person checks a match by eye. The ranked gallery's columns follow the
-# width (Gradio's ``columns`` is one number for every width, and its 100 px column minimum made
-# 6 columns overflow a phone): 3 on a phone, 4 on a tablet, 6 on a desktop. The example cells
-# are Gradio's max-content boxes at least 200 px wide; here they wrap inside their column.
-CSS = """
-#results .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
-@media (max-width: 900px) {
-    #results .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; } }
-@media (max-width: 540px) {
-    #results .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; } }
-#results .caption-label { white-space: normal; overflow-wrap: anywhere; max-width: 100%;
-                          text-overflow: clip; opacity: 0.9; }
-#examples table { width: 100%; table-layout: fixed; }
-#examples th, #examples th *, #examples td, #examples td * {
-    white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip !important; }
-#examples td .container { min-width: 0 !important; width: auto !important; max-width: 100%; }
-#examples td .container p { font-size: var(--text-md); }
-#examples td .container img { max-width: 100%; }
-"""
-
 
 def _task_choices() -> list[tuple[str, str]]:
     return [("Let the assistant decide from my words", AUTO)] + [
@@ -293,23 +270,12 @@ def load_engine(choice: ModelChoice):
     return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
 
 
-def _port(text: str) -> int:
-    """``--port``: a TCP port, 1-65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text!r}")
-    return port
-
-
 def main(argv=None) -> None:
     """Start the app. Bad input (an option, a setting, a model that does not load, a port that is
     taken) ends in one line on stderr and exit status 2, before or instead of the server."""
     import sys
 
-    from chatreid.usage import USAGE_ERROR, ArgumentParser
+    from chatreid.usage import USAGE_ERROR, ArgumentParser, port_number
 
     def fail(message: str):
         print(f"app.py: error: {message}", file=sys.stderr, flush=True)
@@ -320,7 +286,7 @@ def main(argv=None) -> None:
                         "(default: $CHATREID_MODEL, else the demo model, else the tiny test model)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"),
                         help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=_port, default=None, metavar="1-65535",
+    parser.add_argument("--port", type=port_number, default=None, metavar="1-65535",
                         help="port (default 7860 or the next free)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)

@@ -44,3 +44,14 @@ def user_error(prog: str, err: BaseException) -> int:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     print(f"{prog}: error: {first}", file=sys.stderr, flush=True)
     return USAGE_ERROR
+
+
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text!r}")
+    return port

@@ -204,9 +204,11 @@ class Admission:
 
     def request(self, session: Session, gallery, images) -> None:
         """Room for a one-off request's gallery and query photos together (a fresh session);
-        the gallery's encodings are reserved on the session."""
-        session.encodings_reserved = self.encodings_of(gallery)
-        self.store.admit(session, images_bytes([*gallery, *images]) + session.encodings_reserved)
+        the gallery's encodings are reserved on the session once admitted (not before: the
+        session's own ``nbytes`` would count them twice)."""
+        reserve = self.encodings_of(gallery)
+        self.store.admit(session, images_bytes([*gallery, *images]) + reserve)
+        session.encodings_reserved = reserve
 
 
 class ForeignSession(PermissionError):
