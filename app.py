@@ -2,10 +2,11 @@
 
     python app.py [--model PATH_OR_HUB_ID] [--host 0.0.0.0] [--port 7860] [--share]
 
-A Gradio 6 multimodal chat over ``chatreid.retrieval`` (the engine does all Re-ID; this file is UI
-only): upload a gallery, attach the person's photo or describe them, get the answer and the ranked
-gallery, refine turn by turn (the chat layer, ``chatreid.chat``: the words, the conversation, the
-limits, uploads, sessions and the default model). The API is documented in ``docs/app.md``.
+A Gradio 6 multimodal chat over ``chatreid.retrieval`` (the engine does all Re-ID; this file is the
+page's widgets and their wiring): upload a gallery, attach the person's photo or describe them, get
+the answer and the ranked gallery, refine turn by turn. What each request does is the chat layer's
+(``chatreid.chat``: handlers, the words, the conversation, limits, uploads, sessions, the default
+model). The API is documented in ``docs/app.md``.
 """
 
 from __future__ import annotations
@@ -23,21 +24,20 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from chatreid.chat import handlers, sessions  # noqa: E402
-from chatreid.chat.answers import HELP_TEXT  # noqa: E402
-from chatreid.chat.conversation import AUTO  # noqa: E402
+from chatreid.chat.answers import HELP_TEXT, task_choices  # noqa: E402
+from chatreid.chat.engine import ChatEngine  # noqa: E402
 from chatreid.chat.examples import EXAMPLES_DIR, example_rows  # noqa: E402
 from chatreid.chat.handlers import Handlers, fit_limits  # noqa: E402
 from chatreid.chat.sessions import ClientCookie, Session, client_of  # noqa: E402
 from chatreid.chat.style import CSS  # noqa: E402
-from chatreid.chat.settings import (Limits, ModelChoice, SettingsError, app_prefilter,  # noqa: E402
-                                    banner_markdown, check_start, model_markdown)
-from chatreid.tasks import TASK_NAMES  # noqa: E402
+from chatreid.chat.settings import (Limits, ModelChoice, SettingsError, banner_markdown,  # noqa: E402
+                                    check_start, load_engine, model_markdown)
+from chatreid.tasks import AUTO, TASK_NAMES  # noqa: E402
 
 log = logging.getLogger("chatreid.app")
 
-# The one model-bound call of a chat turn: on a ZeroGPU Space it must run inside @spaces.GPU (the
-# GPU is attached only for its duration). Elsewhere the package is absent, or it is the
-# repository's own ``spaces/`` folder (an empty namespace package, hence the check for ``GPU``).
+# The one model-bound call of a chat turn runs inside @spaces.GPU on a ZeroGPU Space (the GPU is
+# attached only for its duration); elsewhere ``spaces`` is absent or this repository's own folder.
 try:
     import spaces  # type: ignore
 except ImportError:  # not on a Space
@@ -48,10 +48,6 @@ run_turn = spaces.GPU(duration=120)(handlers.run_turn) if getattr(spaces, "GPU",
 # beside the model's: on 2 cores, two or four at once took 1.5x and 2x as long in all as one by
 # one (docs/benchmarks.md), so the last of 8 simultaneous uploads waited longest that way.
 GALLERY_CALLS = dict(concurrency_id="gallery", concurrency_limit=1)
-
-def _task_choices() -> list[tuple[str, str]]:
-    return [("Let the assistant decide from my words", AUTO)] + [
-        (name[0].upper() + name[1:], key) for key, name in TASK_NAMES.items()]
 
 
 @dataclass
@@ -84,7 +80,7 @@ def _setup_column(limits: Limits, examples) -> tuple:
         choices=[(e.title, e.name) for e in examples.values()], value=None,
         label="…or a built-in example gallery", elem_id="example-gallery")
     gr.Markdown("### 2 · Task")
-    task = gr.Dropdown(choices=_task_choices(), value=AUTO, label="Re-ID setting",
+    task = gr.Dropdown(choices=task_choices(), value=AUTO, label="Re-ID setting",
                        elem_id="task")
     reset_btn = gr.Button("Start over", variant="secondary")
     return gallery_files, example_pick, task, reset_btn
@@ -93,9 +89,8 @@ def _setup_column(limits: Limits, examples) -> tuple:
 def _chat_column() -> tuple:
     """The right column: the chat, the message box (3 · ask) and the help, which stays there
     whatever the chat shows."""
-    chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}],
-                         label="ChatReID", height=420, elem_id="chat",
-                         feedback_options=None)
+    chatbot = gr.Chatbot(value=[{"role": "assistant", "content": HELP_TEXT}], label="ChatReID", height=420,
+                         elem_id="chat", feedback_options=None)
     box = gr.MultimodalTextbox(
         file_types=["image"], file_count="multiple", sources=["upload"],
         placeholder="3 · Attach the person's photo and ask, or describe them "
@@ -156,39 +151,39 @@ def _connect(page: Page, h: Handlers, limits: Limits) -> None:
     state, chatbot, results, api = page.state, page.chatbot, page.results, page.api
     model_calls = dict(concurrency_id="model", concurrency_limit=limits.concurrency)
     # New uploads add to the files already in the box; removing one reloads the rest.
-    page.gallery_files.upload(_bound(h.upload_gallery), [page.gallery_files, state],
+    page.gallery_files.upload(_gradio(h.upload_gallery), [page.gallery_files, state],
                               [state, chatbot, results], api_name="upload_gallery",
                               **GALLERY_CALLS)
-    page.gallery_files.delete(_bound(h.upload_gallery), [page.gallery_files, state],
+    page.gallery_files.delete(_gradio(h.upload_gallery), [page.gallery_files, state],
                               [state, chatbot, results], api_visibility="private",
                               **GALLERY_CALLS)
-    page.gallery_files.clear(_bound(h.clear_gallery), [state], [state, chatbot, results],
+    page.gallery_files.clear(_gradio(h.clear_gallery), [state], [state, chatbot, results],
                              api_visibility="private")
     # A person's pick in the menu (``input``, not ``change``: an example's click sets the menu
     # too, and its own event below loads the gallery, so the two never race).
-    page.example_pick.input(_bound(h.example_gallery), [page.example_pick, state],
+    page.example_pick.input(_gradio(h.example_gallery), [page.example_pick, state],
                             [state, chatbot, results], api_name="example_gallery",
                             **GALLERY_CALLS)
     if page.examples is not None:
-        page.examples.load_input_event.then(_bound(h.example_clicked), [page.example_pick, state],
+        page.examples.load_input_event.then(_gradio(h.example_clicked), [page.example_pick, state],
                                             [state, chatbot, results], api_visibility="private",
                                             **GALLERY_CALLS)
     # On the page: the message appears at once (not queued), then the turn runs in the model
     # queue with a progress bar. Scripts call /chat, the same turn in one request.
-    page.box.submit(_bound(h.echo), [page.box, state], [chatbot, page.sent, page.box],
+    page.box.submit(_gradio(h.echo), [page.box, state], [chatbot, page.sent, page.box],
                     queue=False, api_visibility="private").then(
-        _bound(h.chat_sent), [page.sent, page.task, state], [state, chatbot, results],
+        _gradio(h.chat_sent), [page.sent, page.task, state], [state, chatbot, results],
         api_visibility="private", **model_calls)
-    api["chat"].click(_bound(h.chat), [api["box"], page.task, state],
+    api["chat"].click(_gradio(h.chat), [api["box"], page.task, state],
                       [state, chatbot, results, api["box"]], api_name="chat", **model_calls)
-    page.reset_btn.click(_bound(h.reset), [state], [state, chatbot, results], api_name="reset")
-    api["search"].click(_with_progress(h.search), [api["query"], api["gallery"], api["text"], api["task"]],
+    page.reset_btn.click(_gradio(h.reset), [state], [state, chatbot, results], api_name="reset")
+    api["search"].click(_gradio(h.search), [api["query"], api["gallery"], api["text"], api["task"]],
                         api["out"], api_name="search", **model_calls)
 
 
-def build_app(engine, choice: ModelChoice, limits: Limits | None = None) -> gr.Blocks:
-    """The chat app: Gradio Blocks around ``engine`` (anything with ``search``/``compare``/
-    ``describe``), its limits fitted to the engine, its handlers, page, events and queue."""
+def build_app(engine: ChatEngine, choice: ModelChoice, limits: Limits | None = None) -> gr.Blocks:
+    """The chat app: Gradio Blocks around ``engine`` (a ``chatreid.chat.engine.ChatEngine``), its
+    limits fitted to the engine, its handlers, page, events and queue."""
     limits = fit_limits(engine, limits)
     h = Handlers(engine, limits, turn=run_turn)
     with gr.Blocks(title="ChatReID", delete_cache=(3600, 3600)) as blocks:
@@ -211,39 +206,29 @@ def claim(session: Session | None, client: str | None) -> Session | None:
         raise ForeignSession(str(err), print_exception=False) from None
 
 
-def _with_progress(handler):
-    """``handler`` with Gradio's progress bar passed to its ``progress`` argument (Gradio finds
-    it by a ``gr.Progress()`` default)."""
+def _gradio(handler):
+    """``handler`` as Gradio calls it: its ``progress`` argument gets the page's progress bar
+    (Gradio finds it by a ``gr.Progress()`` default), and its ``session`` argument, if it has one,
+    is claimed for the request's client first (``claim``), from the request Gradio passes to the
+    ``request: gr.Request`` parameter this adds (found by its type hint)."""
     sig = inspect.signature(handler)
     params = [p.replace(default=gr.Progress()) if p.name == "progress" else p for p in sig.parameters.values()]
+    binds = "session" in sig.parameters
+    if binds:
+        params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=gr.Request))
+    new_sig = sig.replace(parameters=params)
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
-        return handler(*args, **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=params)
-    return wrapper
-
-
-def _bound(handler):
-    """``handler`` (which takes the session state as its ``session`` argument) with that session
-    claimed for the request's client first (``claim``), and its progress bar (``_with_progress``).
-    Gradio passes the request to the ``request: gr.Request`` parameter this adds."""
-    sig = inspect.signature(_with_progress(handler))
-    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                annotation=gr.Request)
-    bound_sig = sig.replace(parameters=[*sig.parameters.values(), request])
-
-    @functools.wraps(handler)
-    def wrapper(*args, **kwargs):
-        call = bound_sig.bind(*args, **kwargs)
-        req = call.arguments.pop("request", None)
-        call.arguments["session"] = claim(call.arguments.get("session"), client_of(req))
+        call = new_sig.bind(*args, **kwargs)
+        if binds:
+            req = call.arguments.pop("request", None)
+            call.arguments["session"] = claim(call.arguments.get("session"), client_of(req))
         return handler(*call.args, **call.kwargs)
 
-    wrapper.__signature__ = bound_sig
-    # Gradio finds the request parameter by its type hint
-    wrapper.__annotations__ = {**handler.__annotations__, "request": gr.Request}
+    wrapper.__signature__ = new_sig
+    wrapper.__annotations__ = {**handler.__annotations__, **({"request": gr.Request} if binds else {})}
     return wrapper
 
 
@@ -263,19 +248,12 @@ def launch(blocks: gr.Blocks, host: str | None = None, port: int | None = None, 
         footer_links=["api", "settings"], css=CSS, **kwargs)
 
 
-def load_engine(choice: ModelChoice):
-    from chatreid.retrieval import ReIDEngine
-
-    # ReIDEngine loads safetensors only and never passes trust_remote_code.
-    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
-
-
 def main(argv=None) -> None:
     """Start the app. Bad input (an option, a setting, a model that does not load, a port that is
     taken) ends in one line on stderr and exit status 2, before or instead of the server."""
     import sys
 
-    from chatreid.usage import USAGE_ERROR, ArgumentParser, port_number
+    from chatreid.usage import USAGE_ERROR, ArgumentParser, first_line, port_number
 
     def fail(message: str):
         print(f"app.py: error: {message}", file=sys.stderr, flush=True)
@@ -299,13 +277,13 @@ def main(argv=None) -> None:
     try:
         engine = load_engine(choice)
     except (ValueError, OSError) as err:  # missing, not a checkpoint, not loadable: one line
-        fail((str(err).strip().splitlines() or [type(err).__name__])[0])
+        fail(first_line(err))
     try:
         # Gradio's own start-up lines are silenced: they name launch(share=True), not --share
         blocks = build_app(engine, choice, limits)
         launch(blocks, host=args.host, port=args.port, share=args.share, quiet=True, prevent_thread_lock=True)
     except OSError as err:  # the port is taken, the interface does not exist
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         if "empty port" in first:  # Gradio's words name launch(server_port=...), not the app's option
             first = f"port {args.port or 'range 7860-7959'} is taken: pass --port with a free one"
         fail(first)

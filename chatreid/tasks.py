@@ -22,6 +22,9 @@ TEXT_TASKS: tuple[str, ...] = ("text_to_image", "adaptive")
 # Tasks whose query reads attributes (given ones, or ones found in a description).
 ATTRIBUTE_TASKS: tuple[str, ...] = ("text_to_image", "attribute", "adaptive")
 
+# The task preset that lets a person's words decide the task (the chat infers it).
+AUTO = "auto"
+
 # What each task is called in answers and in the app's preset menu.
 TASK_NAMES: dict[str, str] = {
     "standard": "same person (standard Re-ID)",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from chatreid import prompts
 from chatreid.chat.intents import KEPT_KEYS, PHRASE_OPENERS, undescribed_words
 from chatreid.data.attributes import VOCAB, phrases
-from chatreid.tasks import ATTRIBUTE_TASKS, IMAGE_TASKS, TASK_NAMES, TASK_NEEDS, TEXT_TASKS
+from chatreid.tasks import ATTRIBUTE_TASKS, AUTO, IMAGE_TASKS, TASK_NAMES, TASK_NEEDS, TEXT_TASKS
 
 if TYPE_CHECKING:
     from chatreid.retrieval.query import SearchResult
@@ -33,6 +33,12 @@ class Asked(Protocol):
     description: str
     attributes: dict
 
+
+
+def task_choices() -> list[tuple[str, str]]:
+    """The task preset menu: (what it says, the preset), letting the words decide first."""
+    return [("Let the assistant decide from my words", AUTO)] + [
+        (name[0].upper() + name[1:], key) for key, name in TASK_NAMES.items()]
 
 
 HELP_TEXT = (

@@ -22,9 +22,8 @@ from chatreid.chat.engine import ChatEngine, keeps_encodings
 from chatreid.chat.intents import KEPT_KEYS, Intent, infer_task, interpret, starts_new_search
 from chatreid.data.attributes import VOCAB
 from chatreid.retrieval.query import Query, SearchResult
-from chatreid.tasks import TASK_NAMES, TASKS
+from chatreid.tasks import AUTO, TASK_NAMES, TASKS
 
-AUTO = "auto"  # the task preset that lets the words decide
 
 
 class ChatError(ValueError):

@@ -9,12 +9,13 @@ import logging
 import time
 
 from chatreid.chat.answers import HELP_TEXT, as_text, name_text
-from chatreid.chat.conversation import AUTO, ChatError, Conversation, Reply
+from chatreid.chat.conversation import ChatError, Conversation, Reply
 from chatreid.chat.engine import ChatEngine
 from chatreid.chat.examples import example_galleries, load_example_gallery
 from chatreid.chat.sessions import Admission, Session, SessionStore, limit_malloc_arenas, release_freed_memory
 from chatreid.chat.settings import Limits
 from chatreid.chat.uploads import UploadError, check_message, load_gallery, load_query_images
+from chatreid.tasks import AUTO
 
 log = logging.getLogger("chatreid.app")
 

@@ -82,6 +82,14 @@ def app_prefilter(model: str) -> str:
     return os.environ.get("CHATREID_PREFILTER", "").strip() or default_prefilter(model)
 
 
+def load_engine(choice: ModelChoice):
+    """The engine the app runs: ``ReIDEngine`` over the chosen model and its pre-filter (it loads
+    safetensors only and never passes trust_remote_code)."""
+    from chatreid.retrieval import ReIDEngine
+
+    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
+
+
 def build_tiny_model(path: Path) -> Path:
     """Build the tiny model into ``path`` atomically (a half-written checkpoint never loads)."""
     from chatreid.model.tiny import build_tiny_qwen2vl
