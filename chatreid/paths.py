@@ -34,8 +34,17 @@ def require(path: Path, what: str) -> Path:
     return Path(path)
 
 
+# The embedded demo model (a small trained ChatReID), relative to the project folder: the demo
+# build writes it, the chat app loads it when present, the app Space ships it at the same place.
+DEMO_MODEL = Path("models", "chatreid-demo")
+
+
 def models_dir() -> Path:
     return project_path("models")
+
+
+def demo_model_dir() -> Path:
+    return home() / DEMO_MODEL
 
 
 def docs_dir() -> Path:

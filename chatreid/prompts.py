@@ -17,8 +17,9 @@ Three kinds of text live here:
 * ``PARAPHRASES``: alternative wordings beside each template, with the same slots and the same
   number of images, sampled by ``render(..., paraphrase_prob=p)``.
 
-Task names (the ``task`` column of instruction rows) are in ``TASKS``; prompts that are not a task
-of their own (follow-up turns) are only in ``TEMPLATES``.
+Instruction task names (the ``task`` column of instruction rows) are in ``INSTRUCTION_TASKS``;
+prompts that are not a task of their own (follow-up turns) are only in ``TEMPLATES``. The
+retrieval tasks a query asks for (``standard``, ``text_to_image``, ...) are ``chatreid.tasks``'.
 
 Answer formats: Yes/No; gallery images named "Image k" (1-based, as ``gallery_block`` labels
 them); captions named by ordinal ("The second caption"); the attribute comparison
@@ -280,7 +281,9 @@ STAGE_TASKS: dict[int, tuple[str, ...]] = {
     3: ("reid_standard", "reid_cc", "reid_vi", "reid_t2i", "attr_retrieval",
         "multimodal_retrieval"),
 }
-TASKS: tuple[str, ...] = tuple(itertools.chain.from_iterable(STAGE_TASKS.values()))
+# The instruction tasks: the prompt formats of the training rows (their ``task`` column). Not the
+# retrieval tasks a query asks for (``chatreid.tasks.TASKS``); a retrieval task is read with one of these.
+INSTRUCTION_TASKS: tuple[str, ...] = tuple(itertools.chain.from_iterable(STAGE_TASKS.values()))
 # The Yes/No formats the pairwise scorer reads (retrieval/scorer.py: image and text queries). The
 # paper's stage 3 has no Yes/No task, so a stage-3 model would be scored in a format it was last
 # trained on one stage earlier, and from-scratch models lose the skill (docs/demo-learning.md):

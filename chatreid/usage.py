@@ -38,9 +38,24 @@ def dataclass_parser(base, dataclass_types, **kwargs):
     return parser
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def user_error(prog: str, err: BaseException) -> int:
     """A user error a command raised (a missing path, a bad value): its first line on stderr,
     prefixed with the command; returns exit status 2."""
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    print(f"{prog}: error: {first}", file=sys.stderr, flush=True)
+    print(f"{prog}: error: {first_line(err)}", file=sys.stderr, flush=True)
     return USAGE_ERROR
+
+
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text!r}")
+    return port

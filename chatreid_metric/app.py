@@ -9,12 +9,14 @@ from pathlib import Path
 import evaluate
 import numpy as np
 
+# The module beside this app imports it too: the project, or on a Space its vendored metrics.py.
+from chatreid.metrics import PROTOCOLS
+
 HERE = Path(__file__).resolve().parent
 # The module file beside this app: works offline and on a Space (whose folder is not named after it).
 metric = evaluate.load(str(HERE / "chatreid_metric.py"))
 
 ARRAYS = ("q_pids", "g_pids", "q_camids", "g_camids", "q_clothes", "g_clothes")
-PROTOCOLS = ["market", "cuhk03_classic", "general", "cc", "sc", "sysu", "regdb", "t2i"]
 
 
 def score_npz(path, protocol="market", ranks="1, 5, 10, 20", similarity=False):
@@ -54,7 +56,7 @@ def build_demo():
         with gr.Row():
             with gr.Column():
                 file = gr.File(label="run (.npz)", file_types=[".npz"], type="filepath")
-                protocol = gr.Dropdown(PROTOCOLS, value="market", label="protocol")
+                protocol = gr.Dropdown(list(PROTOCOLS), value="market", label="protocol")
                 ranks = gr.Textbox(value="1, 5, 10, 20", label="CMC ranks")
                 similarity = gr.Checkbox(value=False, label="distmat holds similarities (larger is better)")
                 button = gr.Button("Compute", variant="primary")

@@ -49,7 +49,7 @@ import os
 import sys
 
 from chatreid.evaluation.arguments import parse_args
-from chatreid.evaluation.harness import run
+from chatreid.evaluation.run import run
 
 
 def main(argv=None) -> int:

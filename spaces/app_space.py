@@ -13,6 +13,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from chatreid.paths import DEMO_MODEL
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".*")
@@ -27,7 +29,7 @@ def stage_app(dest: str | Path) -> Path:
     shutil.copy2(HERE / "requirements.txt", dest / "requirements.txt")
     shutil.copytree(ROOT / "chatreid", dest / "chatreid", ignore=_IGNORE, dirs_exist_ok=True)
     shutil.copytree(ROOT / "examples", dest / "examples", ignore=_IGNORE, dirs_exist_ok=True)
-    demo = ROOT / "models" / "chatreid-demo"
+    demo = ROOT / DEMO_MODEL
     if (demo / "config.json").is_file():
-        shutil.copytree(demo, dest / "models" / "chatreid-demo", ignore=_IGNORE, dirs_exist_ok=True)
+        shutil.copytree(demo, dest / DEMO_MODEL, ignore=_IGNORE, dirs_exist_ok=True)
     return dest

@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from chatreid.chat.examples import EXAMPLES_DIR
-from chatreid.chat.settings import Limits, ModelChoice
+from chatreid.chat.engine import ChatEngine
+from chatreid.chat.settings import Limits, ModelChoice, model_name
 
 CAPTION = re.compile(r"^#(\d+) · (-?\d+\.\d+) · (.+)$")
 MARKET = EXAMPLES_DIR / "market"
@@ -361,7 +362,7 @@ def test_each_session_keeps_its_gallery_encodings(served, monkeypatch):
 
 # -- refinement turns, with a model whose outputs are known -----------------------------------------
 
-class StubEngine:
+class StubEngine(ChatEngine):
     """The engine boundary with known outputs: ranks by the red channel; a red person (red > 150)
     is 'a woman in red with a backpack', any other 'a woman in blue'; ``degenerate`` makes every
     generated text repeat itself, as the demo model's did."""
@@ -795,8 +796,8 @@ def test_the_page_names_the_model_not_the_servers_path(served):
 
     import app
 
-    assert app.model_name("/srv/x/models/chatreid-demo", "local") == "chatreid-demo"
-    assert app.model_name("org/chatreid-2b", "hub") == "org/chatreid-2b"
+    assert model_name("/srv/x/models/chatreid-demo", "local") == "chatreid-demo"
+    assert model_name("org/chatreid-2b", "hub") == "org/chatreid-2b"
     config = httpx.get(served.url + "config").text
     name = Path(served.engine.model_info["name_or_path"])
     assert f"`{name.name}`" in config and str(name) not in config and str(name.parent) not in config

@@ -103,13 +103,13 @@ def test_open_image_refuses_bad_files(tmp_path):
     with pytest.raises(UploadError, match="pixels"):
         open_image(str(_bomb_png(tmp_path / "bomb.png")), "bomb.png", lim)
     with pytest.raises(UploadError, match="pixels"):  # our own limit, not only Pillow's
-        open_image(str(_png(tmp_path / "big.png", (100, 100))), "big.png", Limits(max_pixels=5000))
+        open_image(str(_png(tmp_path / "big.png", (100, 100))), "big.png", Limits(upload_max_pixels=5000))
 
 
 def test_pillow_limit_is_applied():
     old = Image.MAX_IMAGE_PIXELS
     try:
-        Limits(max_pixels=1234).apply_to_pillow()
+        Limits(upload_max_pixels=1234).apply_to_pillow()
         assert Image.MAX_IMAGE_PIXELS == 1234
     finally:
         Image.MAX_IMAGE_PIXELS = old

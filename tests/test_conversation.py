@@ -14,10 +14,11 @@ from chatreid.data.attributes import VOCAB
 from chatreid.retrieval import SearchResult
 from chatreid.chat.answers import name_images
 from chatreid.chat.conversation import Conversation, GalleryItem
+from chatreid.chat.engine import ChatEngine
 from chatreid.chat.intents import attributes_in_request, infer_task, interpret
 
 
-class FakeEngine:
+class FakeEngine(ChatEngine):
     """Ranks by the red channel of the gallery image (highest first); records calls."""
 
     def __init__(self):

@@ -78,7 +78,7 @@ def test_rows_have_the_architecture_format(built, store):
         assert set(dsd) == {"train", "validation"} and len(dsd["validation"]) > 0
         for row in _rows(path)[:300]:
             assert set(row) == {"messages", "image_ids", "task", "meta"}
-            assert row["task"] in P.TASKS
+            assert row["task"] in P.INSTRUCTION_TASKS
             n = sum(c["type"] == "image" for m in row["messages"] for c in m["content"])
             assert n == len(row["image_ids"]) and n >= 1
             assert [m["role"] for m in row["messages"]] == ["user", "assistant"] * (len(row["messages"]) // 2)

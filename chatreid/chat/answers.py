@@ -1,4 +1,4 @@
-"""What the assistant says: task names, help, the answer after a search, and how the model's own
+"""What the assistant says: help, the answer after a search, and how the model's own
 words are checked (``unusable``) and read (``read_attribute_answer``) before they are shown.
 
 Everything a person typed or a file is called is escaped here (``as_text``, ``name_text``) so it
@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from chatreid import prompts
 from chatreid.chat.intents import KEPT_KEYS, PHRASE_OPENERS, undescribed_words
 from chatreid.data.attributes import VOCAB, phrases
+from chatreid.tasks import ATTRIBUTE_TASKS, AUTO, IMAGE_TASKS, TASK_NAMES, TASK_NEEDS, TEXT_TASKS
 
-if TYPE_CHECKING:  # annotations only: the conversation imports this module
-    from chatreid.chat.conversation import Conversation, GalleryItem
+if TYPE_CHECKING:
     from chatreid.retrieval.query import SearchResult
 
 
-# What each task is called in answers and in the app's preset menu.
-TASK_NAMES = {
-    "standard": "same person (standard Re-ID)",
-    "cloth_changing": "same person in other clothes (cloth-changing Re-ID)",
-    "visible_infrared": "infrared to visible (cross-modality Re-ID)",
-    "text_to_image": "text description to image",
-    "attribute": "partial attributes to image",
-    "adaptive": "photo plus description (adaptive multi-modal retrieval)",
-}
+# What an answer reads of the conversation (``chatreid.chat.conversation.Conversation`` is one;
+# declared here because the conversation imports this module, never the other way round).
+class Named(Protocol):
+    name: str
+
+
+class Asked(Protocol):
+    gallery: Sequence[Named]
+    query_images: list
+    query_names: list[str]
+    description: str
+    attributes: dict
+
+
+
+def task_choices() -> list[tuple[str, str]]:
+    """The task preset menu: (what it says, the preset), letting the words decide first."""
+    return [("Let the assistant decide from my words", AUTO)] + [
+        (name[0].upper() + name[1:], key) for key, name in TASK_NAMES.items()]
+
 
 HELP_TEXT = (
     "Upload a gallery (several photos, a zip, or a built-in example), then ask in your own words:\n"
@@ -179,7 +190,7 @@ def read_attribute_answer(text: str) -> tuple[dict, str | None]:
     return out, None
 
 
-def words_used(conv: "Conversation", task: str) -> list[str]:
+def words_used(conv: Asked, task: str) -> list[str]:
     """Lines saying which of the person's words a photo query uses, and why the rest are not."""
     if not conv.query_images or not (conv.description or conv.attributes):
         return []
@@ -210,18 +221,10 @@ def words_used(conv: "Conversation", task: str) -> list[str]:
 
 def explain_invalid(task: str, err: Exception) -> str:
     """Why the query cannot run as ``task``, and what that task needs, in the person's terms."""
-    needs = {
-        "standard": "a photo of the person (attach one to your message)",
-        "cloth_changing": "a photo of the person (attach one to your message)",
-        "visible_infrared": "an infrared photo of the person (attach one to your message)",
-        "text_to_image": "a description in words",
-        "attribute": "attributes such as *a woman in a red top with a backpack*",
-        "adaptive": "a photo, a description, or both",
-    }[task]
-    return f"The task '{TASK_NAMES[task]}' needs {needs}. ({err})"
+    return f"The task '{TASK_NAMES[task]}' needs {TASK_NEEDS[task]}. ({err})"
 
 
-def name_images(text: str, gallery: Sequence[GalleryItem], max_listed: int = 8) -> str:
+def name_images(text: str, gallery: Sequence[Named], max_listed: int = 8) -> str:
     """The engine names gallery images by position ("Image 3", 1-based); the chat numbers
     results by rank ("#1"), so positions are rewritten as file names to avoid two numberings."""
     def sub(m):
@@ -233,17 +236,17 @@ def name_images(text: str, gallery: Sequence[GalleryItem], max_listed: int = 8) 
     return re.sub(r"\bImage (\d+)\b", sub, text)
 
 
-def answer_text(conv: Conversation, task: str, reason: str, result: SearchResult,
+def answer_text(conv: Asked, task: str, reason: str, result: SearchResult,
                 notes: Sequence[str] = (), show: int = 3, extra: Sequence[str] = ()) -> str:
     """The assistant's answer after a search: what was understood, what was done, what was found."""
     lines = [f"**Task:** {TASK_NAMES[task]} — {reason}."]
     query_bits = []
-    if conv.query_images and task not in ("text_to_image", "attribute"):
+    if conv.query_images and task in IMAGE_TASKS:
         query_bits.append(f"{len(conv.query_images)} photo{'s' if len(conv.query_images) > 1 else ''}"
                           f" ({', '.join(map(name_text, conv.query_names))})")
-    if conv.description and task in ("text_to_image", "adaptive"):
+    if conv.description and task in TEXT_TASKS:
         query_bits.append(f"“{as_text(conv.description)}”")
-    if conv.attributes and task in ("attribute", "adaptive", "text_to_image"):
+    if conv.attributes and task in ATTRIBUTE_TASKS:
         query_bits.append(f"attributes: {describe_attributes(conv.attributes)}")
     if query_bits:
         lines.append("**Query:** " + "; ".join(query_bits) + ".")

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from chatreid import prompts
-from chatreid.chat.answers import (HELP_TEXT, TASK_NAMES, answer_text, as_text, attribute_table,
+from chatreid.chat.answers import (HELP_TEXT, answer_text, as_text, attribute_table,
                                    describe_attributes, describe_said, explain_invalid, gist,
                                    name_text, read_attribute_answer, unusable, words_used)
+from chatreid.chat.engine import ChatEngine, keeps_encodings
 from chatreid.chat.intents import KEPT_KEYS, Intent, infer_task, interpret, starts_new_search
 from chatreid.data.attributes import VOCAB
-from chatreid.retrieval.query import TASKS, Query, SearchResult
+from chatreid.retrieval.query import Query, SearchResult
+from chatreid.tasks import AUTO, TASK_NAMES, TASKS
 
-AUTO = "auto"  # the task preset that lets the words decide
 
 
 class ChatError(ValueError):
@@ -120,12 +121,11 @@ class Conversation:
         return (f"The gallery loaded is still the earlier one: {len(self.gallery)} images from "
                 f"{self.gallery_origin or 'an earlier upload'}.")
 
-    def prepare(self, engine) -> None:
+    def prepare(self, engine: ChatEngine) -> None:
         """Compute the gallery's pre-filter features now (the app does it on upload, outside the
         model queue), if the engine has a pre-filter and they are not computed yet."""
-        compute = getattr(engine, "prefilter_features", None)
-        if self.gallery and self.gallery_features is None and compute is not None:
-            self.gallery_features = compute([g.image for g in self.gallery])
+        if self.gallery and self.gallery_features is None:
+            self.gallery_features = engine.prefilter_features([g.image for g in self.gallery])
 
     def reset(self) -> None:
         """Start over: forget the query and the ranking, keep the gallery."""
@@ -167,7 +167,7 @@ class Conversation:
         return q
 
     # -- the turn -----------------------------------------------------------------------------
-    def respond(self, text: str, engine, *, images: Sequence = (), image_names: Sequence[str] = (),
+    def respond(self, text: str, engine: ChatEngine, *, images: Sequence = (), image_names: Sequence[str] = (),
                 task: str = AUTO, progress: Callable[[int, int], None] | None = None,
                 top_k: int | None = None, strategy: str = "pairwise") -> Reply:
         """Answer one message. ``images``: photos attached to it (the new query);
@@ -297,14 +297,14 @@ class Conversation:
         try:
             # top_k cuts the pre-filter's ranking: image queries have one, and text queries
             # too when the pre-filter has a text side (a text-to-image pre-filter)
-            can_cut = getattr(engine, "can_prefilter", lambda q: bool(q.images))(query)
+            can_cut = engine.can_prefilter(query)
             scored = min(top_k, len(self.gallery)) if can_cut and top_k else len(self.gallery)
             extra = {}
             if can_cut:
                 self.prepare(engine)
                 if self.gallery_features is not None:
                     extra["gallery_features"] = self.gallery_features
-            if getattr(engine, "encoding_bytes", None) is not None:  # the engine keeps them for us
+            if keeps_encodings(engine):  # the engine takes them back from us
                 extra["gallery_encodings"] = self.gallery_encodings
             result = engine.search(query, [g.image for g in self.gallery], strategy=strategy,
                                    top_k=top_k if can_cut else None,
@@ -435,9 +435,8 @@ def _in_images(progress, n: int):
     return report
 
 
-def _attribute_answer(engine, image) -> str:
-    predict = getattr(engine, "predict_attributes", None)
-    return predict(image) if predict is not None else ""
+def _attribute_answer(engine: ChatEngine, image) -> str:
+    return engine.predict_attributes(image)
 
 
 def _attributes_sentence(attributes: dict) -> str:

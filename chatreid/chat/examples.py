@@ -64,3 +64,12 @@ def load_example_gallery(name: str, limits: Limits, root: Path = EXAMPLES_DIR,
     items, _ = load_gallery(examples[name].gallery, limits, refusal)
     return items
 
+
+def example_rows(examples) -> list:
+    """The examples table's rows: each example request (its words and query photo) with its gallery."""
+    rows = []
+    for e in examples.values():
+        for p in e.prompts:
+            files = [str(EXAMPLES_DIR / e.name / "query" / p["query"])] if p.get("query") else []
+            rows.append([{"text": p["text"], "files": files}, e.name])
+    return rows

@@ -1,6 +1,8 @@
-"""The sessions the app holds images for: idle expiry and one memory budget for all of them,
-the process's own memory (glibc's malloc arenas) kept in line with what the sessions hold, and
-the browser cookie a session is bound to (so its id alone does not open it).
+"""The sessions the app holds images for: what one holds (``Session``), idle expiry and one memory
+budget for all of them (``SessionStore``), what a session may take (``Admission``: its images and
+the VLM encodings the engine will keep of them, admitted against the budget), the process's own
+memory (glibc's malloc arenas) kept in line with what the sessions hold, and the browser cookie a
+session is bound to (``claim``: its id alone does not open it).
 """
 
 from __future__ import annotations
@@ -9,17 +11,68 @@ import os
 import re
 import secrets
 import threading
+import logging
 import time
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 
+from chatreid.chat.answers import HELP_TEXT
+from chatreid.chat.conversation import Conversation
+from chatreid.chat.engine import ChatEngine, keeps_encodings
 from chatreid.chat.settings import Limits
-from chatreid.chat.uploads import UploadError
+from chatreid.chat.uploads import UploadError, image_bytes
+
+log = logging.getLogger("chatreid.app")
 
 _MB = 1024 * 1024
 
 
 class Busy(UploadError):
     """The server's session budget is used up by sessions that are all active."""
+
+
+MAX_HISTORY = 200  # chat messages a session keeps (the oldest go first)
+
+
+def images_bytes(images) -> int:
+    return sum(image_bytes(im) for im in images)
+
+
+@dataclass
+class Session:
+    """One browser tab (or one gradio_client): its conversation and the chat transcript."""
+
+    conv: Conversation = field(default_factory=Conversation)
+    # The chat starts with the help, which stays at the top as the chat goes on.
+    history: list = field(default_factory=lambda: [{"role": "assistant", "content": HELP_TEXT}])
+    ranked: list = field(default_factory=list)  # what the results gallery shows
+    dropped: str = ""  # why the session's images were dropped, told at its next request
+    # The client cookie (``chatreid_client``) of the session's first request (None for a client
+    # that keeps no cookies): later requests must carry the same (``claim``).
+    bound: bool = False
+    owner: str | None = None
+    # The memory of the gallery's VLM encodings once all are computed (``engine.encoding_bytes``):
+    # budgeted in full when the gallery arrives, though the searches fill them in as they go.
+    encodings_reserved: int = 0
+
+    def say(self, text: str) -> None:
+        self.history.append({"role": "assistant", "content": text})
+        del self.history[:-MAX_HISTORY]
+
+    def nbytes(self) -> int:
+        """Memory of the images this session holds (gallery and query photos), with the gallery's
+        pre-filter features and its VLM encodings (reserved in full)."""
+        feats = self.conv.gallery_features
+        return (images_bytes(g.image for g in self.conv.gallery) + images_bytes(self.conv.query_images)
+                + int(getattr(feats, "nbytes", 0)) + self.encodings_reserved)
+
+    def drop(self, reason: str) -> None:
+        """Forget the images (the SessionStore's idle expiry or budget); keep the transcript."""
+        self.conv.set_gallery([])
+        self.conv.reset()
+        self.ranked = []
+        self.encodings_reserved = 0
+        self.dropped = reason
 
 
 class SessionStore:
@@ -120,6 +173,61 @@ class SessionStore:
                            "searches right now. Nothing was loaded; please try again in a minute.")
             self._drop(min(idle)[1], "the server needed the memory for other people's galleries "
                                      "(it drops the sessions idle longest first)")
+
+
+class Admission:
+    """What a session may take, admitted against the store's budget before it takes it: images,
+    and the VLM encodings ``engine`` will keep of a gallery (counted from the image sizes alone
+    and reserved in full when the gallery arrives). ``Busy`` when there is no room."""
+
+    def __init__(self, store: SessionStore, engine: ChatEngine):
+        self.store, self.engine = store, engine
+        self.keeps_encodings = keeps_encodings(engine)
+
+    def encodings_of(self, images) -> int:
+        """Memory of the VLM encodings of ``images`` once the searches have made them; 0 for an
+        engine that keeps none."""
+        return self.engine.encoding_bytes(images) if self.keeps_encodings else 0
+
+    def gallery(self, session: Session, images) -> int:
+        """Room for ``images`` as the session's new gallery (its old one goes); returns the
+        encodings reserved for them, which the caller records once the gallery is set."""
+        old = images_bytes(g.image for g in session.conv.gallery) + session.encodings_reserved
+        reserve = self.encodings_of(images)
+        self.store.admit(session, images_bytes(images) + reserve, replaces_bytes=old)
+        return reserve
+
+    def query(self, session: Session, images) -> None:
+        """Room for ``images`` as the session's new query photos (the old ones go)."""
+        if images:
+            self.store.admit(session, images_bytes(images), replaces_bytes=images_bytes(session.conv.query_images))
+
+    def request(self, session: Session, gallery, images) -> None:
+        """Room for a one-off request's gallery and query photos together (a fresh session);
+        the gallery's encodings are reserved on the session once admitted (not before: the
+        session's own ``nbytes`` would count them twice)."""
+        reserve = self.encodings_of(gallery)
+        self.store.admit(session, images_bytes([*gallery, *images]) + reserve)
+        session.encodings_reserved = reserve
+
+
+class ForeignSession(PermissionError):
+    """A request carried a session id whose session belongs to another client."""
+
+
+def claim(session: Session | None, client: str | None) -> Session | None:
+    """``session`` for a request from ``client`` (its ``chatreid_client`` cookie): the first
+    request binds the session to it; a later one from another client is refused with
+    ForeignSession, and the session is left as it was (not answered, not replaced)."""
+    if session is None:
+        return session
+    if not session.bound:
+        session.bound, session.owner = True, client
+    elif session.owner != client:
+        log.warning("refused a request for a session bound to another client")
+        raise ForeignSession("This session belongs to another browser or client. Reload the page "
+                             "(or make a new Client) to start your own session.")
+    return session
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

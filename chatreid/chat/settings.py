@@ -8,21 +8,28 @@ start with a one-line error. No Gradio here, so all of it is unit-testable witho
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from chatreid import paths
 
+if TYPE_CHECKING:
+    from chatreid.chat.engine import ChatEngine
+
+log = logging.getLogger("chatreid.app")
+
 # Where the embedded demo model (a small trained ChatReID) lives, in the project's models/ folder
 # (``chatreid.paths``: beside the package, or under $CHATREID_HOME); when this folder holds a
 # checkpoint (config.json), it becomes the default. Its absence is normal (the tiny model runs).
-DEMO_MODEL_DIR = paths.models_dir() / "chatreid-demo"
+DEMO_MODEL_DIR = paths.demo_model_dir()
 TINY_SEED = 0
 
 
@@ -75,6 +82,14 @@ def app_prefilter(model: str) -> str:
     return os.environ.get("CHATREID_PREFILTER", "").strip() or default_prefilter(model)
 
 
+def load_engine(choice: ModelChoice):
+    """The engine the app runs: ``ReIDEngine`` over the chosen model and its pre-filter (it loads
+    safetensors only and never passes trust_remote_code)."""
+    from chatreid.retrieval import ReIDEngine
+
+    return ReIDEngine.from_pretrained(choice.name_or_path, prefilter=app_prefilter(choice.name_or_path))
+
+
 def build_tiny_model(path: Path) -> Path:
     """Build the tiny model into ``path`` atomically (a half-written checkpoint never loads)."""
     from chatreid.model.tiny import build_tiny_qwen2vl
@@ -105,6 +120,59 @@ def model_card_summary(name_or_path: str) -> str | None:
     return paras[0] if paras else None
 
 
+def model_name(name_or_path: str, origin: str) -> str:
+    """What the page calls the model: a Hub id as it is, a local checkpoint by its folder's name
+    (the server's own paths are not shown to visitors)."""
+    return Path(name_or_path).name if origin != "hub" else name_or_path
+
+
+def model_markdown(engine: ChatEngine, choice: ModelChoice) -> str:
+    """The page's line naming the model, where it came from and what it is."""
+    info = engine.model_info or {}
+    where = {"--model": "chosen with --model", "CHATREID_MODEL": "chosen with CHATREID_MODEL",
+             "demo": "the embedded demo model", "tiny": "the tiny test model"}.get(choice.source, "")
+    name = model_name(info.get("name_or_path", choice.name_or_path), info.get("origin", "local"))
+    line = (f"**Model:** `{name}` — origin: "
+            f"{info.get('origin', 'unknown')}, architecture: {info.get('architecture', 'unknown')}"
+            f" ({where}).")
+    return line + (f"\n\n> {choice.notice}" if choice.notice else "")
+
+
+def banner_markdown(choice: ModelChoice) -> str:
+    """The model's own description: the first paragraph of its model card (README.md) when it is
+    a local folder. This is where the embedded demo model introduces itself."""
+    summary = model_card_summary(choice.name_or_path)
+    if summary:
+        return summary
+    return ("*About the model: the embedded ChatReID demo model will describe itself here "
+            "(first paragraph of its model card).*")
+
+
+def check_start(cli_model: str | None) -> tuple["Limits", ModelChoice]:
+    """What the app starts with, checked before any model is loaded: every ``CHATREID_*``
+    setting, the model (a mistyped local path is named at once, with no Hub request) and its
+    pre-filter. ``SettingsError`` (one line) for the first that cannot be used; unknown
+    ``CHATREID_*`` variables and the tiny model's notice are logged."""
+    from chatreid.hub import check_local
+    from chatreid.retrieval.prefilter import check_prefilter
+
+    limits = Limits.from_env()
+    for name in Limits.unknown_settings():
+        log.warning("%s is not a setting the app knows (see docs/app.md); it is ignored", name)
+    choice = app_default_model(cli_model)
+    if choice.notice:
+        log.warning(re.sub(r"[*`]", "", choice.notice))
+    try:
+        check_local(choice.name_or_path, choice.source if choice.source in ("--model", "CHATREID_MODEL") else "model")
+    except FileNotFoundError as err:
+        raise SettingsError(str(err)) from None
+    try:
+        check_prefilter(app_prefilter(choice.name_or_path))
+    except ValueError as err:
+        raise SettingsError(f"CHATREID_PREFILTER: {err}") from None
+    return limits, choice
+
+
 # ----------------------------------------------------------------------------------------------
 # Limits
 # ----------------------------------------------------------------------------------------------
@@ -113,26 +181,8 @@ class SettingsError(ValueError):
     """A ``CHATREID_*`` setting that cannot be used; the message is one line naming it."""
 
 
-# Every setting the app reads: name -> (Limits field, default, least allowed value, what it is).
-# ``None`` as default: unset means "no limit" (only CHATREID_TOP_K).
-SETTINGS = {
-    "CHATREID_MAX_FILE_MB": ("max_file_mb", 20, 1, "one upload, MB"),
-    "CHATREID_MAX_GALLERY": ("max_gallery", 200, 1, "images in one gallery"),
-    "CHATREID_MAX_QUERY_IMAGES": ("max_query_images", 4, 1, "query photos in one message"),
-    "CHATREID_MAX_PIXELS": ("max_pixels", 4096 * 4096, 1, "pixels of one uploaded image"),
-    "CHATREID_MAX_ZIP_MB": ("max_zip_mb", 200, 1, "unpacked size of one zip, MB"),
-    "CHATREID_IMAGE_PIXELS": ("model_pixels", 1024 * 1024, 1024,
-                              "pixels the model may read of one image (capped by its processor)"),
-    "CHATREID_MAX_MESSAGE_CHARS": ("max_message_chars", 2000, 1, "characters of one message"),
-    "CHATREID_MAX_MESSAGE_TOKENS": ("max_message_tokens", 512, 1, "tokens of one message"),
-    "CHATREID_REQUEST_SECONDS": ("request_seconds", 300, 1, "one search, seconds"),
-    "CHATREID_CONCURRENCY": ("concurrency", 1, 1, "model calls at once"),
-    "CHATREID_QUEUE_SIZE": ("queue_size", 256, 1, "waiting requests"),
-    "CHATREID_TOP_K": ("top_k", None, 1, "images the model scores"),
-    "CHATREID_IDLE_MINUTES": ("idle_minutes", 30, 1, "minutes before an idle session is dropped"),
-    "CHATREID_MEMORY_MB": ("memory_mb", 2048, 16, "images held by all sessions together, MB"),
-    "CHATREID_MAX_SESSIONS": ("max_sessions", 200, 1, "sessions held at once"),
-}
+# Older names still read, for the setting now named on the right (docs/app.md says so).
+ALIASES = {"CHATREID_MAX_PIXELS": "CHATREID_UPLOAD_MAX_PIXELS"}
 # Settings read elsewhere (model choice, cache, tests); only checked for being non-empty.
 OTHER_SETTINGS = ("CHATREID_MODEL", "CHATREID_CACHE", "CHATREID_TEST_HF_HOME",
                   "CHATREID_DOCS_SCREENSHOT", "CHATREID_PREFILTER")
@@ -154,28 +204,39 @@ def _env_int(name: str, least: int) -> int | None:
     return value
 
 
+def _setting(env: str, default: int | None, least: int, what: str):
+    """A ``Limits`` field: its default, and the ``CHATREID_*`` variable that sets it (``SETTINGS``)."""
+    return field(default=default, metadata={"env": env, "least": least, "what": what})
+
+
 @dataclass
 class Limits:
-    """Every limit of the app; each can be set by its environment variable (``SETTINGS``)."""
+    """Every limit of the app, the one table of them: each field's default, the environment
+    variable that sets it, its least allowed value and what it limits (``SETTINGS`` reads them)."""
 
-    max_file_mb: int = 20           # CHATREID_MAX_FILE_MB: one upload (launch max_file_size)
-    max_gallery: int = 200          # CHATREID_MAX_GALLERY: images in one gallery
-    max_query_images: int = 4       # CHATREID_MAX_QUERY_IMAGES
-    max_pixels: int = 4096 * 4096   # CHATREID_MAX_PIXELS: width*height of one uploaded image
-    max_zip_mb: int = 200           # CHATREID_MAX_ZIP_MB: uncompressed size of a zip's images
-    model_pixels: int = 1024 * 1024  # CHATREID_IMAGE_PIXELS: most pixels the model reads of one
-    #                                 image; the app lowers it to the processor's max_pixels
-    max_message_chars: int = 2000   # CHATREID_MAX_MESSAGE_CHARS
-    max_message_tokens: int = 512   # CHATREID_MAX_MESSAGE_TOKENS
-    request_seconds: int = 300      # CHATREID_REQUEST_SECONDS: one search (checked per batch)
-    concurrency: int = 1            # CHATREID_CONCURRENCY: model calls at once (one model in memory)
-    queue_size: int = 256           # CHATREID_QUEUE_SIZE: waiting requests before "queue full"
-    #                                 (more than CHATREID_MAX_SESSIONS: every session held can
-    #                                 have a request waiting)
-    top_k: int | None = None        # CHATREID_TOP_K: pre-filter head the VLM scores (None: all)
-    idle_minutes: int = 30          # CHATREID_IDLE_MINUTES: an idle session's images are dropped
-    memory_mb: int = 2048           # CHATREID_MEMORY_MB: images held by all sessions together
-    max_sessions: int = 200         # CHATREID_MAX_SESSIONS: sessions held at once
+    max_file_mb: int = _setting("CHATREID_MAX_FILE_MB", 20, 1, "one upload, MB")  # launch max_file_size
+    max_gallery: int = _setting("CHATREID_MAX_GALLERY", 200, 1, "images in one gallery")
+    max_query_images: int = _setting("CHATREID_MAX_QUERY_IMAGES", 4, 1, "query photos in one message")
+    # The upload cap (width*height of one uploaded image; Pillow's bomb limit too). Not the
+    # processor's ``max_pixels`` (what the model reads): that caps ``model_pixels``.
+    upload_max_pixels: int = _setting("CHATREID_UPLOAD_MAX_PIXELS", 4096 * 4096, 1, "pixels of one uploaded image")
+    max_zip_mb: int = _setting("CHATREID_MAX_ZIP_MB", 200, 1, "unpacked size of one zip, MB")
+    # Most pixels the model reads of one image; the app lowers it to the processor's max_pixels.
+    model_pixels: int = _setting("CHATREID_IMAGE_PIXELS", 1024 * 1024, 1024,
+                                 "pixels the model may read of one image (capped by its processor)")
+    max_message_chars: int = _setting("CHATREID_MAX_MESSAGE_CHARS", 2000, 1, "characters of one message")
+    max_message_tokens: int = _setting("CHATREID_MAX_MESSAGE_TOKENS", 512, 1, "tokens of one message")
+    # one search, checked per batch
+    request_seconds: int = _setting("CHATREID_REQUEST_SECONDS", 300, 1, "one search, seconds")
+    # one model in memory
+    concurrency: int = _setting("CHATREID_CONCURRENCY", 1, 1, "model calls at once")
+    # More than max_sessions: every session held can have a request waiting.
+    queue_size: int = _setting("CHATREID_QUEUE_SIZE", 256, 1, "waiting requests")
+    # The pre-filter head the VLM scores; None (unset): all of it.
+    top_k: int | None = _setting("CHATREID_TOP_K", None, 1, "images the model scores")
+    idle_minutes: int = _setting("CHATREID_IDLE_MINUTES", 30, 1, "minutes before an idle session is dropped")
+    memory_mb: int = _setting("CHATREID_MEMORY_MB", 2048, 16, "images held by all sessions together, MB")
+    max_sessions: int = _setting("CHATREID_MAX_SESSIONS", 200, 1, "sessions held at once")
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -183,7 +244,13 @@ class Limits:
         ``CHATREID_*`` value that is not usable."""
         values = {}
         for name, (attr, _default, least, _what) in SETTINGS.items():
+            old = next((o for o, new in ALIASES.items() if new == name), None)
             value = _env_int(name, least)
+            old_value = _env_int(old, least) if old else None
+            if value is not None and old_value is not None and value != old_value:
+                raise SettingsError(f"{old} ({old_value}) and {name} ({value}) disagree; {old} is the "
+                                    f"older name of {name}: set one")
+            value = value if value is not None else old_value
             if value is not None:
                 values[attr] = value
         for name in OTHER_SETTINGS:
@@ -195,7 +262,7 @@ class Limits:
     def unknown_settings() -> list[str]:
         """``CHATREID_*`` variables the app does not know (a typo like CHATREID_TOPK)."""
         return sorted(k for k in os.environ if k.startswith("CHATREID_")
-                      and k not in SETTINGS and k not in OTHER_SETTINGS)
+                      and k not in SETTINGS and k not in ALIASES and k not in OTHER_SETTINGS)
 
     @property
     def keep_pixels(self) -> int:
@@ -211,4 +278,9 @@ class Limits:
     def apply_to_pillow(self) -> None:
         """Make Pillow itself refuse decompression bombs at our limit (it errors at 2x the value),
         as a second line behind the explicit size check in :func:`open_image`."""
-        Image.MAX_IMAGE_PIXELS = self.max_pixels
+        Image.MAX_IMAGE_PIXELS = self.upload_max_pixels
+
+
+# Every setting the app reads: name -> (Limits field, default, least allowed value, what it is),
+# read off the fields of ``Limits``. ``None`` as default: unset means "no limit" (only CHATREID_TOP_K).
+SETTINGS = {f.metadata["env"]: (f.name, f.default, f.metadata["least"], f.metadata["what"]) for f in fields(Limits)}

@@ -58,9 +58,9 @@ def open_image(source, name: str, limits: Limits) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as im:
                 w, h = im.size
-                if w * h > limits.max_pixels:
+                if w * h > limits.upload_max_pixels:
                     raise UploadError(f"{name}: {w}x{h} pixels is more than the limit of "
-                                      f"{limits.max_pixels:,} pixels per image.")
+                                      f"{limits.upload_max_pixels:,} pixels per image.")
                 target = reduced_size(w, h, limits.keep_pixels)
                 if target != (w, h):
                     im.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 scale
@@ -74,7 +74,7 @@ def open_image(source, name: str, limits: Limits) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UploadError(f"{name}: the image is larger than the limit of "
-                          f"{limits.max_pixels:,} pixels.") from None
+                          f"{limits.upload_max_pixels:,} pixels.") from None
     except UnidentifiedImageError:
         raise UploadError(f"{name}: not an image file (expected JPEG, PNG, BMP, WebP, ...).") from None
     except FileNotFoundError:
@@ -258,8 +258,8 @@ def check_message(text: str, limits: Limits, count_tokens=None) -> None:
         raise UploadError(f"Your message is {n:,} characters long; the limit is "
                           f"{limits.max_message_chars:,} (CHATREID_MAX_MESSAGE_CHARS). It was not "
                           "used: a sentence or two describes a person well.")
-    if count_tokens is not None and n:
-        tokens = count_tokens(text)
+    tokens = count_tokens(text) if count_tokens is not None and n else None  # None: no tokenizer
+    if tokens is not None:
         if tokens > limits.max_message_tokens:
             raise UploadError(f"Your message is {tokens:,} tokens long; the limit is "
                               f"{limits.max_message_tokens:,} (CHATREID_MAX_MESSAGE_TOKENS). It was "

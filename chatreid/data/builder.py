@@ -1,5 +1,5 @@
-"""Building the image store (``chatreid.data.store``) from benchmark readers, its dataset card, and
-its push to the Hub.
+"""Building the image store (``chatreid.data.store``, which also holds its dataset card and its push
+to the Hub) from benchmark readers.
 
 Building streams records through ``Dataset.from_generator``, which writes Arrow batches to disk as
 they come, so memory stays bounded whatever the number of images. The original file bytes are
@@ -27,12 +27,10 @@ from PIL import Image as PILImage
 
 from chatreid.atomic import install_dir
 from chatreid.data.record import Record
-from chatreid.data.store import ImageStore, features, parse_source
-from chatreid.hub import push_dataset
+from chatreid.data.store import BUILD_REPORT, ImageStore, dataset_card, features, parse_source
 
 log = logging.getLogger(__name__)
 
-BUILD_REPORT = "chatreid_build.json"
 
 
 class BadImageError(ValueError):
@@ -227,38 +225,3 @@ def build(sources, out: str | os.PathLike, *, skip_bad: bool = False, overwrite:
         log.warning("store %s: skipped %d bad image(s); list in %s", out, len(report.skipped),
                     out / BUILD_REPORT)
     return report
-
-
-def dataset_card(store: ImageStore, title: str = "ChatReID image store") -> str:
-    """The Markdown body of the dataset card (counts per dataset, split, camera, modality)."""
-    s = store.summary()
-
-    def table(name: str, counts: dict) -> str:
-        rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items())
-        return f"### {name}\n\n| {name.lower()} | images |\n|---|---|\n{rows}\n"
-
-    return (
-        f"# {title}\n\n"
-        "A ChatReID image store: one row per person image, stored once, with its identity, camera,\n"
-        "split, clothes id, modality, captions and attributes (schema: ChatReID "
-        "`docs/architecture.md`).\nLoad it with `chatreid.data.store.ImageStore.load(REPO_OR_PATH)` "
-        "or `datasets.load_dataset`.\n\n"
-        f"Images: {s['images']}\n\n"
-        + table("Dataset", s["dataset"]) + "\n"
-        + table("Split", s["split"]) + "\n"
-        + table("Identities", s["identities"]).replace("| images |", "| identities |") + "\n"
-        + table("Camera", s["camera"]) + "\n"
-        + table("Modality", s["modality"])
-        + "\nThe images keep the licences of the benchmarks they come from; check each one before "
-        "redistributing.\n"
-    )
-
-
-def push_store(store: ImageStore, repo_id: str, *, private: bool | None = None,
-               token: str | None = None, commit_message: str = "Upload ChatReID image store") -> str:
-    """Push ``store.dataset`` and then its card (``chatreid.hub.push_dataset``): ``PushError`` on
-    failure, saying the local copy is intact (the local folder is only ever read here)."""
-    return push_dataset(store.dataset, repo_id, local=store.source, what="image store",
-                        card=dataset_card(store, title=repo_id), private=private, token=token,
-                        commit_message=commit_message,
-                        card_message="Dataset card: counts per dataset, split, camera, modality")

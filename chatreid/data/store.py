@@ -1,5 +1,6 @@
 """The image store: one ``datasets.Dataset`` holding every image once, with its record; this
-module reads it (``ImageStore``), ``chatreid.data.builder`` writes it.
+module reads it (``ImageStore``), writes its card and pushes it; ``chatreid.data.builder`` writes it
+(and imports this module, never the other way round).
 
 Schema (docs/architecture.md, "The image store"): ``image_id`` (``"{dataset}/{relative path}"``),
 ``image`` (``Image()``, the file's original encoded bytes), ``dataset``, ``path`` (relative to the
@@ -21,13 +22,15 @@ from collections import Counter
 
 from PIL import Image as PILImage
 
-from chatreid.hub import check_local, load_hub_dataset
+from chatreid.hub import check_local, load_hub_dataset, push_dataset
 
 METADATA_COLUMNS = (
     "image_id", "dataset", "path", "pid", "camid", "split", "clothes_id", "modality",
     "captions", "attributes", "width", "height",
 )
 COLUMNS = ("image_id", "image") + METADATA_COLUMNS[1:]
+# The build record the builder writes beside a local store (``ImageStore.trials`` reads it).
+BUILD_REPORT = "chatreid_build.json"
 
 
 def features():
@@ -187,8 +190,6 @@ class ImageStore:
         """The identity split each split benchmark of the store was read with (``{"regdb": 3}``;
         ``chatreid.data.trials``), from the build record of a local store; None where there is
         no build record (a Hub store, or one saved by other means)."""
-        from chatreid.data.builder import BUILD_REPORT
-
         path = os.path.join(str(self.source), BUILD_REPORT)
         if not os.path.isfile(path):
             return None
@@ -209,8 +210,6 @@ class ImageStore:
                     commit_message: str = "Upload ChatReID image store") -> None:
         """Upload the store and a dataset card with its counts. Never writes to the local copy;
         ``chatreid.hub.PushError`` on failure."""
-        from chatreid.data.builder import push_store
-
         push_store(self, repo_id, private=private, token=token, commit_message=commit_message)
 
 
@@ -246,3 +245,40 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{key}:")
         lines.extend(f"  {k}: {v}" for k, v in summary[key].items())
     return "\n".join(lines)
+
+
+# -- the card and the push ----------------------------------------------------------------------
+
+def dataset_card(store: ImageStore, title: str = "ChatReID image store") -> str:
+    """The Markdown body of the dataset card (counts per dataset, split, camera, modality)."""
+    s = store.summary()
+
+    def table(name: str, counts: dict) -> str:
+        rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items())
+        return f"### {name}\n\n| {name.lower()} | images |\n|---|---|\n{rows}\n"
+
+    return (
+        f"# {title}\n\n"
+        "A ChatReID image store: one row per person image, stored once, with its identity, camera,\n"
+        "split, clothes id, modality, captions and attributes (schema: ChatReID "
+        "`docs/architecture.md`).\nLoad it with `chatreid.data.store.ImageStore.load(REPO_OR_PATH)` "
+        "or `datasets.load_dataset`.\n\n"
+        f"Images: {s['images']}\n\n"
+        + table("Dataset", s["dataset"]) + "\n"
+        + table("Split", s["split"]) + "\n"
+        + table("Identities", s["identities"]).replace("| images |", "| identities |") + "\n"
+        + table("Camera", s["camera"]) + "\n"
+        + table("Modality", s["modality"])
+        + "\nThe images keep the licences of the benchmarks they come from; check each one before "
+        "redistributing.\n"
+    )
+
+
+def push_store(store: ImageStore, repo_id: str, *, private: bool | None = None,
+               token: str | None = None, commit_message: str = "Upload ChatReID image store") -> str:
+    """Push ``store.dataset`` and then its card (``chatreid.hub.push_dataset``): ``PushError`` on
+    failure, saying the local copy is intact (the local folder is only ever read here)."""
+    return push_dataset(store.dataset, repo_id, local=store.source, what="image store",
+                        card=dataset_card(store, title=repo_id), private=private, token=token,
+                        commit_message=commit_message,
+                        card_message="Dataset card: counts per dataset, split, camera, modality")

@@ -9,11 +9,14 @@ import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from chatreid.evaluation.benchmarks import SYNTH_PROTOCOLS
+from chatreid.tasks import PROTOCOL_TASK, setting_name
+
 LAYOUTS = ("market", "ltcc", "sysu", "pedes")
-SETTING = {"market": "standard", "ltcc": "cloth-changing", "sysu": "visible-infrared", "pedes": "text-to-image"}
 # The demo measures each world in its setting: the LTCC-layout world under `cc` (cloth-changing
 # queries only), not the `general` default that the paper's Table 2 compares on LTCC.
 PROTOCOL = {"ltcc": "cc"}
+SETTING = {l: setting_name(PROTOCOL_TASK[PROTOCOL.get(l) or SYNTH_PROTOCOLS[l][0]]) for l in LAYOUTS}  # layout -> words
 # The ablation rows of Table 4 (stage chains), plus "1+2" (the demo chain before stage 3) as a diagnostic.
 CHAINS = {"1+2+3": (1, 2, 3), "2+3": (2, 3), "3": (3,), "1+2": (1, 2)}
 

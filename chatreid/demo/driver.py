@@ -20,7 +20,7 @@ from chatreid.demo.config import CHAINS, LAYOUTS, PROTOCOL, DemoConfig, seed_lab
 from chatreid.demo.report import model_card, write_report
 from chatreid.demo.separation import feature_separation, scored_pairs, yes_separation
 
-DEFAULT_OUT = paths.models_dir() / "chatreid-demo"
+DEFAULT_OUT = paths.demo_model_dir()
 DEFAULT_REPORT = paths.docs_dir() / "demo-report.md"
 DEFAULT_WORK = paths.project_path("runs", "demo")
 
@@ -274,7 +274,7 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     the colour histogram. Text queries: with ``text_prefilter``, the VLM re-ranks its head (its
     config's ``head``) and it is the pre-filter alone; without one, VLM rows only."""
     from chatreid.evaluation.arguments import parse_args
-    from chatreid.evaluation.harness import run
+    from chatreid.evaluation.run import run
 
     results: dict[str, dict] = {}
     demo = str(models["1+2+3"])

@@ -41,10 +41,6 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
 # SynthPeds: the protocols fit the layout it was written in
 SYNTH_PROTOCOLS = {"market": ("market",), "ltcc": PROTOCOLS["ltcc"], "sysu": ("sysu",), "pedes": ("t2i",)}
 
-# protocol -> the engine's task
-TASK = {"market": "standard", "cuhk03_classic": "standard", "general": "standard", "cc": "cloth_changing",
-        "sc": "cloth_changing", "sysu": "visible_infrared", "regdb": "visible_infrared", "t2i": "text_to_image"}
-
 # The paper's tables: (table, title, columns in order). Table 4 is the stage ablation (mAP).
 TABLES = [
     ("Table 1", "Standard person Re-ID", ("market1501", "msmt17", "cuhk03")),

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 from chatreid.evaluation.arguments import prefilter_for
-from chatreid.evaluation.benchmarks import (TASK, Trial, check_protocol, load_trials, num_trials, parse_dataset,
+from chatreid.evaluation.benchmarks import (Trial, check_protocol, load_trials, num_trials, parse_dataset,
                                             resolve_options)
 from chatreid.evaluation.tables import render
+from chatreid.tasks import PROTOCOL_TASK
 
 
 def label_of(model: str) -> str:
@@ -103,7 +104,7 @@ def rank_trial(engine, trial: Trial, folder: Path, args, protocol: str, state, t
                 if text_queries:
                     query = Query(text=q.text, task="text_to_image")
                 else:
-                    query = Query(images=load_images([q.path]), task=TASK[protocol])
+                    query = Query(images=load_images([q.path]), task=PROTOCOL_TASK[protocol])
                 res = engine.search(query, gallery, strategy=args.strategy, top_k=top_k, tau=tau,
                                     batch_size=args.batch_size)
                 row = {"qid": q.qid, "ranking": res.ranking, "scores": [round(s, 6) for s in res.scores[:res.num_scored]],
@@ -187,7 +188,7 @@ def scoring_record(engine, protocol: str, strategy: str) -> dict:
 
     # the prompts depend on the kind of query only, so one stand-in query of the protocol's kind
     probe = (Query(text="x", task="text_to_image") if protocol == "t2i"
-             else Query(images=[Image.new("RGB", (1, 1))], task=TASK[protocol]))
+             else Query(images=[Image.new("RGB", (1, 1))], task=PROTOCOL_TASK[protocol]))
     untrained = engine.untrained_scoring(probe, strategy)
     return {"prompts": list(engine.scoring_prompts(probe, strategy)),
             "trained": None if engine.trained_tasks is None else not untrained, "untrained": untrained,
@@ -350,18 +351,9 @@ def run_model(template: str, label: str, trials: list[Trial], name: str, root: s
     return result
 
 
-def run(args) -> int:
-    """The whole evaluation of ``eval/run.py`` from its parsed ``args`` (``arguments.parse_args``);
-    returns the exit code (2: bad input, one line on stderr, before any model where it can be).
-    ``--task`` other than ``reid`` goes to its own module (calibration, the §4.2 evaluations)."""
-    if args.task == "calibrate":
-        from chatreid.evaluation.calibration import calibrate
-
-        return calibrate(args)
-    if args.task in ("attribute", "multimodal"):
-        from chatreid.evaluation.retrieval_tasks import run_task
-
-        return run_task(args)
+def run_reid(args) -> int:
+    """``eval/run.py --task reid`` from its parsed ``args`` (``arguments.parse_args``); returns the
+    exit code (2: bad input, one line on stderr, before any model where it can be)."""
     try:
         # everything that can be checked without a model, checked first
         name, root = parse_dataset(args.dataset)

@@ -120,9 +120,10 @@ def run_task(args) -> int:
     """``eval/run.py --task attribute|multimodal``: one results.json and table.md per model."""
     from chatreid.data import read
     from chatreid.evaluation.arguments import prefilter_for
-    from chatreid.evaluation.benchmarks import TASK, check_protocol, load_trials, parse_dataset, resolve_options
+    from chatreid.evaluation.benchmarks import check_protocol, load_trials, parse_dataset, resolve_options
     from chatreid.evaluation.harness import _slug, label_of, load_images, load_metric, trial_tau
     from chatreid.evaluation.tables import render
+    from chatreid.tasks import PROTOCOL_TASK
 
     try:
         name, root = parse_dataset(args.dataset)
@@ -174,7 +175,7 @@ def run_task(args) -> int:
             current = {}
 
             def rank(q, text):
-                task = "adaptive" if text else TASK[protocol]
+                task = "adaptive" if text else PROTOCOL_TASK[protocol]
                 query = Query(images=load_images([q.path]), text=text, task=task)
                 return engine.search(query, current["gallery"], strategy=args.strategy, top_k=args.top_k,
                                      tau=tau, batch_size=args.batch_size).ranking

@@ -168,7 +168,7 @@ def _check_shape(row: dict, truth: _Truth) -> tuple[list, str, dict, list[str]]:
     except ValueError as err:
         raise RowError("malformed", str(err)) from None
     task = row.get("task")
-    if task not in P.TASKS:
+    if task not in P.INSTRUCTION_TASKS:
         raise RowError("malformed", f"unknown task {task!r}")
     try:
         meta = json.loads(row.get("meta") or "")

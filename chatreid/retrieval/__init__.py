@@ -5,7 +5,8 @@
     result = engine.search(Query(images=[photo]), gallery, top_k=50)
 """
 
-from chatreid.retrieval.query import IMAGE_TASKS, TASKS, Query, SearchResult
+from chatreid.retrieval.query import Query, SearchResult
+from chatreid.tasks import IMAGE_TASKS, TASKS
 from chatreid.retrieval.engine import ReIDEngine
 
 __all__ = ["ReIDEngine", "Query", "SearchResult", "TASKS", "IMAGE_TASKS"]

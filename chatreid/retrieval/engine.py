@@ -23,11 +23,10 @@ from chatreid.retrieval.prefilter import build_prefilter, check_prefilter, selec
 from chatreid.retrieval.query import Query, SearchResult
 from chatreid.retrieval.scorer import (EncodedImage, PairScorer, chat_prompt, encode, encoded_tokens,
                                        processor_refusal)
+from chatreid.tasks import REID_PROMPT
 
 STRATEGIES = ("pairwise", "best_choice")
 
-# The stage-3 prompt of each task for best-choice (chatreid.prompts names).
-_REID_PROMPT = {"standard": "reid_standard", "cloth_changing": "reid_cc", "visible_infrared": "reid_vi"}
 
 
 def query_text(query: Query) -> str | None:
@@ -293,8 +292,8 @@ class ReIDEngine:
     @staticmethod
     def _best_choice_prompt(query: Query, text: str | None) -> str:
         """The task's stage-3 prompt (chatreid.prompts name) that best-choice pages are read with."""
-        if query.task in _REID_PROMPT:
-            return _REID_PROMPT[query.task]
+        if query.task in REID_PROMPT:
+            return REID_PROMPT[query.task]
         if query.task == "attribute":
             return "attr_retrieval"
         if query.task == "adaptive" and query.has_image:  # whatever the query holds

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The Re-ID tasks of the paper (sec. 3.1.3 and 3.3); each selects its prompt in chatreid.prompts.
-TASKS = ("standard", "cloth_changing", "visible_infrared", "text_to_image", "attribute", "adaptive")
-# Tasks whose query is an image (the pre-filter can compare it with the gallery).
-IMAGE_TASKS = ("standard", "cloth_changing", "visible_infrared", "adaptive")
+from chatreid.tasks import IMAGE_TASKS, REID_TASKS, TASKS  # noqa: F401  (IMAGE_TASKS: re-exported)
 
 
 @dataclass
@@ -25,7 +22,7 @@ class Query:
     - ``text``: a free-form description (text_to_image, adaptive).
     - ``attributes``: partial attributes in the vocabulary of ``chatreid.data.attributes``
       (attribute task), e.g. ``{"upper_color": "red", "backpack": True}``.
-    - ``task``: one of ``TASKS``.
+    - ``task``: one of ``chatreid.tasks.TASKS``.
     """
 
     images: list = field(default_factory=list)
@@ -37,7 +34,7 @@ class Query:
         """Raise ValueError if the query cannot be answered under its task."""
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
-        if self.task in ("standard", "cloth_changing", "visible_infrared") and not self.images:
+        if self.task in REID_TASKS and not self.images:
             raise ValueError(f"task {self.task!r} needs at least one query image")
         if self.task == "text_to_image" and not (self.text and self.text.strip()):
             raise ValueError("task 'text_to_image' needs a non-empty text description")
