@@ -126,10 +126,10 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     ``cfg.patch``-pixel patches; the image processor's pixel cap (``cfg.max_pixels``) brings every
     crop, and stage 1's upsizing to 256x128, back to the same grid: on synthetic crops more pixels
     would only cost tokens."""
-    from chatreid.model.families import family_for
+    from chatreid.model.families import default_family
     from chatreid.model.tiny import build_tiny_tokenizer
 
-    family = family_for("qwen2_vl")
+    family = default_family()
     tokenizer = build_tiny_tokenizer(seed=cfg.seed)
     config = family.tiny_config(tokenizer, hidden_size=cfg.hidden, num_attention_heads=cfg.heads,
                                 num_hidden_layers=cfg.layers, num_key_value_heads=cfg.kv_heads,

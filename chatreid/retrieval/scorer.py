@@ -16,7 +16,7 @@ re-encoding the query image and re-reading the same instruction. Here, per query
    final hidden state, instead of the whole LM head.
 
 The result equals the naive loop (``naive_yes_probability``) up to float rounding: the same
-tokens, the same positions (the family's rule, checked against the model's ``get_rope_index``),
+tokens, the same positions (the family's rule, checked against the model's own rope index),
 the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
 
 P(Yes) is the two-way softmax over the "Yes" and "No" logits at the answer position (the model
@@ -37,9 +37,7 @@ import numpy as np
 import torch
 
 from chatreid import prompts
-from chatreid.model.families import family_for, family_of
-
-DEFAULT_FAMILY = "qwen2_vl"
+from chatreid.model.families import default_family, family_of
 
 
 @dataclass
@@ -105,7 +103,7 @@ def _image_family(processor):
     try:
         return family_of(processor)
     except ValueError:
-        return family_for(DEFAULT_FAMILY)
+        return default_family()
 
 
 def pixel_values(image_processor, images: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +248,7 @@ class Reader:
 
     def _positions(self, ids: torch.Tensor, mask: torch.Tensor, rows: Sequence[Sequence[EncodedImage]]) -> torch.Tensor:
         """Position ids of full right-padded sequences (the family's rule; checked against the
-        model's own ``get_rope_index`` in tests/test_families.py)."""
+        model's own rope index in tests/test_families.py)."""
         return self.family.positions(ids, mask, [[im.thw for im in row] for row in rows], self.merge, self.image_token_id)
 
     def _lm_inputs(self, ids: torch.Tensor, images: Sequence[EncodedImage]) -> dict:

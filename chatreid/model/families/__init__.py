@@ -13,5 +13,12 @@ from chatreid.model.families.qwen2_vl import QWEN2_VL
 from chatreid.model.families.qwen2_5_vl import QWEN2_5_VL
 from chatreid.model.families.qwen3_vl import QWEN3_VL
 
-__all__ = ["Family", "QWEN2_VL", "QWEN2_5_VL", "QWEN3_VL", "family_for", "family_of", "register",
+
+
+def default_family() -> Family:
+    """The family of ChatReID's default base model (the paper's Qwen2-VL-2B)."""
+    return QWEN2_VL
+
+
+__all__ = ["Family", "default_family", "QWEN2_VL", "QWEN2_5_VL", "QWEN3_VL", "family_for", "family_of", "register",
            "supported_model_types"]
