@@ -248,3 +248,21 @@ def test_no_module_outside_the_model_layer_names_a_family():
             if FAMILY_NAMES.search(code):
                 hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+@pytest.mark.parametrize("folder,hub_id", [("qwen3_vl_2b", "Qwen/Qwen3-VL-2B-Instruct"),
+                                           ("qwen2_5_vl_3b", "Qwen/Qwen2.5-VL-3B-Instruct")])
+def test_family_stage_configs_differ_from_qwen2_vl_only_in_the_model_and_paths(folder, hub_id):
+    import yaml
+
+    for stage in (1, 2, 3):
+        mine = yaml.safe_load((ROOT / "train" / "configs" / folder / f"stage{stage}.yaml").read_text())
+        paper = yaml.safe_load((ROOT / "train" / "configs" / f"stage{stage}.yaml").read_text())
+        assert mine["base_model"] == hub_id and mine["output_dir"] == f"runs/{folder}/stage{stage}"
+        for key in set(paper) | set(mine):
+            if key in ("base_model", "output_dir", "previous_stage_checkpoint"):
+                continue
+            assert mine.get(key) == paper.get(key), (folder, stage, key)
+        if "previous_stage_checkpoint" in paper:
+            assert mine["previous_stage_checkpoint"] == f"runs/{folder}/stage{stage - 1}"
+
