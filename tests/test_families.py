@@ -266,3 +266,15 @@ def test_family_stage_configs_differ_from_qwen2_vl_only_in_the_model_and_paths(f
         if "previous_stage_checkpoint" in paper:
             assert mine["previous_stage_checkpoint"] == f"runs/{folder}/stage{stage - 1}"
 
+
+
+def test_fast_vision_attention_changes_no_output(tiny, tmp_path):
+    family, folder, model, processor = tiny
+    ims = _images(3, seed=9) + _images(2, seed=9)  # two sizes twice: batched groups
+    pixels, grid = family.stock_pixel_values(processor.image_processor, ims)
+    before = model.model.get_image_features(pixels, grid, return_dict=True).pooler_output
+    fresh, _ = load_model_and_processor(str(folder), dtype="float32")
+    assert family.enable_fast_attention(fresh.eval()) == fresh.config.vision_config.depth
+    after = fresh.model.get_image_features(pixels, grid, return_dict=True).pooler_output
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-5)
