@@ -1,8 +1,9 @@
 """The model layer: one module per VLM family (``families``), loading without torchvision, the tiny
 test models, stage surgery.
 
-Importing this package registers :class:`ChatReIDQwen2VLProcessor` with ``AutoProcessor`` (when
-torchvision is unavailable), so checkpoints saved by ChatReID load with plain transformers calls.
+Importing this package registers each family's processor (``ChatReIDQwen2VLProcessor``, ...) with
+``AutoProcessor`` (when torchvision is unavailable), so checkpoints saved by ChatReID load with
+plain transformers calls.
 """
 
 from chatreid.model.loading import (
