@@ -7,6 +7,7 @@ from PIL import Image
 
 from chatreid import prompts
 from chatreid.model import load_model_and_processor
+from chatreid.model.families import qwen_images as Q
 from chatreid.retrieval import scorer as S
 
 TOL = 1e-4  # float32 on CPU: observed differences are ~1e-8
@@ -151,7 +152,7 @@ def test_patch_embeddings_equal_the_towers_own(mp):
     tower's output for the processor's pixels."""
     model, processor = mp
     ims = _images(5, seed=8) + [_images(1, seed=8)[0].convert("L")]  # mixed sizes, a grey image
-    emb, grid = S.patch_embeddings(model, processor.image_processor, ims)
+    emb, grid = Q.patch_embeddings(model.model.visual, processor.image_processor, ims)
     ref = processor.image_processor(images=[im.convert("RGB") for im in ims], return_tensors="pt")
     assert grid.tolist() == ref["image_grid_thw"].tolist()
     want = model.model.visual.patch_embed(ref["pixel_values"]).detach()
@@ -171,10 +172,10 @@ def test_encode_falls_back_to_processor_pixels(mp, monkeypatch):
     model, processor = mp
     ims = _images(3, seed=9)
     fast = S.encode(model, processor, ims)
-    monkeypatch.setattr(S, "_patch_conv", lambda model, ip: None)
+    monkeypatch.setattr(Q, "patch_conv", lambda visual, ip: None)
     called = []
-    real = S.pixel_values
-    monkeypatch.setattr(S, "pixel_values", lambda ip, images: called.append(len(images)) or real(ip, images))
+    real = Q.pixel_values
+    monkeypatch.setattr(Q, "pixel_values", lambda ip, images, targets=None: called.append(len(images)) or real(ip, images))
     slow = S.encode(model, processor, ims)
     assert called == [3]
     for a, b in zip(fast, slow):

@@ -126,34 +126,20 @@ def make_base_model(cfg: DemoConfig, out: Path) -> Path:
     ``cfg.patch``-pixel patches; the image processor's pixel cap (``cfg.max_pixels``) brings every
     crop, and stage 1's upsizing to 256x128, back to the same grid: on synthetic crops more pixels
     would only cost tokens."""
-    import torch
-    from transformers import Qwen2VLForConditionalGeneration
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from chatreid.model.families import default_family
+    from chatreid.model.tiny import build_tiny_tokenizer
 
-    from chatreid.model.loading import ChatReIDQwen2VLProcessor
-    from chatreid.model.templates import QWEN2_VL_CHAT_TEMPLATE
-    from chatreid.model.tiny import build_tiny_tokenizer, tiny_qwen2vl_config
-
+    family = default_family()
     tokenizer = build_tiny_tokenizer(seed=cfg.seed)
-    config = tiny_qwen2vl_config(tokenizer, hidden_size=cfg.hidden, num_attention_heads=cfg.heads,
-                                 num_hidden_layers=cfg.layers, num_key_value_heads=cfg.kv_heads,
-                                 vision_depth=cfg.vision_depth, vision_embed_dim=cfg.vision_embed)
+    config = family.tiny_config(tokenizer, hidden_size=cfg.hidden, num_attention_heads=cfg.heads,
+                                num_hidden_layers=cfg.layers, num_key_value_heads=cfg.kv_heads,
+                                vision_depth=cfg.vision_depth, vision_embed_dim=cfg.vision_embed)
     config.vision_config.patch_size = cfg.patch
     config.vision_config.num_heads = cfg.vision_heads
     factor = cfg.patch * 2  # the 2x2 merger
-    image_processor = Qwen2VLImageProcessorPil(patch_size=cfg.patch, min_pixels=factor * factor,
-                                               max_pixels=cfg.max_pixels)
-    processor = ChatReIDQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                         chat_template=QWEN2_VL_CHAT_TEMPLATE)
-    torch.manual_seed(cfg.seed)
-    model = Qwen2VLForConditionalGeneration(config).eval()
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
-    model.generation_config.eos_token_id = [config.text_config.eos_token_id, config.text_config.bos_token_id]
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    image_processor.save_pretrained(out)
-    return out
+    return family.build_tiny(out, seed=cfg.seed, tokenizer=tokenizer, config=config,
+                             image_settings=dict(patch_size=cfg.patch, min_pixels=factor * factor,
+                                                 max_pixels=cfg.max_pixels))
 
 
 def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) -> tuple[Path, dict]:

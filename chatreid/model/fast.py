@@ -44,7 +44,7 @@ def _batched_forward(self, hidden_states, cu_seqlens, position_embeddings=None, 
 
 
 def enable_batched_vision_attention(model) -> int:
-    """Patch every Qwen2-VL / Qwen2.5-VL vision attention module of ``model``; returns how many.
+    """Patch every Qwen2-VL / Qwen2.5-VL / Qwen3-VL vision attention module of ``model``; returns how many.
 
     Skipped (returns 0) when the vision tower uses flash attention.
     """

@@ -1,19 +1,12 @@
-"""Load a Qwen2-VL (or Qwen2.5-VL) checkpoint and its processor, with or without torchvision.
+"""Load a checkpoint of a supported VLM family and its processor, with or without torchvision.
 
 One code path for every checkpoint: a Hub id (``Qwen/Qwen2-VL-2B-Instruct``, the default), a
 local folder saved by ``save_pretrained``, or the tiny test model of :mod:`chatreid.model.tiny`.
 
-Why a processor subclass: transformers' ``Qwen2VLProcessor`` always builds a video processor,
-which needs torchvision; on CPU machines with the CPU torch wheel torchvision does not import. Re-ID
-uses images only, so :class:`ChatReIDQwen2VLProcessor` takes ``(image_processor, tokenizer,
-chat_template)`` and the image processor is the PIL backend (``Qwen2VLImageProcessorPil``), which
-produces the same ``pixel_values`` / ``image_grid_thw`` as the torchvision one.
-
-Supported: ``qwen2_vl`` and ``qwen2_5_vl`` model types, image inputs (one or many per sample).
-Qwen2.5-VL shares Qwen2-VL's image processor and prompt format, and the module names the stage
-surgery relies on (``model.visual``, ``model.visual.merger``, ``model.language_model``), so it
-goes through the same code; its video inputs (``second_per_grid_ts``) are not supported here.
-Other architectures load only with ``trust_remote_code=True`` and are used at the caller's risk.
+Each family (``chatreid.model.families``: Qwen2-VL, Qwen2.5-VL, Qwen3-VL) brings a processor
+that works without torchvision (the stock ones always build a video processor, which needs it);
+the family is found by the checkpoint's ``config.model_type``. Image inputs only (one or many per
+sample). Other architectures load only with ``trust_remote_code=True``, at the caller's risk.
 """
 
 from __future__ import annotations
@@ -22,12 +15,13 @@ import importlib.util
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-from transformers.models.qwen2_vl import Qwen2VLProcessor
 
 from chatreid.hub import check_local, offline
+from chatreid.model.families import QWEN2_VL, family_for, supported_model_types
+from chatreid.model.families.qwen2_vl import ChatReIDQwen2VLProcessor
 
-DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+DEFAULT_MODEL = QWEN2_VL.hub_example
+SUPPORTED_MODEL_TYPES = supported_model_types()
 
 
 def has_torchvision() -> bool:
@@ -41,33 +35,19 @@ def has_torchvision() -> bool:
     return True
 
 
-class ChatReIDQwen2VLProcessor(Qwen2VLProcessor):
-    """Qwen2-VL's processor without the video processor (so without torchvision).
-
-    Same text expansion (one ``<|image_pad|>`` per merged patch), same outputs
-    (``input_ids``, ``attention_mask``, ``mm_token_type_ids``, ``pixel_values``, ``image_grid_thw``).
-    """
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        # Qwen2VLProcessor passes video_processor=None positionally; ProcessorMixin zips the
-        # arguments with this class's attributes (image_processor, tokenizer) and drops it.
-        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
-
-
 def _register() -> None:
     """Let ``AutoProcessor.from_pretrained`` resolve checkpoints saved with our processor.
 
-    Saved checkpoints name ``ChatReIDQwen2VLProcessor`` in ``processor_config.json``. Without
-    torchvision we register it as the processor of both configs (the stock one cannot be built
-    anyway); with torchvision nothing is overridden and transformers falls back to the stock
-    processor by model type, which reads the same files.
+    Saved checkpoints name the family's processor (``ChatReIDQwen2VLProcessor``, ...) in
+    ``processor_config.json``. Without torchvision we register it as the processor of its family's
+    config (the stock one cannot be built anyway); with torchvision nothing is overridden and
+    transformers falls back to the stock processor by model type, which reads the same files.
     """
     if has_torchvision():
         return
-    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
-
-    for config_class in (Qwen2VLConfig, Qwen2_5_VLConfig):
-        AutoProcessor.register(config_class, ChatReIDQwen2VLProcessor, exist_ok=True)
+    for model_type in supported_model_types():
+        family = family_for(model_type)
+        AutoProcessor.register(family.config_class(), family.processor_class(), exist_ok=True)
 
 
 _register()
@@ -100,7 +80,7 @@ def load_processor(
     max_pixels: int | None = None,
     revision: str | None = None,
     token: str | bool | None = None,
-) -> ChatReIDQwen2VLProcessor:
+):
     """The processor of a checkpoint: PIL image processor + tokenizer + chat template.
 
     ``min_pixels`` / ``max_pixels`` bound the image processor's resize (Qwen's ``smart_resize``);
@@ -109,8 +89,9 @@ def load_processor(
     check_local(name_or_path, "model")  # a mistyped path fails here, before any Hub request
     hub = _hub_kwargs(revision, token)
     try:
+        family = family_for(AutoConfig.from_pretrained(name_or_path, **hub).model_type)
         # AutoImageProcessor inside picks the PIL backend when torchvision is missing (same outputs)
-        processor = ChatReIDQwen2VLProcessor.from_pretrained(name_or_path, **hub)
+        processor = family.processor_class().from_pretrained(name_or_path, **hub)
     except (OSError, ValueError) as err:
         raise _explain_missing(name_or_path, err) from err
     if min_pixels is not None:

@@ -1,11 +1,9 @@
 """Stage surgery for hierarchical progressive tuning (paper section 3.3).
 
-Qwen2-VL's modules, as transformers 5 names them::
-
-    model.visual            vision encoder: patch_embed + ViT blocks  ("the encoder")
-    model.visual.merger     vision-language merger: 2x2 patch merge + MLP into the decoder's width
-    model.language_model    LLM decoder (token embeddings included)  ("the decoder")
-    lm_head                 output head (tied to the embeddings in the 2B model)
+Every model has three parts: the vision encoder, the merger(s) that bridge it into the decoder,
+and the decoder (token embeddings and output head included). Which parameter belongs to which is
+the model family's fact (``Family.part_of``; Qwen2-VL's module names are in
+``chatreid/model/families/qwen2_vl.py``, Qwen3-VL's DeepStack mergers count as mergers).
 
 Where the merger goes, step by step, and why:
 
@@ -22,7 +20,7 @@ Where the merger goes, step by step, and why:
   neither the ViT nor the LLM, and letting it move lets the decoder's instruction tuning adjust the
   interface at a cost of ~1% of the parameters. ``freeze_merger=True`` freezes the whole visual tower.
 
-Every function returns an ordinary ``Qwen2VLForConditionalGeneration`` (or Qwen2.5-VL) model;
+Every function returns an ordinary transformers model of its family;
 each stage's checkpoint is a full checkpoint (LoRA adapters are merged before saving), so the next
 stage always starts from plain weights.
 """
@@ -33,36 +31,29 @@ import gc
 
 import torch
 
+from chatreid.model.families import QWEN2_VL, family_of
 from chatreid.model.loading import DEFAULT_MODEL, load_model
 
-VISION = "model.visual."
-MERGER = "model.visual.merger."
-DECODER = ("model.language_model.", "lm_head.")
 PARTS = ("vision_encoder", "merger", "decoder")
 
 
-def part_of(param_name: str) -> str:
+def part_of(param_name: str, family=QWEN2_VL) -> str:
     """Which part a parameter belongs to: ``vision_encoder``, ``merger`` or ``decoder``.
 
-    Accepts the in-memory names of transformers 5 (``model.visual.*``, ``model.language_model.*``),
-    the names in saved checkpoints (``visual.*``, ``model.layers.*``, as in the Qwen2-VL Hub repos)
-    and either under a peft wrapper (``base_model.model.``).
+    ``family``: a family or a model (default Qwen2-VL, whose rule also reads the names in its
+    saved Hub checkpoints); peft-wrapped names (``base_model.model.``) are accepted.
     """
-    name = param_name.removeprefix("base_model.model.")
-    if name.startswith(MERGER) or name.startswith("visual.merger."):
-        return "merger"
-    if name.startswith(VISION) or name.startswith("visual."):
-        return "vision_encoder"
-    if name.startswith(DECODER) or name.startswith("model."):
-        return "decoder"
-    raise ValueError(f"parameter {param_name!r} is in no known part of a Qwen2-VL model")
+    if not hasattr(family, "part_of"):
+        family = family_of(family)
+    return family.part_of(param_name)
 
 
 def trainable_summary(model) -> dict[str, tuple[int, int]]:
     """``{part: (trainable parameters, all parameters)}``; for logs, model cards and tests."""
     out = {part: [0, 0] for part in PARTS}
+    family = family_of(model)
     for name, param in model.named_parameters():
-        part = part_of(name)
+        part = family.part_of(name)
         out[part][1] += param.numel()
         if param.requires_grad:
             out[part][0] += param.numel()
@@ -72,8 +63,9 @@ def trainable_summary(model) -> dict[str, tuple[int, int]]:
 def set_trainable(model, *, vision_encoder: bool = True, merger: bool = True, decoder: bool = True):
     """Set ``requires_grad`` per part; returns the model."""
     wanted = {"vision_encoder": vision_encoder, "merger": merger, "decoder": decoder}
+    family = family_of(model)
     for name, param in model.named_parameters():
-        param.requires_grad_(wanted[part_of(name)])
+        param.requires_grad_(wanted[family.part_of(name)])
     return model
 
 
@@ -84,9 +76,7 @@ def stage1_model(base: str = DEFAULT_MODEL, **load_kwargs):
 
 def _check_same_vision(a, b, what: str) -> None:
     va, vb = a.config.vision_config.to_dict(), b.config.vision_config.to_dict()
-    keys = ("depth", "embed_dim", "hidden_size", "num_heads", "patch_size", "spatial_merge_size",
-            "temporal_patch_size", "out_hidden_size", "intermediate_size")
-    diff = [k for k in keys if va.get(k) != vb.get(k)]
+    diff = [k for k in family_of(a).vision_config_keys if va.get(k) != vb.get(k)]
     if diff or a.config.model_type != b.config.model_type:
         raise ValueError(f"{what}: the vision encoders differ in {diff or ['model_type']}; "
                          f"stage 2 needs the stage-1 checkpoint and the base to share an architecture")
@@ -103,10 +93,12 @@ def stage2_model(stage1: str, base: str = DEFAULT_MODEL, *, merger_from: str = "
     model = load_model(base, **load_kwargs)
     tuned = load_model(stage1, **load_kwargs)
     _check_same_vision(model, tuned, f"stage-1 checkpoint {stage1!r} vs base {base!r}")
-    keep = {k: v for k, v in tuned.model.visual.state_dict().items()
-            if merger_from == "stage1" or not k.startswith("merger.")}
-    missing, unexpected = model.model.visual.load_state_dict(keep, strict=False)
-    expected_missing = [] if merger_from == "stage1" else [k for k in model.model.visual.state_dict() if k.startswith("merger.")]
+    family = family_of(model)
+    tower = family.vision_tower(model)
+    keep = {k: v for k, v in family.vision_tower(tuned).state_dict().items()
+            if merger_from == "stage1" or not family.is_merger_key(k)}
+    missing, unexpected = tower.load_state_dict(keep, strict=False)
+    expected_missing = [] if merger_from == "stage1" else [k for k in tower.state_dict() if family.is_merger_key(k)]
     if unexpected or sorted(missing) != sorted(expected_missing):
         raise RuntimeError(f"vision transplant mismatch: missing {missing}, unexpected {unexpected}")
     del tuned
@@ -144,4 +136,5 @@ def prepare_stage_model(stage: int, *, base: str = DEFAULT_MODEL, previous: str 
 @torch.no_grad()
 def state_dict_of(model, part: str) -> dict[str, torch.Tensor]:
     """Copies of one part's parameters, keyed by full name (for tests and checks)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if part_of(n) == part}
+    family = family_of(model)
+    return {n: p.detach().clone() for n, p in model.named_parameters() if family.part_of(n) == part}

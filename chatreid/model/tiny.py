@@ -1,4 +1,4 @@
-"""A tiny Qwen2-VL for tests and demos, built locally in about a second.
+"""Tiny random checkpoints for tests and demos (Qwen2-VL by default), built locally in about a second.
 
 It is saved exactly like a real checkpoint (``config.json``, ``model.safetensors``, tokenizer
 files, ``preprocessor_config.json``, ``processor_config.json``, ``chat_template.jinja``) and loaded
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from chatreid.model.templates import QWEN2_VL_CHAT_TEMPLATE
+from chatreid.model.families.qwen2_vl import QWEN2_VL, QWEN2_VL_CHAT_TEMPLATE
 
 # Qwen2-VL's added tokens, in the order (and so the relative ids) of the real vocabulary.
 QWEN2_VL_SPECIAL_TOKENS = [
@@ -167,64 +167,21 @@ def build_tiny_tokenizer(vocab_size: int = 2048, seed: int = 0):
 
 
 def tiny_qwen2vl_config(tokenizer, **overrides):
-    """A Qwen2-VL config a few hundred KB large, consistent with ``tokenizer``.
-
-    The pitfalls it avoids: ``mrope_section`` must sum to head_dim / 2 (the default [16, 24, 24]
-    assumes 128-dim heads); the vision ``hidden_size`` (the merger's output) must equal the text
-    hidden size; the image/video/vision-start/end ids must be the tokenizer's.
-    """
-    from transformers import Qwen2VLConfig
-
-    hidden, heads = overrides.pop("hidden_size", 64), overrides.pop("num_attention_heads", 4)
-    head_dim = hidden // heads
-    quarter = head_dim // 2 // 4
-    mrope = [quarter, (head_dim // 2 - quarter) // 2, head_dim // 2 - quarter - (head_dim // 2 - quarter) // 2]
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
-        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
-    ]}
-    text = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-        num_hidden_layers=overrides.pop("num_hidden_layers", 2), num_attention_heads=heads,
-        num_key_value_heads=overrides.pop("num_key_value_heads", 2), max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": mrope},
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        tie_word_embeddings=True,
-    )
-    vision = dict(
-        depth=overrides.pop("vision_depth", 2), embed_dim=overrides.pop("vision_embed_dim", 32), hidden_size=hidden,
-        num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
-    )
-    return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids, **overrides)
+    """A tiny Qwen2-VL config consistent with ``tokenizer`` (``QWEN2_VL.tiny_config``)."""
+    return QWEN2_VL.tiny_config(tokenizer, **overrides)
 
 
 def build_tiny_qwen2vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """Build, save and return ``out_dir``: a random tiny Qwen2-VL checkpoint, deterministic in ``seed``.
 
-    Load it with ``chatreid.model.load_model_and_processor(out_dir)`` (or transformers'
-    ``AutoModelForImageTextToText`` / ``AutoProcessor`` after importing ``chatreid.model``).
+    Load it with ``chatreid.model.load_model_and_processor(out_dir)``. Other families:
+    ``chatreid.model.build_tiny(model_type, out_dir)``.
     """
-    from transformers import Qwen2VLForConditionalGeneration
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    return QWEN2_VL.build_tiny(out_dir, seed=seed)
 
-    from chatreid.model.loading import ChatReIDQwen2VLProcessor
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tiny_tokenizer(seed=seed)
-    # The real checkpoint's image settings, so resolution behaviour matches Qwen2-VL-2B's.
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=28 * 28 * 1280)
-    processor = ChatReIDQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                         chat_template=QWEN2_VL_CHAT_TEMPLATE)
-    config = tiny_qwen2vl_config(tokenizer)
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config).eval()
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
-    model.generation_config.eos_token_id = [config.text_config.eos_token_id, config.text_config.bos_token_id]
-    model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    # Real checkpoints also carry the image processor's own file; older loaders read only that.
-    image_processor.save_pretrained(out)
-    return out
+def build_tiny(model_type: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """A random tiny checkpoint of the family registered for ``model_type``."""
+    from chatreid.model.families import family_for
+
+    return family_for(model_type).build_tiny(out_dir, seed=seed)

@@ -88,14 +88,12 @@ class ReIDEngine:
         equal-size images (``chatreid.model.fast``; same outputs, fewer calls). Raises ValueError at once if the model lacks the
         tokens scoring needs (single-token "Yes"/"No", an image token).
         """
-        from chatreid.model import load_model_and_processor
+        from chatreid.model import family_of, load_model_and_processor
 
         check_prefilter(prefilter)  # a bad path fails before the VLM loads
-        from chatreid.model.fast import enable_batched_vision_attention
-
         model, processor = load_model_and_processor(name_or_path, dtype=dtype or "auto")
         # one attention call per group of equal-size images instead of one per image (same outputs)
-        enable_batched_vision_attention(model)
+        family_of(model).enable_fast_attention(model)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model.to(device), processor, prefilter=prefilter, name_or_path=name_or_path, window=window,
                    ranking=ranking, debias=debias)

@@ -16,21 +16,20 @@ re-encoding the query image and re-reading the same instruction. Here, per query
    final hidden state, instead of the whole LM head.
 
 The result equals the naive loop (``naive_yes_probability``) up to float rounding: the same
-tokens, the same M-RoPE positions (``Reader._positions``, Qwen2-VL's rule, checked against the
-model's ``get_rope_index``), the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
+tokens, the same positions (the family's rule, checked against the model's own rope index),
+the same causal attention. tests/test_scorer.py checks it to 1e-4 in float32.
 
 P(Yes) is the two-way softmax over the "Yes" and "No" logits at the answer position (the model
 is trained to answer exactly one of them; renormalising drops the mass on other tokens, which
 would otherwise shrink every score by a query-dependent factor).
 
-Supported: Qwen2-VL and Qwen2.5-VL (``model.model.visual``, ``model.model.language_model``,
-``model.model.get_rope_index``).
+Supported: every family of ``chatreid.model.families`` (the model's family supplies the vision
+tower, the language model, positions and any extra inputs such as Qwen3-VL's DeepStack features).
 """
 
 from __future__ import annotations
 
 import copy
-import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from chatreid import prompts
+from chatreid.model.families import default_family, family_of
 
 
 @dataclass
@@ -47,6 +47,7 @@ class EncodedImage:
     embeds: torch.Tensor  # (n_tokens, hidden)
     grid_thw: torch.Tensor  # (3,) long
     thw: tuple[int, int, int] | None = None  # grid_thw as Python ints (no device sync to read it)
+    extras: object = None  # what the family's language model needs besides the embeddings (Qwen3-VL: DeepStack)
 
     def __post_init__(self):
         if self.thw is None:
@@ -72,20 +73,17 @@ def check_model(model, processor) -> dict:
     """Check the model has what scoring needs; return the token ids. Raises ValueError at once.
 
     Needs: an image placeholder token known to both tokenizer and model config; single tokens for
-    the answers "Yes" and "No"; the Qwen2-VL module layout used by the fast path.
+    the answers "Yes" and "No"; a model of a supported family.
     """
     tok = processor.tokenizer
-    image_token = getattr(processor, "image_token", None) or "<|image_pad|>"
+    family = family_of(model)  # ValueError for a model of no supported family
+    image_token = getattr(processor, "image_token", None) or family.image_token
     image_id = tok.convert_tokens_to_ids(image_token)
     if image_id is None or image_id == tok.unk_token_id or image_token not in tok.get_vocab():
         raise ValueError(f"the tokenizer has no image token {image_token!r}; is this a vision-language model?")
     config_id = getattr(model.config, "image_token_id", None)
     if config_id is not None and config_id != image_id:
         raise ValueError(f"image token mismatch: tokenizer says {image_id}, model config says {config_id}")
-    inner = getattr(model, "model", None)
-    for attr in ("visual", "language_model", "get_rope_index"):
-        if not hasattr(inner, attr):
-            raise ValueError(f"model {type(model).__name__} lacks model.{attr}; the scorer supports Qwen2-VL / Qwen2.5-VL")
     return {
         "image": image_id,
         "yes": single_token(tok, prompts.YES),
@@ -99,144 +97,25 @@ def encode_images(model, processor, images: Sequence, batch_size: int = 16) -> l
     return [e.embeds for e in encode(model, processor, images, batch_size)]
 
 
+def _image_family(processor):
+    """The family whose image arithmetic applies: the processor's own (processors made by
+    ``chatreid.model`` know it), else the default family's (every registered family shares it)."""
+    try:
+        return family_of(processor)
+    except ValueError:
+        return default_family()
+
+
 def pixel_values(image_processor, images: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
-    """Qwen2-VL ``(pixel_values, image_grid_thw)`` of ``images``, equal to the image processor's.
-
-    The processor's PIL backend works image by image in float64 numpy (about 14 ms for a 252x140
-    crop on one core, more than the tiny model's whole forward). Here each image is resized by
-    PIL exactly as the processor does (``smart_resize`` then ``Image.resize`` with its
-    ``resample``), and the rescale / normalise / patchify steps run once per group of equal-size
-    images as float32 tensor ops. Processors this does not recognise go the processor's way.
-    """
-    ip = image_processor
-    needed = ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "size", "resample")
-    if not all(getattr(ip, a, None) is not None for a in needed) or not (ip.do_resize and ip.do_rescale and ip.do_normalize):
-        f = ip(images=[im.convert("RGB") for im in images], return_tensors="pt")
-        return f["pixel_values"], f["image_grid_thw"]
-    p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
-    arrays = _resized_arrays(ip, images)
-    # (x * rescale - mean) / std as one multiply-add, channel-last (no transposed copy)
-    scale = torch.tensor([float(ip.rescale_factor) / sd for sd in ip.image_std], dtype=torch.float32)
-    shift = torch.tensor([mu / sd for mu, sd in zip(ip.image_mean, ip.image_std)], dtype=torch.float32)
-    grids, starts = _grids(arrays, len(images), p)
-    out = torch.empty(int(starts[-1]), 3 * t * p * p)
-    for (h, w), group in arrays.items():
-        x = torch.from_numpy(np.stack([a for _, a in group])).float().mul_(scale).sub_(shift)  # (n, H, W, C)
-        n, c = x.shape[0], x.shape[3]
-        gh, gw = h // p, w // p
-        # Qwen2-VL's patch order: (merged row, merged column, row in merge, column in merge), then
-        # each patch flattened as (channel, temporal copy, y, x)
-        x = x.view(n, gh // m, m, p, gw // m, m, p, c).permute(0, 1, 4, 2, 5, 7, 3, 6)
-        x = x.unsqueeze(6).expand(n, gh // m, gw // m, m, m, c, t, p, p)
-        idx = [i for i, _ in group]
-        if idx == list(range(idx[0], idx[0] + n)):  # consecutive images: write in place, one copy
-            out[starts[idx[0]]:starts[idx[0] + n]].view(n, gh // m, gw // m, m, m, c, t, p, p).copy_(x)
-        else:
-            for k, i in enumerate(idx):
-                out[starts[i]:starts[i + 1]].view(gh // m, gw // m, m, m, c, t, p, p).copy_(x[k])
-    return out, grids
-
-
-_PATCH = threading.local()  # per-thread patch embeddings handed to the vision tower (``encode``)
-
-
-def _given_patch_embeds(patch_embed) -> None:
-    """Let ``patch_embed`` return embeddings computed outside it, once, on this thread only.
-
-    Wraps the module's current forward (whatever hooks it carries); while ``_PATCH.embeds`` is
-    unset (every other caller, every other thread) the module behaves exactly as before.
-    """
-    if getattr(patch_embed, "_chatreid_given", False):
-        return
-    inner = patch_embed.forward
-
-    def forward(hidden_states, *args, **kwargs):
-        given = getattr(_PATCH, "embeds", None)
-        if given is None:
-            return inner(hidden_states, *args, **kwargs)
-        _PATCH.embeds = None  # one use: the tower's single patch_embed call
-        return given
-
-    patch_embed.forward = forward
-    patch_embed._chatreid_given = True
-
-
-def _patch_conv(model, image_processor):
-    """(weight, bias) of the vision tower's patch embedding as a 2-D convolution over raw RGB
-    bytes, or None where the model or processor is not the layout this relies on.
-
-    Qwen2-VL embeds each 14x14 patch of an image with a Conv3d whose kernel spans
-    ``temporal_patch_size`` frames, and the processor feeds a still image as that many identical
-    copies. So the temporal kernel slices can be summed, and the processor's rescale/normalise
-    (x * rescale_factor - mean) / std folded in: W' = sum_t W[:, c, t] * rescale / std[c],
-    b' = -sum_{c,y,x} sum_t W[:, c, t] * mean[c] / std[c]. Exact in real arithmetic; in float32 the
-    embeddings differ from the processor path's by about its own rounding (~1e-6).
-    """
-    ip = image_processor
-    visual = getattr(getattr(model, "model", None), "visual", None)
-    pe = getattr(visual, "patch_embed", None)
-    proj = getattr(pe, "proj", None)
-    needed = ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "size", "resample",
-              "rescale_factor")
-    if not isinstance(proj, torch.nn.Conv3d) or not all(getattr(ip, a, None) is not None for a in needed) \
-            or not (ip.do_resize and ip.do_rescale and ip.do_normalize) or getattr(ip, "do_convert_rgb", True) is False:
-        return None
-    t, p = ip.temporal_patch_size, ip.patch_size
-    if tuple(proj.kernel_size) != (t, p, p) or tuple(proj.stride) != (t, p, p) or proj.in_channels != 3 \
-            or tuple(proj.padding) != (0, 0, 0) or tuple(proj.dilation) != (1, 1, 1) or proj.groups != 1 \
-            or getattr(pe, "temporal_patch_size", t) != t or getattr(pe, "patch_size", p) != p:
-        return None
-    w = proj.weight.detach().float().sum(2)  # (embed, 3, p, p): identical frames
-    scale = torch.tensor([float(ip.rescale_factor) / sd for sd in ip.image_std], device=w.device)
-    shift = torch.tensor([mu / sd for mu, sd in zip(ip.image_mean, ip.image_std)], device=w.device)
-    bias = -(w * shift.view(1, 3, 1, 1)).sum((1, 2, 3))
-    if proj.bias is not None:
-        bias = bias + proj.bias.detach().float()
-    return (w * scale.view(1, 3, 1, 1)).contiguous(), bias
-
-
-def _resized_arrays(image_processor, images: Sequence) -> dict[tuple[int, int], list[tuple[int, np.ndarray]]]:
-    """Each image resized exactly as the Qwen2-VL processor does, as uint8 (H, W, 3), grouped by size."""
-    from PIL import Image
-
-    ip = image_processor
-    resample = Image.Resampling(int(ip.resample))
-    groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-    for i, im in enumerate(images):
-        if im.mode != "RGB":
-            im = im.convert("RGB")
-        h, w = processed_size(ip, im.width, im.height)
-        if (w, h) != im.size:
-            im = im.resize((w, h), resample=resample)
-        groups.setdefault((h, w), []).append((i, np.asarray(im)))
-    return groups
-
-
-def _grids(groups: dict, n: int, patch: int) -> tuple[torch.Tensor, np.ndarray]:
-    """``image_grid_thw`` of ``n`` images grouped by ``_resized_arrays``, and where each image's
-    patches start in the concatenated output (``starts[i]:starts[i + 1]``)."""
-    grids = torch.zeros(n, 3, dtype=torch.long)
-    for (h, w), group in groups.items():
-        for i, _ in group:
-            grids[i] = torch.tensor([1, h // patch, w // patch])
-    counts = (grids[:, 1] * grids[:, 2]).tolist()
-    return grids, np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    """``(pixel_values, image_grid_thw)`` of ``images``, equal to the image processor's (the
+    family's fast path, shared with the training collator)."""
+    return _image_family(image_processor).pixel_values(image_processor, images)
 
 
 def processed_size(image_processor, width: int, height: int) -> tuple[int, int]:
-    """(height, width) the processor resizes a ``width`` x ``height`` image to (its
-    ``smart_resize``), from the size alone; Qwen2-VL's defaults where the processor does not say.
-    Raises the processor's own ValueError for an image it cannot read (Qwen2-VL: an aspect ratio
-    over 200), so callers ask the processor rather than restate its rule."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
-    ip = image_processor
-    p, m = getattr(ip, "patch_size", None) or 14, getattr(ip, "merge_size", None) or 2
-    size = getattr(ip, "size", None) or {}
-    size = size if isinstance(size, dict) else dict(size)
-    lo = size.get("shortest_edge") or getattr(ip, "min_pixels", None) or 56 * 56
-    hi = size.get("longest_edge") or getattr(ip, "max_pixels", None) or 28 * 28 * 1280
-    return smart_resize(height, width, factor=p * m, min_pixels=lo, max_pixels=hi)
+    """(height, width) the processor resizes a ``width`` x ``height`` image to; raises the
+    processor's own ValueError for an image it cannot read."""
+    return _image_family(image_processor).processed_size(image_processor, width, height)
 
 
 def processor_refusal(image_processor, width: int, height: int) -> str | None:
@@ -249,91 +128,20 @@ def processor_refusal(image_processor, width: int, height: int) -> str | None:
 
 
 def encoded_tokens(image_processor, width: int, height: int) -> int:
-    """Tokens the vision tower makes of a ``width`` x ``height`` image (its merged patches after
-    ``processed_size``); 0 for an image the processor refuses, which is never encoded."""
-    ip = image_processor
-    factor = (getattr(ip, "patch_size", None) or 14) * (getattr(ip, "merge_size", None) or 2)
-    try:
-        h, w = processed_size(ip, width, height)
-    except ValueError:
-        return 0
-    return (h // factor) * (w // factor)
-
-
-_CHUNK_PIXELS = 1 << 19  # pixels per convolution call in ``patch_embeddings`` (6 MB as float32)
-
-
-def patch_embeddings(model, image_processor, images: Sequence, conv=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(patch embeddings, image_grid_thw)``: what the vision tower's ``patch_embed`` makes of the
-    processor's pixels for ``images``, computed straight from the resized RGB bytes.
-
-    One strided 2-D convolution per group of equal-size images (``_patch_conv``), on the model's
-    device, then the outputs put in Qwen2-VL's patch order (merged row, merged column, row in the
-    merge window, column in it). Skips the processor's float pixel tensor, which holds every
-    pixel ``temporal_patch_size`` times.
-    """
-    ip = image_processor
-    conv = conv if conv is not None else _patch_conv(model, ip)
-    if conv is None:
-        raise ValueError("patch_embeddings: the model's patch embedding or the image processor is not Qwen2-VL's layout")
-    weight, bias = conv
-    p, m = ip.patch_size, ip.merge_size
-    device, dtype = weight.device, model.model.visual.patch_embed.proj.weight.dtype
-    groups = _resized_arrays(ip, images)
-    grids, starts = _grids(groups, len(images), p)
-    out = torch.empty(int(starts[-1]), weight.shape[0], device=device, dtype=dtype)
-    for (h, w), group in groups.items():
-        # a few images at a time: the float copy stays small (reused memory, no fresh pages)
-        step = max(1, _CHUNK_PIXELS // (h * w))
-        for c0 in range(0, len(group), step):
-            part = group[c0:c0 + step]
-            x = torch.from_numpy(np.stack([a for _, a in part])).to(device)  # (n, H, W, 3) uint8
-            x = x.permute(0, 3, 1, 2).float()  # channels-last memory, NCHW view
-            y = torch.nn.functional.conv2d(x, weight, bias, stride=p)  # (n, embed, H/p, W/p)
-            n, e, gh, gw = y.shape
-            y = y.view(n, e, gh // m, m, gw // m, m).permute(0, 2, 4, 3, 5, 1)  # Qwen2-VL's patch order
-            idx = [i for i, _ in part]
-            if idx == list(range(idx[0], idx[0] + n)):  # consecutive images: one copy
-                out[starts[idx[0]]:starts[idx[0] + n]].view(n, gh // m, gw // m, m, m, e).copy_(y)
-            else:
-                for k, i in enumerate(idx):
-                    out[starts[i]:starts[i + 1]].view(gh // m, gw // m, m, m, e).copy_(y[k])
-    return out, grids
+    """Tokens the vision tower makes of a ``width`` x ``height`` image; 0 for an image the
+    processor refuses, which is never encoded."""
+    return _image_family(image_processor).encoded_tokens(image_processor, width, height)
 
 
 @torch.no_grad()
 def encode(model, processor, images: Sequence, batch_size: int = 16) -> list[EncodedImage]:
-    """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call.
-
-    Where the model and processor have Qwen2-VL's layout, the patch embedding is computed from the
-    image bytes (``patch_embeddings``) and handed to the tower in place of its own Conv3d over the
-    processor's pixels; everything after it (vision blocks, merger) is the model's own code.
-    Otherwise the pixels go the processor's way (``pixel_values``).
-    """
+    """Run the vision tower over ``images`` (PIL), ``batch_size`` images per call (the family's
+    ``encode_images``: the patch embedding straight from the image bytes where it can)."""
     out: list[EncodedImage] = []
-    device = model.device
-    ip = processor.image_processor
-    conv = _patch_conv(model, ip)
-    if conv is not None:
-        _given_patch_embeds(model.model.visual.patch_embed)
+    family = family_of(model)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        if conv is not None:
-            embeds, grid = patch_embeddings(model, ip, chunk, conv)
-            thws = grid.tolist()
-            grid = grid.to(device)
-            _PATCH.embeds = embeds
-            try:
-                # ``embeds`` stands in for the pixels; the patch embedding returns it as its output
-                pooled = model.model.get_image_features(embeds, grid, return_dict=True).pooler_output
-            finally:
-                _PATCH.embeds = None
-        else:
-            pixels, grid = pixel_values(ip, chunk)
-            thws = grid.tolist()
-            pixels, grid = pixels.to(device), grid.to(device)
-            pooled = model.model.get_image_features(pixels, grid, return_dict=True).pooler_output
-        out += [EncodedImage(e, g, tuple(t)) for e, g, t in zip(pooled, grid, thws)]
+        out += [EncodedImage(e, g, t, x) for e, g, t, x in family.encode_images(model, processor.image_processor, chunk)]
     return out
 
 
@@ -361,7 +169,7 @@ class SequenceBuilder:
 
     def __init__(self, processor, image_token_id: int):
         self.tok = processor.tokenizer
-        self.image_token = getattr(processor, "image_token", None) or "<|image_pad|>"
+        self.image_token = getattr(processor, "image_token", None) or family_of(processor).image_token
         self.image_token_id = image_token_id
         self._pieces: dict[str, list[list[int]]] = {}
 
@@ -420,8 +228,8 @@ class Reader:
 
     def __init__(self, model, processor, image_token_id: int):
         self.model = model
-        self.inner = model.model
-        self.lm = model.model.language_model
+        self.family = family_of(model)
+        self.lm = self.family.language_model(model)
         self.head = model.get_output_embeddings()
         self.image_token_id = image_token_id
         self.pad_id = processor.tokenizer.pad_token_id or 0
@@ -439,46 +247,16 @@ class Reader:
         return emb
 
     def _positions(self, ids: torch.Tensor, mask: torch.Tensor, rows: Sequence[Sequence[EncodedImage]]) -> torch.Tensor:
-        """M-RoPE positions (3, B, L) of full right-padded sequences (0 on padding).
+        """Position ids of full right-padded sequences (the family's rule; checked against the
+        model's own rope index in tests/test_families.py)."""
+        return self.family.positions(ids, mask, [[im.thw for im in row] for row in rows], self.merge, self.image_token_id)
 
-        The rule of Qwen2-VL's ``get_rope_index``, without its per-token Python loop: text tokens
-        count up by one; an image's tokens sit at (t, h, w) = (p, p + row, p + column) of its
-        merged grid, p being the position where it starts, and the text after it resumes at
-        p + max(rows, columns). tests/test_scorer.py checks it against the model's own code.
-        """
-        merge = self.merge
-        ids_np = ids.cpu().numpy()
-        lens = mask.sum(1).tolist()
-        pos = np.zeros((3,) + ids_np.shape, dtype=np.int64)
-        done: dict[tuple, int] = {}  # rows with the same tokens and image grids share positions
-        for b, (row, n) in enumerate(zip(ids_np, lens)):
-            key = (row[:n].tobytes(), tuple(im.thw for im in rows[b]))
-            if key in done:
-                pos[:, b, :n] = pos[:, done[key], :n]
-                continue
-            done[key] = b
-            is_img = row[:n] == self.image_token_id
-            # run boundaries: where is_img flips
-            edges = np.flatnonzero(np.diff(is_img.astype(np.int8))) + 1
-            starts = np.concatenate([[0], edges])
-            ends = np.concatenate([edges, [n]])
-            cur, k = 0, 0
-            for s_, e_ in zip(starts, ends):
-                if not is_img[s_]:
-                    pos[:, b, s_:e_] = cur + np.arange(e_ - s_)
-                    cur += e_ - s_
-                    continue
-                t, gh, gw = rows[b][k].thw
-                h, w = gh // merge, gw // merge
-                if t * h * w != e_ - s_:
-                    raise RuntimeError(f"image {k} of row {b}: {e_ - s_} tokens for a {t}x{h}x{w} grid")
-                tt, hh, ww = np.meshgrid(np.arange(t), np.arange(h), np.arange(w), indexing="ij")
-                pos[0, b, s_:e_] = cur + tt.reshape(-1)
-                pos[1, b, s_:e_] = cur + hh.reshape(-1)
-                pos[2, b, s_:e_] = cur + ww.reshape(-1)
-                cur += max(h, w)
-                k += 1
-        return torch.from_numpy(pos).to(ids.device)
+    def _lm_inputs(self, ids: torch.Tensor, images: Sequence[EncodedImage]) -> dict:
+        """The family's extra language-model inputs for the images of ``ids`` (in order)."""
+        extras = [im.extras for im in images]
+        if not images or all(x is None for x in extras):
+            return {}
+        return self.family.lm_inputs(ids, self.image_token_id, extras)
 
     @torch.no_grad()
     def read(self, items: Sequence[Item], reads: Sequence[tuple[int, Sequence[int]]], batch_size: int = 16,
@@ -506,7 +284,7 @@ class Reader:
             full = torch.tensor([first.ids], device=device)
             pos = self._positions(full, torch.ones_like(full), [first.images])[:, :, :prefix_len]
             out = self.lm(inputs_embeds=self._embed(ids, prefix_images), position_ids=pos,
-                          attention_mask=torch.ones_like(ids), use_cache=True)
+                          attention_mask=torch.ones_like(ids), use_cache=True, **self._lm_inputs(ids, prefix_images))
             cache = out.cache if hasattr(out, "cache") else out.past_key_values
         rows = {i: np.zeros((len(items), len(t)), dtype=np.float32) for i, (_, t) in enumerate(reads)}
         weights = [self.head.weight[list(t)] for _, t in reads]
@@ -525,7 +303,8 @@ class Reader:
                 step_cache = copy.deepcopy(cache)
                 step_cache.batch_repeat_interleave(len(batch))
             hidden = self.lm(inputs_embeds=emb, position_ids=pos, attention_mask=mask, cache=step_cache,
-                             use_cache=cache is not None).last_hidden_state
+                             use_cache=cache is not None,
+                             **self._lm_inputs(full[:, prefix_len:], suffix_images)).last_hidden_state
             for i, (offset, _) in enumerate(reads):
                 at = torch.tensor([n - offset - prefix_len for n in lens], device=device)
                 h = hidden[torch.arange(len(batch), device=device), at]
@@ -580,8 +359,10 @@ class TurnReader:
         full = torch.tensor([item.ids], device=device)
         pos = r._positions(full, torch.ones_like(full), [item.images])[:, :, start:]
         kept_images = _count_spans(item.ids[:start], r.image_token_id)
-        emb = r._embed(full[:, start:], list(item.images[kept_images:]))
+        new_images = list(item.images[kept_images:])
+        emb = r._embed(full[:, start:], new_images)
         kwargs = {"cache": self.cache} if self.cache is not None else {}
+        kwargs.update(r._lm_inputs(full[:, start:], new_images))
         out = r.lm(inputs_embeds=emb, position_ids=pos, attention_mask=torch.ones_like(full), use_cache=True,
                    **kwargs)
         self.cache = out.cache if hasattr(out, "cache") else out.past_key_values

@@ -194,23 +194,21 @@ def lora_targets(model, target_modules) -> list[str]:
     return [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
 
 
-def default_lora_targets(frozen: set[str]) -> str:
-    """A regex over the linear layers of the trainable parts: LoRA mirrors what full tuning trains."""
-    parts = [r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"]
-    if "vision_encoder" not in frozen:
-        parts.append(r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2|gate_proj|up_proj|down_proj))")
-    if "merger" not in frozen:
-        parts.append(r"model\.visual\.merger\.mlp\.(0|2)")  # the two Linear layers
-    return "(" + "|".join(parts) + ")"
+def default_lora_targets(frozen: set[str], family=None) -> str:
+    """A regex over the linear layers of the trainable parts: LoRA mirrors what full tuning trains.
+    ``family``: the model's family (``chatreid.model.family_of(model)``); Qwen2-VL's by default."""
+    from chatreid.model.families import QWEN2_VL
+
+    return (family or QWEN2_VL).lora_targets(frozen)
 
 
 def check_frozen_not_trained(model, frozen: set[str], peft_config=None) -> None:
     """Refuse a configuration that asks to train a part the stage keeps frozen."""
     if not frozen or peft_config is None:
         return
-    hit = [n for n in lora_targets(model, peft_config.target_modules) if part_of(n) in frozen]
+    hit = [n for n in lora_targets(model, peft_config.target_modules) if part_of(n, model) in frozen]
     for name in peft_config.modules_to_save or []:
-        hit += [n for n, _ in model.named_modules() if (n == name or n.endswith("." + name)) and part_of(n + ".x") in frozen]
+        hit += [n for n, _ in model.named_modules() if (n == name or n.endswith("." + name)) and part_of(n + ".x", model) in frozen]
     if hit:
         raise ValueError(f"this stage keeps {sorted(frozen)} frozen, but the LoRA config would train "
                          f"{len(hit)} module(s) there, e.g. {hit[:3]}; drop them from lora_target_modules / "

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from chatreid.training.fastimage import FastQwen2VLImages
+from chatreid.model.families import family_of
 from chatreid.training.resolution import ResolutionPolicy, policy_for_stage
 
 IGNORE_INDEX = -100
-IMAGE_PAD = "<|image_pad|>"
 
 
 def count_image_placeholders(messages) -> int:
@@ -77,16 +76,16 @@ class AssistantMasker:
 
 
 class ReIDCollator:
-    """``collator(rows) -> dict`` of tensors for ``Qwen2VLForConditionalGeneration``.
+    """``collator(rows) -> dict`` of tensors for the processor's model family.
 
     Args:
-        processor: a Qwen2-VL processor (``chatreid.model.load_processor``).
+        processor: a processor of a supported family (``chatreid.model.load_processor``).
         store: an ``ImageStore`` (anything with ``.image(image_id) -> PIL.Image``).
         policy: a :class:`ResolutionPolicy` or a stage number (1, 2, 3).
         max_length: refuse (rather than truncate) samples longer than this many tokens; ``None``
             for no limit. Truncation could cut image tokens and break the image/feature alignment.
-        fast_images: preprocess images with :mod:`chatreid.training.fastimage` (same arithmetic as
-            the processor, one resize per image, ~4x faster) instead of the processor's image path.
+        fast_images: preprocess images with the family's fast path (``Family.pixel_values``: the
+            processor's arithmetic, one resize per image, ~4x faster) instead of the processor's.
     """
 
     def __init__(self, processor, store, policy: ResolutionPolicy | int = 3, max_length: int | None = None,
@@ -96,8 +95,10 @@ class ReIDCollator:
         self.policy = policy_for_stage(policy) if isinstance(policy, int) else policy
         self.max_length = max_length
         self.masker = AssistantMasker(processor.tokenizer)
-        self.image_token_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-        self.fast = FastQwen2VLImages(processor.image_processor) if fast_images else None
+        self.family = family_of(processor)
+        self.image_token = self.family.image_token
+        self.image_token_id = self.family.image_token_id(processor.tokenizer)
+        self.fast = fast_images
 
     def images_of(self, row) -> list:
         """The row's images from the store, resized by the stage policy (stock-processor path)."""
@@ -110,29 +111,34 @@ class ReIDCollator:
                              f"{len(row['image_ids'])} image_ids")
 
     def _encode_fast(self, rows, texts):
-        pixels, grids = [], []
-        expanded = []
-        for row, text in zip(rows, texts):
+        images, targets = [], []
+        for row in rows:
             self._check(row)
-            pieces = text.split(IMAGE_PAD)
-            out = [pieces[0]]
-            for iid, piece in zip(row["image_ids"], pieces[1:]):
+            for iid in row["image_ids"]:
                 img = self.store.image(iid)
-                patches, grid = self.fast(img, self.policy.target(img.height, img.width))
-                pixels.append(patches)
-                grids.append(grid)
-                out += [IMAGE_PAD * (patches.shape[0] // self.fast.merge ** 2), piece]
+                images.append(img)
+                targets.append(self.policy.target(img.height, img.width))
+        ip = self.processor.image_processor
+        pixels, grids = self.family.pixel_values(ip, images, targets) if images else (None, None)
+        tokens = (grids.prod(-1) // ip.merge_size ** 2).tolist() if images else []
+        expanded, k = [], 0
+        for text in texts:
+            pieces = text.split(self.image_token)
+            out = [pieces[0]]
+            for piece in pieces[1:]:
+                out += [self.image_token * tokens[k], piece]
+                k += 1
             expanded.append("".join(out))
         batch = dict(self.processor.tokenizer(expanded, padding=True, padding_side="right", return_tensors="pt"))
         batch["mm_token_type_ids"] = (batch["input_ids"] == self.image_token_id).long()
-        if pixels:
-            batch["pixel_values"] = torch.cat(pixels)
-            batch["image_grid_thw"] = torch.tensor(grids, dtype=torch.long)
+        if images:
+            batch["pixel_values"] = pixels
+            batch["image_grid_thw"] = grids
         return batch
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         texts = [self.processor.apply_chat_template(_clean(row["messages"]), tokenize=False) for row in rows]
-        if self.fast is not None:
+        if self.fast:
             batch = self._encode_fast(rows, texts)
         else:
             images = [img for row in rows for img in self.images_of(row)]

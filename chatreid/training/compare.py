@@ -212,7 +212,9 @@ def answer_loss(model, batch: dict) -> torch.Tensor:
 def linear_patch_embedding(model) -> None:
     """Run the vision tower's patch Conv3d (kernel == stride, one output per patch) as the linear
     map it is: same weights, same outputs, far cheaper on CPU. Patches this instance only."""
-    proj = model.model.visual.patch_embed.proj
+    from chatreid.model.families import family_of
+
+    proj = family_of(model).vision_tower(model).patch_embed.proj
     if not isinstance(proj, torch.nn.Conv3d) or tuple(proj.kernel_size) != tuple(proj.stride):
         return
     out = proj.out_channels

@@ -22,8 +22,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  
 
 from chatreid.data.store import ImageStore  # noqa: E402
 from chatreid.hub import PushError, push_folder  # noqa: E402
-from chatreid.model import DEFAULT_MODEL, load_model, load_processor  # noqa: E402
-from chatreid.model.fast import enable_batched_vision_attention  # noqa: E402
+from chatreid.model import DEFAULT_MODEL, family_of, load_model, load_processor  # noqa: E402
 from chatreid.model.surgery import PARTS, frozen_parts, prepare_stage_model, set_trainable, trainable_summary  # noqa: E402
 from chatreid.training import ReIDCollator  # noqa: E402
 from chatreid.training import checks, hub  # noqa: E402
@@ -88,17 +87,18 @@ def main(script_args, training_args, model_args, callbacks=None) -> int:
     data, store, previous, frozen = preflight(script_args, training_args, model_args)
     base = script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL
     peft_config = get_peft_config(model_args)
-    if peft_config is not None and model_args.lora_target_modules is None:
-        peft_config.target_modules = checks.default_lora_targets(frozen)
     resume = training_args.resume_from_checkpoint
     if resume in ("last", "true", "True"):
         resume = checks.last_complete_checkpoint(training_args.output_dir)
         log.info("resuming from %s", resume or "scratch (no complete checkpoint yet)")
     model = load_stage_model(script_args, training_args, model_args, base, previous, frozen,
                              resume=resume if peft_config is None else None)
+    family = family_of(model)
+    if peft_config is not None and model_args.lora_target_modules is None:
+        peft_config.target_modules = checks.default_lora_targets(frozen, family)
     checks.check_frozen_not_trained(model, frozen, peft_config)
     if script_args.batched_vision_attention:
-        enable_batched_vision_attention(model)
+        family.enable_fast_attention(model)
     processor = load_processor(previous or base)
 
     # The Hub push happens after the local export, by us, so a failed push cannot cost the checkpoint.
