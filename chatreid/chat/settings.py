@@ -91,13 +91,14 @@ def load_engine(choice: ModelChoice):
 
 
 def build_tiny_model(path: Path) -> Path:
-    """Build the tiny model into ``path`` atomically (a half-written checkpoint never loads)."""
-    from chatreid.model.tiny import build_tiny_qwen2vl
+    """Build the tiny model of the default family into ``path`` atomically (a half-written
+    checkpoint never loads)."""
+    from chatreid.model.families import default_family
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     try:
-        build_tiny_qwen2vl(tmp, seed=TINY_SEED)
+        default_family().build_tiny(tmp, seed=TINY_SEED)
         try:
             tmp.rename(path)
         except OSError:  # another process built it first
