@@ -124,7 +124,7 @@ CONFIGS = {
     # learns only what a general VLM brings (one picture against an edited or grey copy, describing,
     # caption matching), so the stages must teach Re-ID: a longer stage 2 at a learning rather
     # than a keeping rate, stage 1 at 8 tokens a crop; sized to be measured on a loaded machine
-    # within an hour (about 15 minutes on 2 unloaded CPU cores)
+    # within an hour (about 20 minutes on 2 unloaded CPU cores, estimated)
     "generic": DemoConfig("generic", pretrain_mode="generic", pretrain_steps=1000, pretrain_match=6,
                           pretrain_grey=0.2, pretrain_hard_negatives=0.0, stage1_max_pixels=128 * 64,
                           steps={1: 400, 2: 800, 3: 150}, lr={1: 1e-4, 2: 2e-4, 3: 3e-5},
