@@ -118,7 +118,7 @@ def edit(image: Image.Image, level: str, rng: random.Random) -> Image.Image:
         im = im.transform((w, h), Image.Transform.AFFINE, (1, 0, dx, 0, 1, dy), fillcolor=im.getpixel((0, 0)))
         return ImageEnhance.Brightness(im).enhance(rng.uniform(0.9, 1.1))
     if level != "augment":
-        raise ValueError(f"unknown curriculum level {level!r}; levels: {', '.join(LEVELS)}")
+        raise ValueError(f"unknown curriculum level {level!r}; levels: {', '.join(LEVELS + (GREY,))}")
     dx, dy = int(w * rng.uniform(0, 0.12)), int(h * rng.uniform(0, 0.08))
     im = im.crop((rng.randint(0, dx), rng.randint(0, dy), w - rng.randint(0, dx), h - rng.randint(0, dy)))
     arr = np.asarray(im.resize((w, h)), dtype=np.float32) * np.array([rng.uniform(0.8, 1.2) for _ in range(3)])
