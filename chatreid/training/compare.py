@@ -272,6 +272,24 @@ def linear_patch_embedding(model) -> None:
     proj.forward = lambda x: F.linear(x.reshape(x.shape[0], -1), proj.weight.reshape(out, -1), proj.bias)
 
 
+@torch.no_grad()
+def yes_probabilities(model, processor, store, rows: list[dict], batch_size: int = 64) -> list[float]:
+    """P(Yes) against P(No) at the answer position of each one-turn Yes/No row (stage-2 collation)."""
+    yes, no = (processor.tokenizer.encode(w, add_special_tokens=False)[0] for w in (prompts.YES, prompts.NO))
+    collator = ReIDCollator(processor, store, 2)
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(rows), batch_size):
+        b = {k: v.to(model.device) for k, v in collator(rows[s:s + batch_size]).items()}
+        hidden = model.model(**{k: v for k, v in b.items() if k != "labels"}).last_hidden_state
+        at = (b["labels"] != IGNORE_INDEX).int().argmax(1) - 1  # the position that predicts the answer
+        logits = model.lm_head(hidden[torch.arange(len(at)), at]).float()
+        out += torch.softmax(logits[:, [yes, no]], -1)[:, 0].tolist()
+    model.train(was_training)
+    return out
+
+
 class PairProbe:
     """Held-out same/other pairs and the AUC of a model's P(Yes) on them, per group (layout).
 
@@ -298,23 +316,9 @@ class PairProbe:
                 pairs.append((group, *sampler.negative(rng, "camera"), False))
         return cls(store, pairs)
 
-    @torch.no_grad()
     def scores(self, model, processor) -> list[float]:
-        yes, no = (processor.tokenizer.encode(w, add_special_tokens=False)[0] for w in (prompts.YES, prompts.NO))
-        collator = ReIDCollator(processor, self.store, 2)
-        was_training = model.training
-        model.eval()
-        out = []
-        for s in range(0, len(self.pairs), self.batch_size):
-            chunk = self.pairs[s:s + self.batch_size]
-            b = collator([pair_row(a, b, same) for _, a, b, same in chunk])
-            b = {k: v.to(model.device) for k, v in b.items()}
-            hidden = model.model(**{k: v for k, v in b.items() if k != "labels"}).last_hidden_state
-            at = (b["labels"] != IGNORE_INDEX).int().argmax(1) - 1  # the position that predicts the answer
-            logits = model.lm_head(hidden[torch.arange(len(chunk)), at]).float()
-            out += torch.softmax(logits[:, [yes, no]], -1)[:, 0].tolist()
-        model.train(was_training)
-        return out
+        rows = [pair_row(a, b, same) for _, a, b, same in self.pairs]
+        return yes_probabilities(model, processor, self.store, rows, self.batch_size)
 
     def aucs(self, model, processor) -> dict[str, float]:
         scores = self.scores(model, processor)
