@@ -35,8 +35,8 @@ def main() -> None:
         same = [json.loads(r["meta"])["same"] for r in rows]
         pos = [s for s, y in zip(scores, same) if y]
         neg = [s for s, y in zip(scores, same) if not y]
-        print(f"{dataset}: caption-match AUC {pair_auc(pos, neg):.3f} "
-              f"(mean P(Yes) own caption {sum(pos) / len(pos):.2f}, other's {sum(neg) / len(neg):.2f}; {len(rows)} rows)")
+        print(f"{dataset}: caption-match AUC {pair_auc(pos, neg):.3f} (mean P(Yes) own caption "
+              f"{sum(pos) / len(pos):.2f}, other's {sum(neg) / len(neg):.2f}; {len(rows)} rows)")
 
 
 if __name__ == "__main__":

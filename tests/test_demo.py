@@ -116,7 +116,8 @@ def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(mon
             args = dict(zip(argv[::2], argv[1::2]))
             start = Path(args["--previous_stage_checkpoint"] if "--previous_stage_checkpoint" in args
                          else args["--base_model"])
-            feats = load_processor(str(start)).image_processor(images=[Image.new("RGB", (64, 128))], return_tensors="pt")
+            feats = load_processor(str(start)).image_processor(images=[Image.new("RGB", (64, 128))],
+                                                               return_tensors="pt")
             grids[Path(args["--output_dir"]).name] = feats["image_grid_thw"].tolist()
             shutil.copytree(args["--base_model"], Path(args["--output_dir"]) / "final")
             return 0
@@ -125,7 +126,8 @@ def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(mon
     cfg = replace(MINIMAL, stage1_max_pixels=128 * 64, ablation=False, diagnostic=False, seeds=1)
     demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base_model, tmp_path, demo.Timer())
     assert grids == {"s1": [[1, 8, 4]], "s12": [[1, 4, 2]], "s123": [[1, 4, 2]]}
-    assert json.loads((base_model / "processor_config.json").read_text())["image_processor"]["size"]["longest_edge"] == 64 * 32
+    processor_config = json.loads((base_model / "processor_config.json").read_text())
+    assert processor_config["image_processor"]["size"]["longest_edge"] == 64 * 32
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["s1", "s12", "s123"]  # no start copy left
 
 

@@ -357,7 +357,8 @@ def _load() -> str:
 PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_depth", "vision_embed",
                       "vision_heads", "patch", "max_pixels", "pretrain_ids", "pretrain_images_per_id",
                       "pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_describe",
-                      "pretrain_hard_negatives", "pretrain_mode", "pretrain_match", "pretrain_grey", "eval_ids", "curve_pairs", "curve_every")
+                      "pretrain_hard_negatives", "pretrain_mode", "pretrain_match", "pretrain_grey", "eval_ids",
+                      "curve_pairs", "curve_every")
 
 
 def record_pretraining(cfg: DemoConfig, work: Path, pretraining: dict) -> None:

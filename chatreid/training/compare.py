@@ -391,7 +391,8 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
         if level < len(levels_of) - 1 and on_level >= cfg.min_level_steps and step + 1 < cfg.steps and \
                 (ema < cfg.advance_loss or on_level >= cfg.max_level_steps):
             levels.append({"level": levels_of[level], "steps": on_level, "end_loss": round(ema, 4)})
-            log(f"[compare] step {step + 1}: level {levels_of[level]} done (loss {ema:.3f}); next {levels_of[level + 1]}")
+            log(f"[compare] step {step + 1}: level {levels_of[level]} done (loss {ema:.3f}); "
+                f"next {levels_of[level + 1]}")
             level, level_start = level + 1, step + 1
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             measure(step + 1)
