@@ -182,3 +182,78 @@ def test_hard_negatives_are_people_dressed_in_the_same_colours(tmp_path):
         a, b = sampler.negative(rng, "camera", hard=True)
         if sampler.lookalikes[("synthpeds", pid[a])]:
             assert pid[a] != pid[b] and colours[pid[a]] == colours[pid[b]]
+
+
+def _picture(image_id: str) -> str:
+    """The store image an edited id was made from ("ID#augment:17#grey:0" -> "ID")."""
+    return image_id.split("#", 1)[0]
+
+
+def test_generic_mode_never_pairs_two_pictures_of_one_identity(store):
+    """Positives are one picture against (an edited or grey copy of) itself; negatives are two
+    people; the curriculum never reaches the camera level."""
+    meta = store.metadata()
+    pid = dict(zip(meta["image_id"], meta["pid"]))
+    cfg = compare.CompareConfig(mode="generic", grey=0.5, replay=0.5, hard_negatives=1.0)
+    assert cfg.levels == ("duplicate", "jitter", "augment")
+    sampler = compare.PairSampler(store)
+    rng = random.Random(5)
+    rows = [r for level in range(len(cfg.levels)) for r in sampler.batch(rng, 300, level, cfg)]
+    grey = 0
+    for r in rows:
+        a, b = r["image_ids"]
+        same = json.loads(r["meta"])["same"]
+        assert (r["messages"][1]["content"][0]["text"] == prompts.YES) == same
+        if same:
+            assert _picture(a) == _picture(b)
+        else:
+            assert pid[_picture(a)] != pid[_picture(b)]
+        grey += "#grey" in a + b
+    assert 0.4 * len(rows) < grey < 0.6 * len(rows)
+    assert 0.4 * len(rows) < sum(json.loads(r["meta"])["same"] for r in rows) < 0.6 * len(rows)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        compare.CompareConfig(mode="camera")
+
+
+def test_grey_edit_is_grey_scale_and_chains_after_another_edit(store):
+    images = compare.CurriculumImages(store)
+    iid = store.ids()[0]
+    px = _pixels(images.image(f"{iid}#augment:3#grey:0"))
+    assert (px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all()
+    assert not np.array_equal(px, _pixels(images.image(f"{iid}#grey:0")))  # the augment edit is kept
+
+
+def test_caption_matching_rows_answer_yes_only_for_the_pictures_own_caption(store):
+    from chatreid.instructions.rows import turns_of
+
+    meta = store.metadata()
+    pid = dict(zip(meta["image_id"], meta["pid"]))
+    captions = dict(zip(meta["image_id"], meta["captions"]))
+    sampler = compare.PairSampler(store)
+    rng = random.Random(6)
+    rows = [sampler.match_row(rng) for _ in range(200)]
+    for r in rows:
+        assert r["task"] == "t2i_one_to_one" and len(r["image_ids"]) == 1
+        (prompt, answer), = turns_of(r)
+        image, owner = r["image_ids"][0], json.loads(r["meta"])["caption_of"]
+        # the sentence asked about is one of the owner image's captions, in the stage-2 prompt
+        assert prompt in {prompts.render("t2i_one_to_one", caption=c)
+                          for c in captions[owner]}
+        if answer == prompts.YES:
+            assert owner == image
+        else:
+            assert answer == prompts.NO and pid[owner] != pid[image]
+    assert 70 <= sum(turns_of(r)[0][1] == prompts.YES for r in rows) <= 130
+
+
+def test_generic_pretraining_runs_only_the_generic_levels_with_text_rows(store, tiny_model_dir):
+    from chatreid.model import load_model_and_processor
+
+    model, processor = load_model_and_processor(str(tiny_model_dir), dtype=torch.float32)
+    cfg = compare.CompareConfig(mode="generic", steps=8, batch=6, describe=1, match=2, grey=0.3,
+                                min_level_steps=2, advance_loss=10.0, eval_every=8, warmup=1)
+    result = compare.pretrain(model, processor, store, cfg, None, log=lambda *_: None)
+    assert [lv["level"] for lv in result["levels"]] == ["duplicate", "jitter", "augment"]
+    assert [lv["steps"] for lv in result["levels"]] == [2, 2, 4]
+    with pytest.raises(ValueError, match="describe must be"):
+        compare.CompareConfig(describe=3, match=3, batch=6)

@@ -103,6 +103,34 @@ def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monke
         shutil.rmtree(tmp_path / "runs")
 
 
+def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(monkeypatch, tmp_path, base_model):
+    """stage1_max_pixels: stage 1 starts from the base under the larger cap (128x64 crops as 4x8
+    patches); its model goes to stage 2 with the build's cap again, and the base is untouched."""
+    from chatreid.model import load_processor
+
+    grids = {}
+
+    class FakeSFT:
+        @staticmethod
+        def cli(argv, callbacks=None):
+            args = dict(zip(argv[::2], argv[1::2]))
+            start = Path(args["--previous_stage_checkpoint"] if "--previous_stage_checkpoint" in args
+                         else args["--base_model"])
+            feats = load_processor(str(start)).image_processor(images=[Image.new("RGB", (64, 128))],
+                                                               return_tensors="pt")
+            grids[Path(args["--output_dir"]).name] = feats["image_grid_thw"].tolist()
+            shutil.copytree(args["--base_model"], Path(args["--output_dir"]) / "final")
+            return 0
+
+    monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
+    cfg = replace(MINIMAL, stage1_max_pixels=128 * 64, ablation=False, diagnostic=False, seeds=1)
+    demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base_model, tmp_path, demo.Timer())
+    assert grids == {"s1": [[1, 8, 4]], "s12": [[1, 4, 2]], "s123": [[1, 4, 2]]}
+    processor_config = json.loads((base_model / "processor_config.json").read_text())
+    assert processor_config["image_processor"]["size"]["longest_edge"] == 64 * 32
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["s1", "s12", "s123"]  # no start copy left
+
+
 def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, tmp_path):
     calls = []
 
@@ -309,7 +337,8 @@ def test_a_finished_pretraining_is_reused_only_under_the_same_settings(tmp_path)
     del config["pretrain_hard_negatives"]  # a build from before that field: it had the default
     (tmp_path / "summary.json").write_text(json.dumps({"config": config, "pretraining": {"curve": [1]}}))
     assert demo.reusable_pretraining(replace(cfg, lr={1: 2e-4, 2: 5e-5, 3: 1e-4}, seeds=1), tmp_path) == {"curve": [1]}
-    for changed in (replace(cfg, pretrain_steps=10), replace(cfg, patch=8), replace(cfg, pretrain_hard_negatives=0.0)):
+    for changed in (replace(cfg, pretrain_steps=10), replace(cfg, patch=8), replace(cfg, pretrain_hard_negatives=0.0),
+                    replace(cfg, pretrain_mode="generic"), replace(cfg, pretrain_match=4)):
         assert demo.reusable_pretraining(changed, tmp_path) is None
     (tmp_path / "base_pretrained" / "model.safetensors").unlink()
     assert demo.reusable_pretraining(cfg, tmp_path) is None

@@ -43,6 +43,9 @@ class DemoConfig:
     # 2 tokens after the 2x2 merger. Comparing two images is then a token-against-token match, and
     # at equal wall time it learns faster than 8 tokens a crop (docs/demo-learning.md).
     max_pixels: int = 64 * 32
+    # stage 1's pixel cap (0: max_pixels): the paper reads stage 1 at a higher resolution than
+    # stages 2-3; 128 * 64 reads a crop as 8 tokens
+    stage1_max_pixels: int = 0
     # instruction rows per stage (train + validation)
     rows: dict = field(default_factory=lambda: {1: 6000, 2: 12000, 3: 3000})
     # stage 2: the pairwise scorer reads the one-to-one Yes/No answers, so they get more weight
@@ -93,6 +96,12 @@ class DemoConfig:
     pretrain_lr: float = 1e-3
     pretrain_describe: int = 6  # caption rows per pretraining batch, beside the pairs: the base describes too
     pretrain_hard_negatives: float = 0.5  # CompareConfig.hard_negatives (docs/demo-learning.md, (13))
+    # CompareConfig.mode: "reid" pretrains on real Re-ID pairs (across cameras, clothes and
+    # modalities), "generic" only on what a general VLM brings (one picture against an edited copy
+    # of it, describing, caption matching) and leaves Re-ID to the stages (docs/demo-learning.md)
+    pretrain_mode: str = "reid"
+    pretrain_match: int = 0  # caption-matching rows per pretraining batch (CompareConfig.match)
+    pretrain_grey: float = 0.0  # share of pretraining pairs with a grey-scale second image (CompareConfig.grey)
     # The text-to-image pre-filter shipped with the model (chatreid.demo.text_prefilter): a pedes
     # world of its own with this many identities (0: none; text queries then have no pre-filter),
     # and the epochs of its Re-ID baseline (docs/benchmarks.md, "Text-to-image pre-filter")
@@ -105,6 +114,8 @@ class DemoConfig:
     curve_pairs: int = 100  # same and other pairs per layout for the learning curves
 
     def __post_init__(self):
+        if self.pretrain_mode not in ("reid", "generic"):
+            raise ValueError(f"pretrain_mode must be 'reid' or 'generic', not {self.pretrain_mode!r}")
         if self.stage2_decoder not in ("base", "stage1"):
             raise ValueError(f"stage2_decoder must be 'base' (the paper's surgery) or 'stage1', not {self.stage2_decoder!r}")
 
@@ -120,6 +131,15 @@ CONFIGS = {
     # three stage seeds and SYSU over all ten gallery trials; under 2 hours on 2 loaded CPU cores
     # (docs/demo-learning.md, round five)
     "ship": DemoConfig("ship", pretrain_steps=12000, seeds=3, sysu_trials=10),
+    # the generic-pretraining recipe (issue 21; docs/demo-learning.md, sixth round): the base
+    # learns only what a general VLM brings (one picture against an edited or grey copy, describing,
+    # caption matching), so the stages must teach Re-ID: a longer stage 2 at a learning rather
+    # than a keeping rate, stage 1 at 8 tokens a crop; sized to be measured on a loaded machine
+    # within an hour (about 20 minutes on 2 unloaded CPU cores, estimated)
+    "generic": DemoConfig("generic", pretrain_mode="generic", pretrain_steps=1000, pretrain_match=6,
+                          pretrain_grey=0.2, pretrain_hard_negatives=0.0, stage1_max_pixels=128 * 64,
+                          steps={1: 400, 2: 800, 3: 150}, lr={1: 1e-4, 2: 2e-4, 3: 3e-5},
+                          diagnostic=False, curve_every=200),
     # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
     # training steps, and a smaller model
     "small": DemoConfig("small", ids={"market": 16, "ltcc": 30, "sysu": 20, "pedes": 30},

@@ -157,6 +157,7 @@ def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) ->
         model = model.cuda()
     compare = CompareConfig(steps=cfg.pretrain_steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
                             describe=cfg.pretrain_describe, hard_negatives=cfg.pretrain_hard_negatives,
+                            match=cfg.pretrain_match, grey=cfg.pretrain_grey, mode=cfg.pretrain_mode,
                             eval_every=2 * cfg.curve_every, seed=cfg.seed)
     result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe,
                       splits=("train", "query", "gallery"))
@@ -184,16 +185,33 @@ def _sft():
     return sft
 
 
+def set_pixel_cap(model_dir: Path, max_pixels: int) -> None:
+    """Set the image processor's pixel cap of the model folder ``model_dir`` (processor_config.json)."""
+    path = Path(model_dir) / "processor_config.json"
+    config = json.loads(path.read_text())
+    config["image_processor"]["size"]["longest_edge"] = int(max_pixels)
+    write_text(path, json.dumps(config, indent=2) + "\n")
+
+
 def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base: Path, prev: Path | None,
                 out: Path, seed: int = 0, callbacks=None) -> Path:
     import torch
 
     if stage == 2 and cfg.stage2_decoder == "stage1":
         base = prev  # the surgery's "fresh decoder" then comes from the stage-1 model itself
+    start = base
+    if stage == 1 and cfg.stage1_max_pixels not in (0, cfg.max_pixels):
+        # the paper reads stage 1 at a higher resolution than stages 2-3: the same weights under
+        # a larger pixel cap (the vision tower's 2-D rotary positions take any grid)
+        start = out.parent / f"{out.name}_start"
+        if start.exists():
+            shutil.rmtree(start)
+        shutil.copytree(base, start)
+        set_pixel_cap(start, cfg.stage1_max_pixels)
     # fp32 everywhere, so a GPU run learns what the CPU run learns (it only runs faster)
     config = paths.require(paths.train_configs_dir() / f"stage{stage}.yaml", f"the stage {stage} training config")
     argv = ["--config", config, "--stage", stage,
-            "--base_model", base, "--dataset_name", data[stage], "--image_store", store, "--output_dir", out,
+            "--base_model", start, "--dataset_name", data[stage], "--image_store", store, "--output_dir", out,
             "--use_cpu", str(not torch.cuda.is_available()).lower(), "--bf16", "false", "--dtype", "float32",
             "--max_steps", cfg.steps[stage],
             "--per_device_train_batch_size", cfg.batch, "--gradient_accumulation_steps", 1,
@@ -206,6 +224,9 @@ def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base:
     rc = sft.cli([str(a) for a in argv], callbacks=callbacks)
     if rc:
         raise RuntimeError(f"train/sft.py stage {stage} -> {out} failed with exit code {rc}")
+    if start != base:  # stages 2-3 take the processor of their predecessor: back to the build's cap
+        set_pixel_cap(out / "final", cfg.max_pixels)
+        shutil.rmtree(start)
     return out / "final"
 
 
@@ -348,7 +369,8 @@ def _load() -> str:
 PRETRAINING_FIELDS = ("seed", "hidden", "layers", "heads", "kv_heads", "vision_depth", "vision_embed",
                       "vision_heads", "patch", "max_pixels", "pretrain_ids", "pretrain_images_per_id",
                       "pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_describe",
-                      "pretrain_hard_negatives", "eval_ids", "curve_pairs", "curve_every")
+                      "pretrain_hard_negatives", "pretrain_mode", "pretrain_match", "pretrain_grey", "eval_ids",
+                      "curve_pairs", "curve_every")
 
 
 def record_pretraining(cfg: DemoConfig, work: Path, pretraining: dict) -> None:

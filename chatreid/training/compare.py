@@ -23,6 +23,20 @@ answers, same collator), so the skill is the one the retrieval engine's pairwise
 This is what stands in, for the from-scratch miniature (``chatreid.demo``), for the pretrained
 VLM the paper starts from; it is not a stage of the method. The loop is our own rather than
 SFTTrainer's because the data is generated per step and the curriculum reads the loss.
+
+Two modes (``CompareConfig.mode``):
+
+* ``reid`` (the curriculum above): ends on real Re-ID pairs, across cameras, clothes and
+  modalities, with dressed-alike negatives; it already teaches much of what the paper's stage 2
+  teaches, so the stages have little left to add.
+* ``generic``: only what a general pretrained VLM brings. The pairs stop at ``augment``: a
+  positive is always one picture and an edited copy of it (optionally in grey-scale, ``grey``),
+  a negative two people of one dataset picked at random; no two different pictures of one
+  identity are ever paired, and no dressed-alike negatives are drawn. Beside the pairs, caption
+  rows (describing an image, ``describe``) and caption-matching rows (``match``: "does this
+  sentence fit this picture?", the stage-2 ``t2i_one_to_one`` prompt, answered Yes for one of the
+  picture's own captions and No for a caption of another person's picture). Matching across
+  cameras, outfits and modalities is left to the stages.
 """
 
 from __future__ import annotations
@@ -45,6 +59,8 @@ from chatreid.metrics import pair_auc as auc
 from chatreid.training.collate import IGNORE_INDEX, ReIDCollator
 
 LEVELS = ("duplicate", "jitter", "augment", "camera")
+MODES = {"reid": LEVELS, "generic": LEVELS[:3]}  # the curriculum levels of each mode
+GREY = "grey"  # an edit beside the levels: the picture in grey-scale
 
 
 @dataclass
@@ -62,6 +78,9 @@ class CompareConfig:
     # colours: the pre-filter's candidates look alike, and random people are easy to tell apart
     hard_negatives: float = 0.5
     describe: int = 0            # caption rows per batch (the describing skill), beside the pairs
+    match: int = 0               # caption-matching rows per batch (does this sentence fit this picture?)
+    grey: float = 0.0            # share of pairs whose second image is also turned grey (both answers alike)
+    mode: str = "reid"           # "reid" or "generic" (see the module docstring)
     eval_every: int = 200
     seed: int = 0
 
@@ -69,19 +88,29 @@ class CompareConfig:
         for name in ("steps", "batch", "max_level_steps", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CompareConfig.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("replay", "positive_prob", "hard_negatives"):
+        if self.mode not in MODES:
+            raise ValueError(f"CompareConfig.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("replay", "positive_prob", "hard_negatives", "grey"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CompareConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.describe < 0 or self.describe >= self.batch:
-            raise ValueError(f"CompareConfig.describe must be in [0, batch), got {self.describe}")
+        if self.describe < 0 or self.match < 0 or self.describe + self.match >= self.batch:
+            raise ValueError(f"CompareConfig.describe must be in [0, batch - match), got {self.describe} "
+                             f"(match {self.match}, batch {self.batch})")
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return MODES[self.mode]
 
 
 # ----------------------------------------------------------------------------------------------
 # images
 def edit(image: Image.Image, level: str, rng: random.Random) -> Image.Image:
-    """``image`` changed as the curriculum level says (``duplicate`` and ``camera``: unchanged)."""
+    """``image`` changed as the curriculum level says (``duplicate`` and ``camera``: unchanged;
+    ``grey``: in grey-scale)."""
     if level in ("duplicate", "camera"):
         return image
+    if level == GREY:
+        return image.convert("L").convert("RGB")
     im = image.convert("RGB")
     w, h = im.size
     if level == "jitter":
@@ -89,7 +118,7 @@ def edit(image: Image.Image, level: str, rng: random.Random) -> Image.Image:
         im = im.transform((w, h), Image.Transform.AFFINE, (1, 0, dx, 0, 1, dy), fillcolor=im.getpixel((0, 0)))
         return ImageEnhance.Brightness(im).enhance(rng.uniform(0.9, 1.1))
     if level != "augment":
-        raise ValueError(f"unknown curriculum level {level!r}; levels: {', '.join(LEVELS)}")
+        raise ValueError(f"unknown curriculum level {level!r}; levels: {', '.join(LEVELS + (GREY,))}")
     dx, dy = int(w * rng.uniform(0, 0.12)), int(h * rng.uniform(0, 0.08))
     im = im.crop((rng.randint(0, dx), rng.randint(0, dy), w - rng.randint(0, dx), h - rng.randint(0, dy)))
     arr = np.asarray(im.resize((w, h)), dtype=np.float32) * np.array([rng.uniform(0.8, 1.2) for _ in range(3)])
@@ -102,7 +131,8 @@ def edit(image: Image.Image, level: str, rng: random.Random) -> Image.Image:
 
 class CurriculumImages:
     """An image store whose ids may carry an edit: ``"ID#augment:17"`` is image ``ID`` edited at
-    level ``augment`` with seed 17 (so a batch can be rebuilt exactly). Plain ids pass through."""
+    level ``augment`` with seed 17 (so a batch can be rebuilt exactly); edits chain left to right
+    (``"ID#augment:17#grey:0"``). Plain ids pass through."""
 
     def __init__(self, store):
         self.store = store
@@ -112,7 +142,7 @@ class CurriculumImages:
         if not sep:
             return self.store.image(image_id)
         level, _, seed = spec.partition(":")
-        return edit(self.store.image(base), level, random.Random(int(seed)))
+        return edit(self.image(base), level, random.Random(int(seed)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,13 +207,36 @@ class PairSampler:
             raise ValueError(f"image {self.image_id[i]} has no caption to describe")
         return make_row("caption", [(prompts.render("caption"), rng.choice(captions))], [self.image_id[i]], {})
 
+    def match_row(self, rng: random.Random, positive_prob: float = 0.5) -> dict:
+        """Does this sentence fit this picture? A stage-2 ``t2i_one_to_one`` row on one image: Yes
+        with one of the image's own captions, No with a caption of another person's image of the
+        same dataset (``meta["caption_of"]`` names the image the caption describes)."""
+        ident = rng.choice(self.ids)
+        i = rng.choice(self.by_id[ident])
+        same = rng.random() < positive_prob
+        j = i
+        if not same:
+            pool = self.per_dataset[ident[0]]
+            other = ident
+            while other == ident:  # the constructor guarantees two identities per dataset
+                other = rng.choice(pool)
+            j = rng.choice(self.by_id[other])
+        captions = self.captions[j] or []
+        if not captions:
+            raise ValueError(f"image {self.image_id[j]} has no caption to match against an image")
+        prompt = prompts.render("t2i_one_to_one", caption=rng.choice(captions))
+        return make_row("t2i_one_to_one", [(prompt, prompts.answer_yes_no(same))], [self.image_id[i]],
+                        {"same": bool(same), "caption_of": self.image_id[j]})
+
     def batch(self, rng: random.Random, n: int, level: int, cfg: CompareConfig) -> list[dict]:
         rows = []
         for _ in range(n):
-            lv = level if level == 0 or rng.random() >= cfg.replay else rng.randrange(level)
+            lv = cfg.levels[level if level == 0 or rng.random() >= cfg.replay else rng.randrange(level)]
             same = rng.random() < cfg.positive_prob
-            hard = LEVELS[lv] == "camera" and rng.random() < cfg.hard_negatives
-            a, b = self.positive(rng, LEVELS[lv]) if same else self.negative(rng, LEVELS[lv], hard)
+            hard = lv == "camera" and rng.random() < cfg.hard_negatives
+            a, b = self.positive(rng, lv) if same else self.negative(rng, lv, hard)
+            if cfg.grey and rng.random() < cfg.grey:  # positives and negatives alike
+                b = f"{b}#{GREY}:0"
             rows.append(pair_row(*((a, b) if rng.random() < 0.5 else (b, a)), same))
         return rows
 
@@ -221,6 +274,24 @@ def linear_patch_embedding(model) -> None:
     proj.forward = lambda x: F.linear(x.reshape(x.shape[0], -1), proj.weight.reshape(out, -1), proj.bias)
 
 
+@torch.no_grad()
+def yes_probabilities(model, processor, store, rows: list[dict], batch_size: int = 64) -> list[float]:
+    """P(Yes) against P(No) at the answer position of each one-turn Yes/No row (stage-2 collation)."""
+    yes, no = (processor.tokenizer.encode(w, add_special_tokens=False)[0] for w in (prompts.YES, prompts.NO))
+    collator = ReIDCollator(processor, store, 2)
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(rows), batch_size):
+        b = {k: v.to(model.device) for k, v in collator(rows[s:s + batch_size]).items()}
+        hidden = model.model(**{k: v for k, v in b.items() if k != "labels"}).last_hidden_state
+        at = (b["labels"] != IGNORE_INDEX).int().argmax(1) - 1  # the position that predicts the answer
+        logits = model.lm_head(hidden[torch.arange(len(at)), at]).float()
+        out += torch.softmax(logits[:, [yes, no]], -1)[:, 0].tolist()
+    model.train(was_training)
+    return out
+
+
 class PairProbe:
     """Held-out same/other pairs and the AUC of a model's P(Yes) on them, per group (layout).
 
@@ -247,23 +318,9 @@ class PairProbe:
                 pairs.append((group, *sampler.negative(rng, "camera"), False))
         return cls(store, pairs)
 
-    @torch.no_grad()
     def scores(self, model, processor) -> list[float]:
-        yes, no = (processor.tokenizer.encode(w, add_special_tokens=False)[0] for w in (prompts.YES, prompts.NO))
-        collator = ReIDCollator(processor, self.store, 2)
-        was_training = model.training
-        model.eval()
-        out = []
-        for s in range(0, len(self.pairs), self.batch_size):
-            chunk = self.pairs[s:s + self.batch_size]
-            b = collator([pair_row(a, b, same) for _, a, b, same in chunk])
-            b = {k: v.to(model.device) for k, v in b.items()}
-            hidden = model.model(**{k: v for k, v in b.items() if k != "labels"}).last_hidden_state
-            at = (b["labels"] != IGNORE_INDEX).int().argmax(1) - 1  # the position that predicts the answer
-            logits = model.lm_head(hidden[torch.arange(len(chunk)), at]).float()
-            out += torch.softmax(logits[:, [yes, no]], -1)[:, 0].tolist()
-        model.train(was_training)
-        return out
+        rows = [pair_row(a, b, same) for _, a, b, same in self.pairs]
+        return yes_probabilities(model, processor, self.store, rows, self.batch_size)
 
     def aucs(self, model, processor) -> dict[str, float]:
         scores = self.scores(model, processor)
@@ -294,7 +351,7 @@ def _lookalikes(ids, by_id, attributes) -> dict[tuple[str, int], list[tuple[str,
 # ----------------------------------------------------------------------------------------------
 def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | None = None,
              splits: tuple[str, ...] = ("train",), datasets: tuple[str, ...] | None = None, log=print) -> dict:
-    """Train ``model`` in place on the comparison curriculum; returns the learning curve
+    """Train ``model`` in place on the comparison curriculum (``cfg.mode``); returns the learning curve
     (held-out AUC every ``cfg.eval_every`` steps when ``probe`` is given), the level schedule and
     the time taken. Pairs come from ``splits`` of ``datasets`` (None: every dataset) of ``store``."""
     torch.manual_seed(cfg.seed)
@@ -304,12 +361,13 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
     linear_patch_embedding(model)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    levels_of = cfg.levels
     level, level_start, ema = 0, 0, float("nan")
     curve, levels, t0 = [], [], time.time()
 
     def measure(step):
         if probe is not None:
-            point = {"step": step, "level": LEVELS[level], "loss": None if math.isnan(ema) else round(ema, 4),
+            point = {"step": step, "level": levels_of[level], "loss": None if math.isnan(ema) else round(ema, 4),
                      "auc": probe.aucs(model, processor), "seconds": round(time.time() - t0, 1)}
             curve.append(point)
             log(f"[compare] {json.dumps(point)}")
@@ -318,11 +376,12 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-        # pairs and captions in separate forwards: padded together, every pair row would be as long
+        # pairs and text rows in separate forwards: padded together, every pair row would be as long
         # as a caption row (about 3x the tokens)
-        groups = [sampler.batch(rng, cfg.batch - cfg.describe, level, cfg)]
-        if cfg.describe:
-            groups.append([sampler.caption_row(rng) for _ in range(cfg.describe)])
+        groups = [sampler.batch(rng, cfg.batch - cfg.describe - cfg.match, level, cfg)]
+        if cfg.describe or cfg.match:
+            groups.append([sampler.caption_row(rng) for _ in range(cfg.describe)] +
+                          [sampler.match_row(rng, cfg.positive_prob) for _ in range(cfg.match)])
         losses = [row_losses(model, {k: v.to(model.device) for k, v in collator(rows).items()}) for rows in groups]
         opt.zero_grad(set_to_none=True)
         torch.cat(losses).mean().backward()
@@ -331,14 +390,15 @@ def pretrain(model, processor, store, cfg: CompareConfig, probe: PairProbe | Non
         pair_loss = losses[0].mean().item()  # the curriculum reads the pairs only
         ema = pair_loss if math.isnan(ema) else 0.9 * ema + 0.1 * pair_loss
         on_level = step + 1 - level_start
-        if level < len(LEVELS) - 1 and on_level >= cfg.min_level_steps and step + 1 < cfg.steps and \
+        if level < len(levels_of) - 1 and on_level >= cfg.min_level_steps and step + 1 < cfg.steps and \
                 (ema < cfg.advance_loss or on_level >= cfg.max_level_steps):
-            levels.append({"level": LEVELS[level], "steps": on_level, "end_loss": round(ema, 4)})
-            log(f"[compare] step {step + 1}: level {LEVELS[level]} done (loss {ema:.3f}); next {LEVELS[level + 1]}")
+            levels.append({"level": levels_of[level], "steps": on_level, "end_loss": round(ema, 4)})
+            log(f"[compare] step {step + 1}: level {levels_of[level]} done (loss {ema:.3f}); "
+                f"next {levels_of[level + 1]}")
             level, level_start = level + 1, step + 1
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             measure(step + 1)
-    levels.append({"level": LEVELS[level], "steps": cfg.steps - level_start, "end_loss": round(ema, 4)})
+    levels.append({"level": levels_of[level], "steps": cfg.steps - level_start, "end_loss": round(ema, 4)})
     return {"config": asdict(cfg), "curve": curve, "levels": levels, "seconds": round(time.time() - t0, 1)}
 
 

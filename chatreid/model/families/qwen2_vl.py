@@ -252,7 +252,7 @@ class Qwen2VLFamily(Family):
         saved like a real one (config, safetensors, tokenizer, processor and chat template).
         ``tokenizer``, ``config`` and the image processor's ``image_settings`` default to the
         tiny ones."""
-        from chatreid.model.tiny import build_tiny_tokenizer
+        from chatreid.model.families.qwen_tokenizer import build_tiny_tokenizer
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
