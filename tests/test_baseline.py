@@ -245,16 +245,16 @@ def test_app_refuses_a_bad_prefilter_setting_before_loading(tmp_path, monkeypatc
 
 
 def test_app_loads_the_engine_with_the_prefilter_setting(trained, monkeypatch):
-    import app
+    from chatreid.chat.settings import app_default_model, load_engine
     from chatreid.retrieval import ReIDEngine
 
     seen = {}
     monkeypatch.setattr(ReIDEngine, "from_pretrained", classmethod(lambda cls, name, **kw: seen.update(kw)))
     monkeypatch.setenv("CHATREID_PREFILTER", str(trained.out))
-    app.load_engine(app.app_default_model("some/model"))
+    load_engine(app_default_model("some/model"))
     assert seen["prefilter"] == str(trained.out)
     monkeypatch.delenv("CHATREID_PREFILTER")
-    app.load_engine(app.app_default_model("some/model"))
+    load_engine(app_default_model("some/model"))
     assert seen["prefilter"] == "efficientnet_lite0"
 
 
