@@ -165,15 +165,6 @@ def processed_size(image_processor, width: int, height: int) -> tuple[int, int]:
     return smart_resize(height, width, factor=p * m, min_pixels=lo, max_pixels=hi)
 
 
-def processor_refusal(image_processor, width: int, height: int) -> str | None:
-    """Why the processor cannot read a ``width`` x ``height`` image, in its own words, or None."""
-    try:
-        processed_size(image_processor, width, height)
-    except ValueError as err:
-        return str(err)
-    return None
-
-
 def encoded_tokens(image_processor, width: int, height: int) -> int:
     """Tokens the vision tower makes of a ``width`` x ``height`` image (its merged patches after
     ``processed_size``); 0 for an image the processor refuses, which is never encoded."""
