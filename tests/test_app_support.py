@@ -68,8 +68,9 @@ def test_tiny_model_is_built_once_into_the_cache(tmp_path, monkeypatch):
         return Path(out)
 
     # a stand-in module, so this test does not pay for importing torch and transformers
-    monkeypatch.setitem(sys.modules, "chatreid.model.tiny",
-                        types.SimpleNamespace(build_tiny_qwen2vl=fake_build))
+    family = types.SimpleNamespace(build_tiny=fake_build)
+    monkeypatch.setitem(sys.modules, "chatreid.model.families",
+                        types.SimpleNamespace(default_family=lambda: family))
     first = app_default_model(None)
     second = app_default_model(None)
     assert len(calls) == 1 and (Path(first.name_or_path) / "config.json").is_file()
