@@ -305,10 +305,10 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     assert all(c["random"]["mAP"] <= c["body"]["mAP"] for c in summary["ceilings"].values())
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())
-    import app  # the banner the chat app shows for this model: the card's first paragraph
-    from chatreid.chat.settings import ModelChoice
+    # the banner the chat app shows for this model: the card's first paragraph
+    from chatreid.chat.settings import ModelChoice, banner_markdown
 
-    banner = app._banner_markdown(ModelChoice(str(out), "demo"))
+    banner = banner_markdown(ModelChoice(str(out), "demo"))
     assert "demo model" in banner and "CHATREID_MODEL" in banner and "--model" in banner
     engine = ReIDEngine.from_pretrained(str(out), prefilter="color_histogram")
     crop = Image.new("RGB", (64, 128), (200, 30, 30))

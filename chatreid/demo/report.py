@@ -16,8 +16,9 @@ from chatreid.demo.config import CHAINS, LAYOUTS, SETTING, DemoConfig, seed_labe
 
 
 def model_card(cfg: DemoConfig, params: int, results: dict) -> str:
-    """README.md of the demo model. Its first paragraph is the banner the chat app shows (app.py's
-    ``_banner_markdown``; the heading follows the front matter directly so that it is skipped)."""
+    """README.md of the demo model. Its first paragraph is the banner the chat app shows
+    (``chatreid.chat.settings.banner_markdown``; the heading follows the front matter directly, so
+    it is skipped)."""
     main = results.get("market", {}).get("1+2+3")
     pre = results.get("market", {}).get("pre-filter")
     score = (f" (SynthPeds standard Re-ID: Rank-1 {100 * main['rank1']:.1f}, mAP {100 * main['mAP']:.1f}"
