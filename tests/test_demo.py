@@ -8,6 +8,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -81,24 +82,37 @@ def test_set_overrides_fields_and_stage_entries_and_names_what_is_wrong():
             demo.override(demo.CONFIGS["full"], [bad])
 
 
+def StageRun(exit_code, final_dir, train_loss):  # chatreid.training.sft.StageRun, without importing TRL
+    return SimpleNamespace(exit_code=exit_code, final_dir=final_dir, train_loss=train_loss)
+
+
+class TypedSFT:
+    """chatreid.training.sft as the driver uses it: the typed options over the stage's YAML, then
+    ``train`` (the fakes record them instead of training)."""
+
+    @staticmethod
+    def stage_arguments(config, **fields):
+        assert Path(config).name == f"stage{fields['stage']}.yaml"
+        return ({"previous_stage_checkpoint": None, **fields},)
+
+
 def test_stage2_decoder_stage1_hands_stage_2_the_stage_1_model_as_its_base(monkeypatch, tmp_path):
     seen = {}
 
-    class FakeSFT:
+    class FakeSFT(TypedSFT):
         @staticmethod
-        def cli(argv, callbacks=None):
-            args = dict(zip(argv[::2], argv[1::2]))
-            seen[Path(args["--output_dir"]).name] = args["--base_model"]
-            (Path(args["--output_dir"]) / "final").mkdir(parents=True)
-            return 0
+        def train(args, callbacks=None):
+            seen[Path(args["output_dir"]).name] = args["base_model"]
+            (Path(args["output_dir"]) / "final").mkdir(parents=True)
+            return StageRun(0, str(Path(args["output_dir"]) / "final"), 1.0)
 
     monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
     base = tmp_path / "base"
     for choice, s12_base in (("base", str(base)), ("stage1", str(tmp_path / "runs" / "s1" / "final"))):
         seen.clear()
         cfg = replace(MINIMAL, stage2_decoder=choice, ablation=False, diagnostic=False, seeds=1)
-        models, _ = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
-                                   demo.Timer())
+        models, _, _ = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store", base, tmp_path,
+                                         demo.Timer())
         assert set(models) == {"1+2+3"} and seen["s12"] == s12_base and seen["s1"] == str(base)
         shutil.rmtree(tmp_path / "runs")
 
@@ -110,17 +124,15 @@ def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(mon
 
     grids = {}
 
-    class FakeSFT:
+    class FakeSFT(TypedSFT):
         @staticmethod
-        def cli(argv, callbacks=None):
-            args = dict(zip(argv[::2], argv[1::2]))
-            start = Path(args["--previous_stage_checkpoint"] if "--previous_stage_checkpoint" in args
-                         else args["--base_model"])
+        def train(args, callbacks=None):
+            start = Path(args["previous_stage_checkpoint"] or args["base_model"])
             feats = load_processor(str(start)).image_processor(images=[Image.new("RGB", (64, 128))],
                                                                return_tensors="pt")
-            grids[Path(args["--output_dir"]).name] = feats["image_grid_thw"].tolist()
-            shutil.copytree(args["--base_model"], Path(args["--output_dir"]) / "final")
-            return 0
+            grids[Path(args["output_dir"]).name] = feats["image_grid_thw"].tolist()
+            shutil.copytree(args["base_model"], Path(args["output_dir"]) / "final")
+            return StageRun(0, str(Path(args["output_dir"]) / "final"), 1.0)
 
     monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
     cfg = replace(MINIMAL, stage1_max_pixels=128 * 64, ablation=False, diagnostic=False, seeds=1)
@@ -134,19 +146,22 @@ def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(mon
 def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, tmp_path):
     calls = []
 
-    class FakeSFT:
+    class FakeSFT(TypedSFT):
         @staticmethod
-        def cli(argv, callbacks=None):
-            args = dict(zip(argv[::2], argv[1::2]))
-            calls.append((int(args["--stage"]), Path(args["--output_dir"]).name,
-                          args.get("--previous_stage_checkpoint", args["--base_model"]), args["--seed"]))
-            (Path(args["--output_dir"]) / "final").mkdir(parents=True)
-            return 0
+        def train(args, callbacks=None):
+            name = Path(args["output_dir"]).name
+            calls.append((args["stage"], name, args["previous_stage_checkpoint"] or args["base_model"],
+                          str(args["seed"])))
+            (Path(args["output_dir"]) / "final").mkdir(parents=True)
+            return StageRun(0, str(Path(args["output_dir"]) / "final"), float(len(name)))
 
     monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
     base = tmp_path / "base"
-    models, _ = demo.train_chains(replace(MINIMAL, seeds=2), {1: "d1", 2: "d2", 3: "d3"}, tmp_path / "store",
-                                  base, tmp_path, demo.Timer())
+    models, _, losses = demo.train_chains(replace(MINIMAL, seeds=2), {1: "d1", 2: "d2", 3: "d3"},
+                                          tmp_path / "store", base, tmp_path, demo.Timer())
+    # each run's loss is the one its training returned, by run name, in name order
+    assert losses == {name: float(len(name)) for name in sorted(c[1] for c in calls)}
+    assert list(losses) == sorted(losses)
     runs = tmp_path / "runs"
     # six runs a seed, not nine: 1+2 is reused by 1+2+3; every chain of every seed starts from the one base
     assert sorted(c[1] for c in calls) == sorted(["s1", "s12", "s123", "s2", "s23", "s3", "s1@1", "s12@1", "s123@1",
@@ -374,3 +389,44 @@ def test_model_card_names_the_settings_where_reranking_does_not_beat_the_pre_fil
     assert "in the cloth-changing and visible-infrared settings it does not beat its own pre-filter" in banner
     results["ltcc"]["1+2+3"], results["sysu"]["1+2+3"] = res(0.09), res(0.30)
     assert "does not beat" not in demo.model_card(MINIMAL, 1_400_000, results)
+
+
+def test_typed_stage_options_parse_as_the_command_line_does(tmp_path):
+    """The driver's typed options over a stage's YAML give the dataclasses train/sft.py's command
+    line gives for the same values (what the build ran before it called the function)."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from chatreid import paths
+    from chatreid.training import sft
+
+    config = paths.train_configs_dir() / "stage2.yaml"
+    fields = dict(stage=2, base_model="b", dataset_name="d", image_store="s", output_dir=str(tmp_path / "o"),
+                  use_cpu=True, bf16=False, dtype="float32", max_steps=7, per_device_train_batch_size=3,
+                  gradient_accumulation_steps=1, learning_rate=2e-4, warmup_steps=0.05, lr_scheduler_type="cosine",
+                  logging_steps=10, save_strategy="no", dataloader_num_workers=0,
+                  dataloader_persistent_workers=False, report_to="none", seed=1, disable_tqdm=True,
+                  previous_stage_checkpoint="p")
+    argv = ["--config", str(config)]
+    for k, v in fields.items():
+        argv += [f"--{k}", str(v).lower() if isinstance(v, bool) else str(v)]
+    cli = TrlParser((sft.ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(args=argv)
+    typed = sft.stage_arguments(config, **fields)
+    def options(parsed):  # the accelerate state the training options hold is an object without ==
+        return [{k: v for k, v in vars(a).items() if k != "distributed_state"} for a in parsed]
+
+    assert options(typed) == options(cli)
+    with pytest.raises(ValueError, match="learning_rat"):
+        sft.stage_arguments(config, learning_rat=1.0)
+
+
+def test_typed_evaluation_options_parse_as_the_command_line_does():
+    from chatreid.evaluation.arguments import parse_args
+
+    argv = ["--dataset", "synthpeds:/w", "--vis", "0", "--batch-size", "32", "--prefilter", "color_histogram",
+            "--trials", "2", "--protocol", "cc", "--model", "/m1", "--label", "a", "--model", "/m2", "--label", "b",
+            "--top-k", "5", "--out", "/o"]
+    typed = parse_args(dataset="synthpeds:/w", vis=0, batch_size=32, prefilter="color_histogram", trials=2,
+                       protocol="cc", model=["/m1", "/m2"], label=["a", "b"], top_k=5, out="/o")
+    assert vars(typed) == vars(parse_args(argv))
+    with pytest.raises(ValueError, match="top_kk"):
+        parse_args(out="/o", model=["/m"], dataset="x:y", top_kk=5)

@@ -1,7 +1,8 @@
 """The demo build's driver: every step of ``python -m chatreid.demo build`` (see ``chatreid.demo``)
-through the project's own entry points: the ``chatreid`` commands for worlds, stores and
-instructions, ``chatreid.training.sft`` for the stages, ``chatreid.evaluation`` for the figures;
-then the atomic install of the demo model and the report.
+through the functions the project's commands call, with typed arguments and their returned values:
+the SynthPeds world writer, the store and instruction builders, ``chatreid.training.sft`` for the
+stages, ``chatreid.evaluation.harness`` for the figures; then the atomic install of the demo model
+and the report.
 """
 
 from __future__ import annotations
@@ -46,16 +47,6 @@ class Timer:
         return round(time.time() - self.t0, 1)
 
 
-def _chatreid(argv: list[str]) -> None:
-    """One `chatreid` command, in this process; a non-zero exit stops the build."""
-    from chatreid.cli import main
-
-    rc = main([str(a) for a in argv])
-    if rc:
-        raise RuntimeError(f"chatreid {' '.join(map(str, argv))} failed with exit code {rc}")
-
-
-
 # Each purpose draws its worlds from its own seed range, so no person is in two of them; the
 # evaluation worlds' folder is not work/eval, where eval/run.py writes its results.
 WORLD_SEEDS = {"synth": 0, "pretrain": 1_000_000, "eval": 2_000_000, "text_prefilter": 3_000_000}
@@ -66,6 +57,8 @@ def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str,
     """One SynthPeds world per layout: ``synth`` (the stage data), ``pretrain`` (comparison
     pretraining), ``eval`` (the fresh worlds every model is measured on) or ``text_prefilter``
     (pedes only: the text pre-filter's training world)."""
+    from chatreid.data.synthpeds.layouts import generate
+
     text_ids = {"pedes": cfg.text_prefilter_ids} if cfg.text_prefilter_ids else {}
     ids, per_id = {"synth": (cfg.ids, cfg.images_per_id), "pretrain": (cfg.pretrain_ids, cfg.pretrain_images_per_id),
                    "eval": (cfg.eval_ids, None), "text_prefilter": (text_ids, None)}[purpose]
@@ -74,11 +67,8 @@ def make_world(cfg: DemoConfig, work: Path, purpose: str = "synth") -> dict[str,
         if layout not in ids:
             continue
         out = work / WORLD_DIRS[purpose] / layout
-        argv = ["synth", "--layout", layout, "--ids", ids[layout],
-                "--seed", _world_seed(cfg, purpose, layout), "--out", out, "--overwrite"]
-        if per_id:
-            argv += ["--images-per-id", per_id[layout]]
-        _chatreid(argv)
+        generate(layout, out, ids[layout], seed=_world_seed(cfg, purpose, layout),
+                 images_per_id=per_id[layout] if per_id else None, overwrite=True, progress=True)
         roots[layout] = out
     return roots
 
@@ -97,26 +87,27 @@ def evaluation_ceilings(cfg: DemoConfig, roots: dict[str, Path]) -> dict:
 
 
 def make_store(roots: dict[str, Path], out: Path) -> Path:
-    argv = ["store", "build", "--out", out, "--overwrite"]
-    for layout, root in roots.items():  # distinct dataset names: image ids stay unique across layouts
-        argv += ["--source", f"synthpeds,dataset=synthpeds_{layout}:{root}"]
-    _chatreid(argv)
+    from chatreid.data.builder import build
+
+    # distinct dataset names: image ids stay unique across layouts
+    build([("synthpeds", str(root), {"dataset": f"synthpeds_{layout}"}) for layout, root in roots.items()],
+          out, overwrite=True)
     return out
 
 
 def make_instructions(cfg: DemoConfig, store: Path, work: Path) -> dict[int, Path]:
+    from chatreid.instructions import BuildConfig, build, parse_mix
+
     data = {}
     for stage in (1, 2, 3):
         out = work / "data" / f"stage{stage}"
-        argv = ["build-data", "--stage", stage, "--store", store, "--out", out, "--size", cfg.rows[stage],
-                "--seed", cfg.seed, "--overwrite", "--val-fraction", "0.05"]
-        if stage == 2:
-            argv += ["--mix", *cfg.mix2, "--gallery", *cfg.gallery2]
-        if stage == 3:
-            argv += ["--gallery", *cfg.gallery3] + (["--mix", *cfg.mix3] if cfg.mix3 else [])
-        if stage > 1 and cfg.lookalike_negatives:
-            argv += ["--lookalike-negatives", cfg.lookalike_negatives]
-        _chatreid(argv)
+        extra = {"gallery": tuple(cfg.gallery2)} if stage == 2 else {"reid_gallery": tuple(cfg.gallery3)} if stage == 3 else {}
+        mix = {2: cfg.mix2, 3: cfg.mix3}.get(stage)
+        build(str(store), str(out), BuildConfig(stage=stage, size=cfg.rows[stage], seed=cfg.seed,
+                                                mix=parse_mix(stage, list(mix) if mix else None), val_fraction=0.05,
+                                                lookalike_negatives=cfg.lookalike_negatives if stage > 1 else 0.0,
+                                                **extra),
+              overwrite=True)
         data[stage] = out
     return data
 
@@ -194,7 +185,9 @@ def set_pixel_cap(model_dir: Path, max_pixels: int) -> None:
 
 
 def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base: Path, prev: Path | None,
-                out: Path, seed: int = 0, callbacks=None) -> Path:
+                out: Path, seed: int = 0, callbacks=None) -> tuple[Path, float | None]:
+    """One stage through ``chatreid.training.sft`` (what train/sft.py runs), with the stage's YAML
+    under the build's settings; returns the exported model and its last logged training loss."""
     import torch
 
     if stage == 2 and cfg.stage2_decoder == "stage1":
@@ -210,28 +203,26 @@ def train_stage(sft, cfg: DemoConfig, stage: int, data: dict, store: Path, base:
         set_pixel_cap(start, cfg.stage1_max_pixels)
     # fp32 everywhere, so a GPU run learns what the CPU run learns (it only runs faster)
     config = paths.require(paths.train_configs_dir() / f"stage{stage}.yaml", f"the stage {stage} training config")
-    argv = ["--config", config, "--stage", stage,
-            "--base_model", start, "--dataset_name", data[stage], "--image_store", store, "--output_dir", out,
-            "--use_cpu", str(not torch.cuda.is_available()).lower(), "--bf16", "false", "--dtype", "float32",
-            "--max_steps", cfg.steps[stage],
-            "--per_device_train_batch_size", cfg.batch, "--gradient_accumulation_steps", 1,
-            "--learning_rate", cfg.lr[stage], "--warmup_steps", 0.05, "--lr_scheduler_type", cfg.schedule,
-            "--logging_steps", 10, "--save_strategy", "no", "--dataloader_num_workers", 0,
-            "--dataloader_persistent_workers", "false", "--report_to", "none", "--seed", seed,
-            "--disable_tqdm", "true"]
-    if prev is not None:
-        argv += ["--previous_stage_checkpoint", prev]
-    rc = sft.cli([str(a) for a in argv], callbacks=callbacks)
-    if rc:
-        raise RuntimeError(f"train/sft.py stage {stage} -> {out} failed with exit code {rc}")
+    args = sft.stage_arguments(
+        config, stage=stage, base_model=str(start), dataset_name=str(data[stage]), image_store=str(store),
+        output_dir=str(out), use_cpu=not torch.cuda.is_available(), bf16=False, dtype="float32",
+        max_steps=cfg.steps[stage], per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=1,
+        learning_rate=cfg.lr[stage], warmup_steps=0.05, lr_scheduler_type=cfg.schedule, logging_steps=10,
+        save_strategy="no", dataloader_num_workers=0, dataloader_persistent_workers=False, report_to="none",
+        seed=seed, disable_tqdm=True,
+        previous_stage_checkpoint=str(prev) if prev is not None else None)
+    run = sft.train(*args, callbacks=callbacks)
+    if run.exit_code:
+        raise RuntimeError(f"stage {stage} -> {out} failed with exit code {run.exit_code}")
     if start != base:  # stages 2-3 take the processor of their predecessor: back to the build's cap
         set_pixel_cap(out / "final", cfg.max_pixels)
         shutil.rmtree(start)
-    return out / "final"
+    return out / "final", run.train_loss
 
 
 def final_loss(final_dir: Path) -> float | None:
-    """The last logged training loss, from the model card train/sft.py writes."""
+    """The last logged training loss, from the model card train/sft.py writes: only for the report
+    of a build whose summary predates its recorded losses (``python -m chatreid.demo report``)."""
     card = Path(final_dir) / "README.md"
     for line in card.read_text().splitlines() if card.is_file() else []:
         if "training loss" in line:
@@ -243,11 +234,11 @@ def final_loss(final_dir: Path) -> float | None:
 
 
 def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Path, timer: Timer,
-                 probe=None) -> tuple[dict[str, Path], dict[str, list]]:
+                 probe=None) -> tuple[dict[str, Path], dict[str, list], dict[str, float | None]]:
     """Every chain of CHAINS for each of ``cfg.seeds`` stage seeds, sharing prefixes (1+2 is the
-    first half of 1+2+3), all from ``base``. Returns the models by label (:func:`seed_label`) and,
-    with ``probe``, each trained stage's held-out learning curve by run name (``s12`` is stage 2 of
-    the 1+2 prefix)."""
+    first half of 1+2+3), all from ``base``. Returns the models by label (:func:`seed_label`),
+    with ``probe`` each trained stage's held-out learning curve by run name (``s12`` is stage 2 of
+    the 1+2 prefix), and each run's final training loss by run name."""
     from chatreid.model import load_processor
     from chatreid.training.compare import ProbeCallback
 
@@ -255,7 +246,7 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
     processor = load_processor(str(base)) if probe is not None else None
     chains = {k: v for k, v in CHAINS.items()
               if (cfg.ablation or k not in ("2+3", "3")) and (cfg.diagnostic or k != "1+2")}
-    models, curves = {}, {}
+    models, curves, losses = {}, {}, {}
     for k in range(cfg.seeds):
         done: dict[tuple, Path] = {(): base}
         for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
@@ -266,13 +257,13 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
                 name = "s" + "".join(map(str, key)) + (f"@{k}" if k else "")
                 callback = ProbeCallback(probe, processor, cfg.curve_every) if probe is not None else None
                 with timer(f"train stage {stage} ({'+'.join(map(str, key))}, seed {cfg.seed + k})"):
-                    done[key] = train_stage(sft, cfg, stage, data, store, base,
-                                            None if stage == 1 else done[chain[:i]], work / "runs" / name,
-                                            seed=cfg.seed + k, callbacks=[callback] if callback else None)
+                    done[key], losses[name] = train_stage(
+                        sft, cfg, stage, data, store, base, None if stage == 1 else done[chain[:i]],
+                        work / "runs" / name, seed=cfg.seed + k, callbacks=[callback] if callback else None)
                 if callback is not None:
                     curves[name] = callback.curve
             models[seed_label(label, k)] = done[chain]
-    return models, curves
+    return models, curves, dict(sorted(losses.items()))
 
 
 def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], work: Path,
@@ -281,36 +272,33 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     the colour histogram. Text queries: with ``text_prefilter``, the VLM re-ranks its head (its
     config's ``head``) and it is the pre-filter alone; without one, VLM rows only."""
     from chatreid.evaluation.arguments import parse_args
-    from chatreid.evaluation.run import run
+    from chatreid.evaluation.harness import evaluate_reid
 
     results: dict[str, dict] = {}
     demo = str(models["1+2+3"])
     for layout, root in roots.items():
         text = layout == "pedes"
         prefilter = f"{cfg.prefilter}+{text_prefilter}" if text and text_prefilter else cfg.prefilter
-        base_args = ["--dataset", f"synthpeds:{root}", "--vis", "0", "--batch-size", 32, "--prefilter", prefilter]
-        if layout == "sysu":
-            base_args += ["--trials", cfg.sysu_trials]
-        if layout in PROTOCOL:
-            base_args += ["--protocol", PROTOCOL[layout]]
-        vlm = [a for label, path in models.items() for a in ("--model", path, "--label", label)]
-        runs = [("vlm", vlm + (["--top-k", cfg.top_k] if not text else []))]
+        base_args = dict(dataset=f"synthpeds:{root}", vis=0, batch_size=32, prefilter=prefilter,
+                         trials=cfg.sysu_trials if layout == "sysu" else None, protocol=PROTOCOL.get(layout))
+        vlm = dict(model=[str(p) for p in models.values()], label=list(models),
+                   top_k=cfg.top_k if not text else None)
+        baseline = dict(model=[demo], top_k=1)
+        runs = [("vlm", vlm)]
         if not text or text_prefilter:
-            runs += [("prefilter", ["--model", demo, "--label", "pre-filter", "--top-k", 1])]
-        if not text and cfg.prefilter != "color_histogram":  # later --prefilter wins in argparse
-            runs += [("color_histogram", ["--model", demo, "--label", "colour histogram", "--top-k", 1,
-                                          "--prefilter", "color_histogram"])]
+            runs += [("prefilter", {**baseline, "label": ["pre-filter"]})]
+        if not text and cfg.prefilter != "color_histogram":
+            runs += [("color_histogram", {**baseline, "label": ["colour histogram"], "prefilter": "color_histogram"})]
         results[layout] = {}
         for name, extra in runs:
             out = work / "eval" / layout / name
             if out.exists():
                 shutil.rmtree(out)  # a fresh run: eval/run.py would otherwise resume from old rankings
             with timer(f"eval {layout} ({name})"):
-                rc = run(parse_args([str(a) for a in base_args + extra + ["--out", out]]))
+                rc, evaluated = evaluate_reid(parse_args(**{**base_args, **extra, "out": str(out)}))
             if rc:
                 raise RuntimeError(f"eval/run.py on {layout} ({name}) failed with exit code {rc}")
-            for res_file in out.glob("*/results.json"):
-                res = json.loads(res_file.read_text())
+            for res in evaluated:
                 results[layout][res["label"]] = {"rank1": res["mean"]["rank1"], "mAP": res["mean"]["mAP"],
                                                  "mINP": res["mean"]["mINP"], "queries": res["num_queries"],
                                                  "gallery": res["num_gallery"][0], "protocol": res["protocol"],
@@ -440,13 +428,12 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
         with timer("text pre-filter (Re-ID baseline and dual encoder)"):
             text_prefilter = make_text_prefilter(text_root, work, cfg.text_prefilter_epochs, cfg.seed)
         text_prefilter["world_seed"] = _world_seed(cfg, "text_prefilter", "pedes")
-    models, curves = train_chains(cfg, data, store, base, work, timer, probe)
+    models, curves, losses = train_chains(cfg, data, store, base, work, timer, probe)
     results = evaluate(cfg, models, eval_roots, work, timer,
                        Path(text_prefilter["folder"]) if text_prefilter else None)
     with timer("ground-truth ceilings and chance"):
         ceilings = evaluation_ceilings(cfg, eval_roots)
     params = param_count(models["1+2+3"])
-    losses = {p.parent.name: final_loss(p) for p in sorted((work / "runs").glob("s*/final"))}
     pairs = scored_pairs(work, eval_roots, cfg)
     main_models = {k: v for k, v in models.items() if "@" not in k}  # the features of seed 0's chains
     summary = {"losses": losses, "separation": yes_separation(pairs), "pretraining": pretraining,

@@ -1,7 +1,7 @@
 """The command line of ``eval/run.py``: its options and the checks argparse can make on them.
 
-``parse_args(argv)`` returns the namespace that ``chatreid.evaluation.harness.run`` takes; the demo
-build calls both with an argument list, as the script does with ``sys.argv``.
+``parse_args(argv)`` returns the namespace that ``chatreid.evaluation.run.run`` takes; the demo
+build passes typed option values instead of an argument list (``parse_args(top_k=5, ...)``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ DESCRIPTION = "Evaluate ChatReID checkpoints on a Re-ID benchmark, as in the pap
 TASKS = ("reid", "attribute", "multimodal", "calibrate")
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, **fields):
+    """The options from ``argv`` (default: ``sys.argv``; with ``fields``: none), over ``fields``:
+    typed values by option name (``top_k=5``), for callers in the same process, checked as a
+    command line's are. An unknown name is an error."""
     from chatreid.retrieval.best_choice import DEBIAS, RANKINGS
     from chatreid.retrieval.engine import STRATEGIES
     from chatreid.retrieval.prefilter import PREFILTERS
@@ -81,6 +84,9 @@ def parse_args(argv=None):
     ap.add_argument("--vis-k", type=int, default=10, help="gallery images per ranked list")
     ap.add_argument("--metric", default=str(METRIC_PATH), help="the evaluate module folder (default: the repo's chatreid_metric)")
     ap.add_argument("--out", required=True, help="output folder")
+    if fields:
+        _preset(ap, fields)
+        argv = [] if argv is None else argv
     args = ap.parse_args(argv)
     if args.task != "calibrate" and not args.model:
         ap.error(f"--task {args.task} needs --model")
@@ -102,6 +108,15 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     return args
+
+
+def _preset(ap, fields: dict) -> None:
+    actions = {a.dest: a for a in ap._actions}
+    unknown = sorted(set(fields) - set(actions))
+    if unknown:
+        raise ValueError(f"eval/run.py: no option {', '.join(unknown)}")
+    for name, value in fields.items():
+        actions[name].default, actions[name].required = value, False
 
 
 def prefilter_for(args, model: str) -> str:

@@ -354,6 +354,12 @@ def run_model(template: str, label: str, trials: list[Trial], name: str, root: s
 def run_reid(args) -> int:
     """``eval/run.py --task reid`` from its parsed ``args`` (``arguments.parse_args``); returns the
     exit code (2: bad input, one line on stderr, before any model where it can be)."""
+    return evaluate_reid(args)[0]
+
+
+def evaluate_reid(args) -> tuple[int, list[dict]]:
+    """``run_reid``, for callers in the same process: its exit code and each model's result (what
+    its results.json holds; on the main process, and only with exit code 0)."""
     try:
         # everything that can be checked without a model, checked first
         name, root = parse_dataset(args.dataset)
@@ -374,7 +380,7 @@ def run_reid(args) -> int:
             raise FileNotFoundError(f"the metric module is missing: {args.metric}")
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"eval/run.py: error: {err}", file=sys.stderr)
-        return 2
+        return 2, []
     import torch
     from accelerate import PartialState
 
@@ -383,20 +389,20 @@ def run_reid(args) -> int:
     labels = args.label or [label_of(m) for m in args.model]
     if len(set(labels)) != len(labels):
         print(f"eval/run.py: error: two models share the label {labels}; pass --label", file=sys.stderr)
-        return 2
+        return 2, []
     results = []
     for model, label in zip(args.model, labels):
         try:
             res = run_model(model, label, trials, name, root, protocol, args, state)
         except ImageReadError as err:  # the benchmark's file, not the model, is at fault
             print(f"eval/run.py: error: {err}", file=sys.stderr)
-            return 2
+            return 2, []
         except (ValueError, OSError) as err:  # e.g. a model without Yes/No tokens, a missing checkpoint
             print(f"eval/run.py: error: {model}: {err}", file=sys.stderr)
-            return 2
+            return 2, []
         results.append(res)
     if state.is_main_process:
         text = render(results)
         Path(args.out, "table.md").write_text(text)
         print(text)
-    return 0
+    return 0, results

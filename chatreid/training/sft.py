@@ -81,9 +81,24 @@ def preflight(script_args, training_args, model_args):
     return data, store, previous, frozen
 
 
+@dataclass
+class StageRun:
+    """What one stage's run hands back: the exit code of ``main`` (0, or 3: the push failed), the
+    exported folder and the last logged training loss (main process; None on the others)."""
+    exit_code: int
+    final_dir: str | None = None
+    train_loss: float | None = None
+
+
 def main(script_args, training_args, model_args, callbacks=None) -> int:
     """One stage: pre-flight, the stage's model, SFTTrainer, then the export (and push) on the main
     process. Returns 0, or 3 when the push failed (the checkpoint is kept)."""
+    return train(script_args, training_args, model_args, callbacks).exit_code
+
+
+def train(script_args, training_args, model_args, callbacks=None) -> StageRun:
+    """``main``, for callers in the same process: its exit code with the exported folder and the
+    final training loss."""
     data, store, previous, frozen = preflight(script_args, training_args, model_args)
     base = script_args.base_model or model_args.model_name_or_path or DEFAULT_MODEL
     peft_config = get_peft_config(model_args)
@@ -133,7 +148,8 @@ def main(script_args, training_args, model_args, callbacks=None) -> int:
     trainer.accelerator.wait_for_everyone()  # the other processes wait for the export, then all leave
     _leave_process_group()
     if final_dir is None:
-        return 0
+        return StageRun(0)
+    run = StageRun(0, final_dir, final_train_loss(trainer, result))
     if push:
         repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
         try:
@@ -142,9 +158,16 @@ def main(script_args, training_args, model_args, callbacks=None) -> int:
         except PushError as err:
             print(f"push to {repo_id} failed; the checkpoint is kept at {final_dir} ({err})",
                   file=sys.stderr, flush=True)
-            return 3
+            run.exit_code = 3
+            return run
         log.info("pushed %s to https://huggingface.co/%s", final_dir, repo_id)
-    return 0
+    return run
+
+
+def final_train_loss(trainer, result) -> float:
+    """The last logged training loss (the model card's), else the run's mean loss."""
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return losses[-1] if losses else result.training_loss
 
 
 def load_stage_model(script_args, training_args, model_args, base, previous, frozen, resume=None):
@@ -185,7 +208,6 @@ def export(trainer, model, processor, data, store, script_args, training_args, *
     final_model = trainer.model
     if peft_config is not None:  # export plain weights: the next stage and users load them directly
         final_model = final_model.merge_and_unload()
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     # what this stage trained travels with the weights: the engine warns when it is asked to
     # score with a prompt the final stage never saw (ReIDEngine.untrained_scoring)
     train_rows = data[script_args.dataset_train_split]
@@ -199,7 +221,7 @@ def export(trainer, model, processor, data, store, script_args, training_args, *
         stage=script_args.stage, base=base, previous=previous, dataset=script_args.dataset_name,
         store=script_args.image_store, repo_id=training_args.hub_model_id,
         hyperparameters={k: v for k, v in training_args.to_dict().items() if not k.startswith(("hub_token", "push"))},
-        train_loss=losses[-1] if losses else result.training_loss, eval_metrics=eval_metrics,
+        train_loss=final_train_loss(trainer, result), eval_metrics=eval_metrics,
         trainable=trainable_summary(model if peft_config is None else final_model),
         lora=peft_config.to_dict() if peft_config is not None else None,
         tasks=getattr(final_model.config, "chatreid_tasks", None), trials=final_model.config.chatreid_trials,
@@ -228,6 +250,23 @@ def _leave_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def stage_arguments(config: str | os.PathLike, **fields):
+    """(script_args, training_args, model_args) of a run from the YAML ``config`` with ``fields``
+    (typed values, by option name) over it: what ``cli(["--config", config, "--NAME", VALUE ...])``
+    parses, for callers in the same process (the demo build). An unknown name is an error."""
+    import yaml
+
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    with open(config) as f:
+        values = yaml.safe_load(f)
+    if not isinstance(values, dict) or "env" in values:
+        raise ValueError(f"{config}: expected a YAML mapping of options (and no env: section)")
+    unknown = parser.set_defaults_with_config(**{**values, **fields})
+    if unknown:
+        raise ValueError(f"{config}: unknown options {unknown}")
+    return parser.parse_args_into_dataclasses(args=[])
 
 
 def cli(argv=None, callbacks=None, parser: TrlParser | None = None) -> int:
