@@ -14,6 +14,7 @@ import numpy as np
 
 from chatreid.hub import check_local, load_hub_dataset, looks_local, offline
 from chatreid.model.surgery import part_of
+from chatreid.usage import first_line
 
 REQUIRED_COLUMNS = ("messages", "image_ids")
 # How to make the data a stage reads (the README's "Training" section runs it on a CPU).
@@ -93,7 +94,7 @@ def explain_training_args_error(err: Exception) -> str:
     change."""
     import torch
 
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = first_line(err)
     if "bf16" in text and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
         return ("the config trains in bf16, which needs a GPU that supports it, and this machine has none: "
                 "on a CPU add `--use_cpu true --bf16 false` (with `--dtype float32` for full-precision "
@@ -134,8 +135,7 @@ def _hub_model_error(repo_id: str) -> str | None:
     except Exception as err:  # noqa: BLE001 - connection errors come in many kinds
         if cached():
             return None
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        return f"no such local folder, and the Hub cannot be reached ({type(err).__name__}: {first})"
+        return f"no such local folder, and the Hub cannot be reached ({type(err).__name__}: {first_line(err)})"
     return None
 
 
