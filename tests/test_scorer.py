@@ -124,28 +124,6 @@ def test_pixel_values_equal_image_processor(mp):
     np.testing.assert_allclose(pix.numpy(), ref["pixel_values"].numpy(), atol=1e-5)
 
 
-def test_positions_equal_get_rope_index(mp):
-    import torch
-
-    model, processor = mp
-    enc = S.encode(model, processor, _images(4, seed=7))
-    sc = S.PairScorer(model, processor)
-    chat = S.chat_prompt(processor, S.yes_no_prompt("standard")[0])
-    rows = [[enc[0], c] for c in enc[1:]]
-    ids = [sc.builder.build(chat, r) for r in rows]
-    width = max(map(len, ids))
-    full = torch.full((len(ids), width), 0)
-    mask = torch.zeros_like(full)
-    for i, row in enumerate(ids):
-        full[i, :len(row)] = torch.tensor(row)
-        mask[i, :len(row)] = 1
-    mine = sc.reader._positions(full, mask, rows)
-    grid = torch.stack([im.grid_thw for r in rows for im in r])
-    ref, _ = model.model.get_rope_index(full, mm_token_type_ids=(full == sc.tokens["image"]).int(),
-                                        image_grid_thw=grid, attention_mask=mask)
-    assert torch.equal(mine[:, mask.bool()], ref[:, mask.bool()])
-
-
 def test_patch_embeddings_equal_the_towers_own(mp):
     """The patch embedding computed from the image bytes (summed temporal kernel, normalisation
     folded in) equals the vision tower's Conv3d over the processor's pixels, and encode() gives the
