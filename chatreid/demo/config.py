@@ -76,6 +76,14 @@ class DemoConfig:
     # throws away everything stage 1 taught it, including how to read image tokens; "stage1"
     # keeps the stage-1 decoder (see docs/demo-learning.md).
     stage2_decoder: str = "base"
+    # Stage 2's comparison curriculum (our engineering, not the paper's): after its instruction rows,
+    # stage 2 goes on with ``chatreid.training.compare``'s pair curriculum (up to the camera level:
+    # another camera, other clothes, infrared against visible) on the stage data's own people, fresh
+    # pairs every step. Row-based stage 2 alone does not teach a generic base to compare new people
+    # (docs/demo-learning.md, (25)-(26)); 0 steps: rows only.
+    stage2_compare_steps: int = 0
+    stage2_compare_lr: float = 1e-3
+    stage2_compare_match: int = 6  # caption-matching rows per curriculum batch (text against image)
     # pre-filter head the VLM re-ranks: the ImageNet pre-filter's top 10 holds too few of the
     # matches (a perfect re-ranker of it reaches market mAP 23.6; of its top 100, 61.0)
     top_k: int = 100
@@ -110,6 +118,9 @@ class DemoConfig:
     # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
     eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 200})
     seeds: int = 1  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
+    # the first stage seed's offset: builds with --reuse-pretraining and stage_seed 1, 2 ... train
+    # further stage seeds of one base side by side (one core each)
+    stage_seed: int = 0
     curve_every: int = 100  # held-out P(Yes) AUC every this many steps of each stage
     curve_pairs: int = 100  # same and other pairs per layout for the learning curves
 

@@ -137,26 +137,46 @@ def pretrain_base(cfg: DemoConfig, base: Path, store: Path, probe, out: Path) ->
     """The comparison pretraining (``chatreid.training.compare``) of the random ``base`` on the
     pretraining worlds (every split: they are only ever trained on); returns the pretrained base and
     its learning curve."""
-    import torch
+    from chatreid.training.compare import CompareConfig
 
-    from chatreid.data.store import ImageStore
-    from chatreid.model import load_model_and_processor
-    from chatreid.training.compare import CompareConfig, pretrain
-
-    model, processor = load_model_and_processor(str(base), dtype=torch.float32)
-    if torch.cuda.is_available():
-        model = model.cuda()
     compare = CompareConfig(steps=cfg.pretrain_steps, batch=cfg.pretrain_batch, lr=cfg.pretrain_lr,
                             describe=cfg.pretrain_describe, hard_negatives=cfg.pretrain_hard_negatives,
                             match=cfg.pretrain_match, grey=cfg.pretrain_grey, mode=cfg.pretrain_mode,
                             eval_every=2 * cfg.curve_every, seed=cfg.seed)
-    result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe,
-                      splits=("train", "query", "gallery"))
+    return out, compare_train(base, store, compare, probe, out, splits=("train", "query", "gallery"))
+
+
+def compare_train(start: Path, store: Path, compare, probe, out: Path, splits: tuple[str, ...]) -> dict:
+    """``chatreid.training.compare``'s curriculum (``compare``, a CompareConfig) on the model folder
+    ``start`` with pairs from ``splits`` of ``store``; writes the trained model to ``out`` (start's
+    tokenizer, processor and card with the new weights) and returns its learning curve."""
+    import torch
+
+    from chatreid.data.store import ImageStore
+    from chatreid.model import load_model_and_processor
+    from chatreid.training.compare import pretrain
+
+    model, processor = load_model_and_processor(str(start), dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    result = pretrain(model, processor, ImageStore.load(str(store)), compare, probe, splits=splits)
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(base, out)  # tokenizer, processor, chat template; the weights are replaced next
+    shutil.copytree(start, out)  # tokenizer, processor, chat template; the weights are replaced next
     model.cpu().save_pretrained(out, safe_serialization=True)
-    return out, result
+    return result
+
+
+def stage2_curriculum(cfg: DemoConfig, store: Path, start: Path, probe, out: Path, seed: int) -> dict:
+    """Stage 2's comparison curriculum (``cfg.stage2_compare_steps``) on the stage-2 model ``start``:
+    fresh pairs of the stage data's training people every step, up to the camera level (another
+    camera, other clothes, infrared against visible), with caption matching beside them."""
+    from chatreid.training.compare import CompareConfig
+
+    compare = CompareConfig(steps=cfg.stage2_compare_steps, batch=cfg.pretrain_batch, lr=cfg.stage2_compare_lr,
+                            describe=cfg.pretrain_describe, match=cfg.stage2_compare_match, mode="reid",
+                            hard_negatives=0.5, eval_every=cfg.curve_every, seed=seed)
+    return compare_train(start, store, compare, probe, out, splits=("train",))
 
 
 def heldout_probe(cfg: DemoConfig, eval_store: Path):
@@ -248,6 +268,7 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
               if (cfg.ablation or k not in ("2+3", "3")) and (cfg.diagnostic or k != "1+2")}
     models, curves, losses = {}, {}, {}
     for k in range(cfg.seeds):
+        seed = cfg.seed + cfg.stage_seed + k
         done: dict[tuple, Path] = {(): base}
         for label, chain in sorted(chains.items(), key=lambda kv: -len(kv[1])):
             for i, stage in enumerate(chain):
@@ -256,12 +277,20 @@ def train_chains(cfg: DemoConfig, data: dict, store: Path, base: Path, work: Pat
                     continue
                 name = "s" + "".join(map(str, key)) + (f"@{k}" if k else "")
                 callback = ProbeCallback(probe, processor, cfg.curve_every) if probe is not None else None
-                with timer(f"train stage {stage} ({'+'.join(map(str, key))}, seed {cfg.seed + k})"):
+                with timer(f"train stage {stage} ({'+'.join(map(str, key))}, seed {seed})"):
                     done[key], losses[name] = train_stage(
                         sft, cfg, stage, data, store, base, None if stage == 1 else done[chain[:i]],
-                        work / "runs" / name, seed=cfg.seed + k, callbacks=[callback] if callback else None)
+                        work / "runs" / name, seed=seed, callbacks=[callback] if callback else None)
                 if callback is not None:
                     curves[name] = callback.curve
+                if stage == 2 and cfg.stage2_compare_steps:
+                    with timer(f"stage 2 comparison curriculum ({'+'.join(map(str, key))}, seed {seed})"):
+                        result = stage2_curriculum(cfg, store, done[key], probe, work / "runs" / name / "compared",
+                                                   seed=seed)
+                    done[key] = work / "runs" / name / "compared"
+                    rows_steps = curves[name][-1]["step"] if curves.get(name) else 0
+                    curves[name] = curves.get(name, []) + [{**p, "step": rows_steps + p["step"]}
+                                                           for p in result["curve"][1:]]
             models[seed_label(label, k)] = done[chain]
     return models, curves, dict(sorted(losses.items()))
 
