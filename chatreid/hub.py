@@ -85,23 +85,38 @@ def load_hub_dataset(repo_id: str, what: str, *, revision=None, token=None, erro
 
 
 def push_dataset(dataset, repo_id: str, *, local: str | os.PathLike, card: str | None = None,
-                 what: str = "dataset", private: bool | None = None, token: str | None = None,
+                 files: dict[str, str | os.PathLike] | None = None, what: str = "dataset",
+                 private: bool | None = None, token: str | None = None,
                  commit_message: str = "Upload ChatReID dataset",
                  card_message: str = "Dataset card") -> str:
-    """Push a ``datasets.Dataset`` or ``DatasetDict`` to the dataset repo ``repo_id``, then (when
-    ``card`` is given) replace the body of its card with ``card``, keeping the YAML header that
-    ``datasets`` wrote (features, splits). ``local`` is where the dataset lives on disk, for the
-    error message. Returns the repo's URL; raises ``PushError`` on any failure."""
-    from huggingface_hub import DatasetCard
+    """Push a ``datasets.Dataset`` or ``DatasetDict`` to the dataset repo ``repo_id``, then, in one
+    more commit, the card and ``files`` ({path in the repo: local file}, put beside the data): the
+    card's body replaced by ``card``, keeping the YAML header that ``datasets`` wrote (features,
+    splits). ``datasets`` has no way to add files to its own commit, so those go in the card's.
+    ``local`` is where the dataset lives on disk, for the error message. Returns the repo's URL;
+    raises ``PushError`` on any failure (saying when the rows reached the Hub and the rest did not)."""
+    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
+    rows_pushed = False
     try:
+        # the files are read first: one that cannot be read stops the push before any upload
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.fspath(file))
+                      for name, file in (files or {}).items()]
         dataset.push_to_hub(repo_id, private=private, token=token, commit_message=commit_message)
+        rows_pushed = True
         if card is not None:
             hub_card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
             hub_card.text = card
-            hub_card.push_to_hub(repo_id, token=token, repo_type="dataset", commit_message=card_message)
+            operations.append(CommitOperationAdd(path_in_repo="README.md",
+                                                 path_or_fileobj=str(hub_card).encode("utf-8")))
+        if operations:
+            HfApi(token=token).create_commit(repo_id, operations, commit_message=card_message,
+                                             repo_type="dataset")
     except Exception as err:  # noqa: BLE001 - network, auth, offline, files: one error for all
-        raise push_failed(what, repo_id, local, err) from err
+        missing = ", ".join([*(files or {}), *(["README.md"] if card is not None else [])])
+        raise push_failed(what, repo_id, local, err,
+                          partly=f"the rows reached the Hub but {missing} did not (push again)"
+                          if rows_pushed else "") from err
     return f"https://huggingface.co/datasets/{repo_id}"
 
 
@@ -139,10 +154,11 @@ def push_from_command(push, repo_id: str, command: str) -> int:
     return 0
 
 
-def push_failed(what: str, repo_id: str, local, err: BaseException) -> PushError:
-    """The ``PushError`` for ``err``: the repo, the cause in one line, the intact local copy."""
+def push_failed(what: str, repo_id: str, local, err: BaseException, partly: str = "") -> PushError:
+    """The ``PushError`` for ``err``: the repo, the cause in one line, what did reach the Hub
+    (``partly``, when something did), the intact local copy."""
     return PushError(f"push of {what} {os.fspath(local)} to {repo_id!r} failed: {_cause(err)}; "
-                     f"the local copy at {os.fspath(local)} is intact")
+                     + (f"{partly}; " if partly else "") + f"the local copy at {os.fspath(local)} is intact")
 
 
 def _cause(err: BaseException) -> str:

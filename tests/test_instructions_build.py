@@ -13,6 +13,7 @@ from chatreid.hub import PushError
 from chatreid.instructions import BuildConfig, build, load, push_to_hub, validate
 from chatreid.instructions.rows import turns_of
 from chatreid.instructions.standin import DatasetSpec, make_store, metadata
+from hub_fakes import FakeHub
 
 BUILD = sys.modules["chatreid.instructions.build"]
 SPECS = [DatasetSpec("synthpeds", 12, images=(3, 5), outfits=2, infrared=0.3),
@@ -163,39 +164,30 @@ def test_interrupted_build_leaves_nothing_complete_and_resumes(stage1_store, tmp
 
 def test_push_to_hub_with_card(stage1_store, tmp_path, monkeypatch):
     import datasets
-    import huggingface_hub
 
     out = tmp_path / "pushme"
     build(stage1_store[0], out, BuildConfig(stage=2, size=300, val_fraction=0.2), progress=False)
-    pushed = {}
-
-    def fake_push(self, repo_id, **kw):
-        pushed["repo"] = repo_id
-        pushed["splits"] = {k: len(v) for k, v in self.items()}
-
-    class Card:
-        text = "old"
-
-        def push_to_hub(self, repo_id, **kw):
-            pushed["card"] = self.text
-
-    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", fake_push)
-    monkeypatch.setattr(huggingface_hub.DatasetCard, "load", classmethod(lambda cls, *a, **k: Card()))
+    assert not (out / "chatreid_captions.json").exists()  # no captioner: nothing else to push
+    hub = FakeHub(tmp_path / "hub", monkeypatch)
     push_to_hub(out, "me/chatreid-stage2")
-    assert pushed["repo"] == "me/chatreid-stage2"
-    assert pushed["splits"] == {k: len(v) for k, v in load(out).items()}
-    card = pushed["card"]
+    assert [c[2] for c in hub.commits] == [["data", "README.md"], ["README.md"]]
+    assert {k: len(v) for k, v in load("me/chatreid-stage2").items()} == {k: len(v) for k, v in load(out).items()}
+    card = (hub.repo("me/chatreid-stage2") / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0\n---\n")  # the header datasets wrote is kept
     assert "i2i_many_to_many" in card and "## Sources" in card and stage1_store[0] in card
     train_counts = json.loads((out / "chatreid_instructions.json").read_text())["tasks"]["train"]
     assert f"| i2i_one_to_one | 0.275 | {train_counts['i2i_one_to_one']} |" in card
+    # the Hub copy has no captions file, and needs none
+    assert validate("me/chatreid-stage2", stage1_store[0], progress=False).ok
 
     def offline(self, repo_id, **kw):
         raise OSError("Cannot reach https://huggingface.co: offline mode is enabled")
 
     monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", offline)
     before = sorted(os.listdir(out))
-    with pytest.raises(PushError, match="local copy at .* is intact"):
+    with pytest.raises(PushError, match="local copy at .* is intact") as info:
         push_to_hub(out, "me/chatreid-stage2")
+    assert "reached the Hub" not in str(info.value)
     assert sorted(os.listdir(out)) == before and len(load(out)["train"]) > 0
 
 

@@ -12,8 +12,9 @@ from chatreid import cli
 from chatreid.data.builder import build as build_store
 from chatreid.data.store import ImageStore
 from chatreid.data.synthpeds import generate
-from chatreid.instructions import BuildConfig, build, load, validate
+from chatreid.instructions import BuildConfig, build, load, push_to_hub, validate
 from chatreid.instructions.captioners import captioners_in, default_cache
+from hub_fakes import FakeHub
 
 DATASETS = ("ltcc", "market1501", "sysu_mm01")
 TEXT_TASKS = {2: ("t2i_one_to_one", "t2i_many_to_one", "t2i_one_to_many"),
@@ -146,3 +147,54 @@ def test_a_cache_of_several_captioners_needs_one_named(store_path, tmp_path):
     with pytest.raises(ValueError, match="several captioners"):
         build(store_path, tmp_path / "o", BuildConfig(stage=2, size=50), caption_cache=str(cache),
               progress=False)
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_pushed_dataset_validates_from_the_hub_with_its_captions(store_path, tmp_path, monkeypatch):
+    out = tmp_path / "s2"
+    build(store_path, out, BuildConfig(stage=2, size=300, val_fraction=0.2, mix={"t2i_one_to_many": 1.0}),
+          captioner=PixelCaptioner(), caption_cache=str(tmp_path / "captions.jsonl"), progress=False)
+    hub = FakeHub(tmp_path / "hub", monkeypatch)
+    push_to_hub(out, "me/s2")
+    # the captions go beside the data, in the card's commit
+    assert hub.commits[-1][2] == ["chatreid_captions.json", "README.md"]
+    assert "chatreid_captions.json" in hub.commits[-1][1]
+    assert (hub.repo("me/s2") / "chatreid_captions.json").read_bytes() == (out / "chatreid_captions.json").read_bytes()
+    assert validate("me/s2", store_path, progress=False).ok
+    assert cli.main(["data", "validate", "me/s2", "--store", store_path]) == 0
+    # without the file on the Hub, the same rows cannot be checked
+    (hub.repo("me/s2") / "chatreid_captions.json").unlink()
+    assert validate("me/s2", store_path, progress=False).counts().get("wrong_text")
+
+
+def test_a_failed_captions_upload_says_so_and_keeps_the_folder(store_path, tmp_path, monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from chatreid.hub import PushError
+    from hub_fakes import hub_error
+
+    out = tmp_path / "s2"
+    build(store_path, out, BuildConfig(stage=2, size=300, val_fraction=0.2, mix={"t2i_one_to_many": 1.0}),
+          captioner=PixelCaptioner(), caption_cache=str(tmp_path / "captions.jsonl"), progress=False)
+    before = _digest(out)
+    hub = FakeHub(tmp_path / "hub", monkeypatch, fail_commit=hub_error(403))
+    with pytest.raises(PushError) as info:
+        push_to_hub(out, "me/s2")
+    message = str(info.value)
+    assert "no write access" in message and "the rows reached the Hub but chatreid_captions.json" in message
+    assert f"local copy at {out} is intact" in message and "\n" not in message
+    assert _digest(out) == before and validate(str(out), store_path, progress=False).ok
+    # a captions file the Hub cannot give (offline, not cached) is one clear error, not a silent gap
+    import huggingface_hub
+
+    def not_cached(*a, **k):
+        raise LocalEntryNotFoundError("offline and not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", not_cached)
+    with pytest.raises(ValueError, match="cannot fetch chatreid_captions.json of instruction dataset 'me/s2'.*"
+                                         "--captions FILE"):
+        validate("me/s2", store_path, progress=False)
+    assert len(hub.commits) == 1  # only the rows went up

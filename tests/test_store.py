@@ -14,6 +14,7 @@ from chatreid.data.record import Record
 from chatreid.data.builder import BadImageError, build
 from chatreid.data.store import ImageStore, features, METADATA_COLUMNS
 from chatreid.hub import PushError
+from hub_fakes import FakeHub
 from layouts import MARKET, colour_of, make_market, write_image, write_market_attributes
 
 
@@ -196,30 +197,13 @@ def test_push_offline_fails_cleanly(built):
     assert tree_digest(out) == before
 
 
-def test_push_uploads_dataset_then_card(built, monkeypatch):
-    import datasets
-    import huggingface_hub
-
-    calls = []
-    monkeypatch.setattr(datasets.Dataset, "push_to_hub",
-                        lambda self, repo_id, **kw: calls.append(("data", repo_id, len(self))))
-
-    class FakeCard:
-        def __init__(self):
-            self.text = "datasets' default body"
-
-        @classmethod
-        def load(cls, repo_id, **kw):
-            calls.append(("load", repo_id))
-            return cls()
-
-        def push_to_hub(self, repo_id, **kw):
-            calls.append(("card", repo_id, self.text))
-
-    monkeypatch.setattr(huggingface_hub, "DatasetCard", FakeCard)
+def test_push_uploads_dataset_then_card(built, tmp_path, monkeypatch):
+    hub = FakeHub(tmp_path / "hub", monkeypatch)
     ImageStore.load(built[0]).push_to_hub("me/market")
-    assert calls[0] == ("data", "me/market", 12)
-    assert calls[-1][0] == "card" and "market1501/query | 2" in calls[-1][2]
+    assert [c[2] for c in hub.commits] == [["data", "README.md"], ["README.md"]]
+    assert len(ImageStore.load("me/market")) == 12
+    card = (hub.repo("me/market") / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0\n---\n") and "market1501/query | 2" in card
 
 
 def test_load_from_hub_id_uses_datasets(built, monkeypatch):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from chatreid.atomic import install_dir
-from chatreid.hub import check_local, load_hub_dataset, push_dataset, push_failed
+from chatreid.hub import check_local, load_hub_dataset, looks_local, offline, push_dataset, push_failed
 from chatreid.instructions import stage1, stage2, stage3
 from chatreid.instructions.config import BuildConfig
 from chatreid.instructions.pool import SPLITS, build_pool, columns, split_identities
@@ -365,8 +365,10 @@ def dataset_card(info: dict) -> str:
 
 
 def push_to_hub(path, repo_id: str, *, private: bool | None = None, token: str | None = None) -> str:
-    """Push a built dataset (a folder written by ``build``) and its card (``chatreid.hub.push_dataset``).
-    The local folder is only read; on failure ``chatreid.hub.PushError`` says so and where it is."""
+    """Push a built dataset (a folder written by ``build``), its card and, when the build has one,
+    its ``chatreid_captions.json`` beside the data (``chatreid.hub.push_dataset``), so a dataset
+    loaded from the Hub validates as its folder does (``captions_file``). The local folder is only
+    read; on failure ``chatreid.hub.PushError`` says so and where it is."""
     import datasets
 
     path = str(path)
@@ -375,9 +377,35 @@ def push_to_hub(path, repo_id: str, *, private: bool | None = None, token: str |
         info = json.loads(Path(path, BUILD_INFO).read_text())
     except Exception as err:  # noqa: BLE001 - not a built dataset: the same error as a failed upload
         raise push_failed("instruction data", repo_id, path, err) from err
+    captions = Path(path, CAPTIONS)
     return push_dataset(dsd, repo_id, local=path, what="instruction data", card=dataset_card(info),
+                        files={CAPTIONS: captions} if captions.is_file() else None,
                         private=private, token=token, commit_message="Upload ChatReID instruction data",
-                        card_message="Dataset card: sources, task mixture, counts per task")
+                        card_message="Dataset card (sources, task mixture, counts per task)"
+                        + (f" and {CAPTIONS}" if captions.is_file() else ""))
+
+
+def captions_file(path_or_repo, *, revision: str | None = None, token: str | None = None) -> str | None:
+    """The build's ``chatreid_captions.json`` (the captioner's texts its rows use) of a dataset
+    folder or Hub dataset id, as a local path (a Hub copy is downloaded to the Hub cache); ``None``
+    when the build has none (no row draws on a captioner). A Hub file that cannot be fetched is a
+    ``ValueError`` naming the repo: without it the text rows cannot be checked."""
+    text = os.fspath(path_or_repo)
+    if looks_local(text):
+        local = os.path.join(os.path.expanduser(text), CAPTIONS)
+        return local if os.path.isfile(local) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        return hf_hub_download(text, CAPTIONS, repo_type="dataset", revision=revision, token=token)
+    except RemoteEntryNotFoundError:  # the repo has no such file: a build without a captioner's texts
+        return None
+    except Exception as err:  # noqa: BLE001 - offline, network, auth: one clear line
+        hint = " (HF_HUB_OFFLINE is set and no cached copy exists)" if offline() else ""
+        raise ValueError(f"cannot fetch {CAPTIONS} of instruction dataset {text!r} from the Hub{hint}: "
+                         f"{type(err).__name__}: {err}".splitlines()[0]
+                         + "; give the file with --captions FILE") from err
 
 
 def load(path_or_repo, *, revision: str | None = None, token: str | None = None):

@@ -55,7 +55,8 @@ def register(subparsers) -> None:
     v.add_argument("path", metavar="PATH_OR_REPO")
     v.add_argument("--store", required=True, metavar="PATH_OR_REPO")
     v.add_argument("--captions", metavar="FILE",
-                   help="the build's chatreid_captions.json (default: the one in PATH, if any)")
+                   help="the build's chatreid_captions.json (default: the one in PATH, a folder or "
+                        "Hub dataset, if any)")
     v.add_argument("--max-errors", type=int, help="stop after this many errors")
     v.add_argument("--show", type=int, default=50, help="errors to print (default 50)")
     v.set_defaults(func=_cmd_validate)

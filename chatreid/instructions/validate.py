@@ -341,17 +341,18 @@ def validate(dataset, store, *, captions=None, max_errors: int | None = None,
     Hub id or ImageStore). Returns a Report; ``report.ok`` is True when nothing is wrong.
 
     ``captions``: the captioner's texts the rows draw on ({image id: text}, or the path of a
-    build's ``chatreid_captions.json``); by default that file of a local dataset folder, if any.
+    build's ``chatreid_captions.json``); by default that file of the dataset folder or Hub
+    dataset (``build.captions_file``), if any.
     Without them, rows describing a captioned image cannot be checked and are reported."""
     from tqdm.auto import tqdm
 
     from chatreid.data.store import ImageStore
-    from chatreid.instructions.build import CAPTIONS, load
+    from chatreid.instructions.build import captions_file, load
 
     is_path = isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__")
     dsd = load(dataset) if is_path else dataset
-    if captions is None and is_path and os.path.isfile(os.path.join(os.fsdecode(dataset), CAPTIONS)):
-        captions = os.path.join(os.fsdecode(dataset), CAPTIONS)
+    if captions is None and is_path:
+        captions = captions_file(os.fsdecode(dataset))
     if isinstance(captions, (str, os.PathLike)):
         try:
             captions = json.loads(Path(captions).read_text())["captions"]
