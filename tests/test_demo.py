@@ -143,6 +143,40 @@ def test_stage_1_reads_crops_under_its_own_pixel_cap_and_hands_on_the_builds(mon
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["s1", "s12", "s123"]  # no start copy left
 
 
+def test_stage_2_curriculum_follows_its_rows_and_stage_3_starts_from_it(monkeypatch, tmp_path):
+    """stage2_compare_steps: each stage-2 run (of 1+2 and of 2) goes on with the comparison
+    curriculum on the stage data's store; stage 3 starts from the curriculum's model, and the run's
+    learning curve continues the rows' steps. stage_seed shifts every stage seed."""
+    starts, curriculum = {}, []
+
+    class FakeSFT(TypedSFT):
+        @staticmethod
+        def train(args, callbacks=None):
+            starts[Path(args["output_dir"]).name] = (args["previous_stage_checkpoint"] or args["base_model"],
+                                                     args["seed"])
+            (Path(args["output_dir"]) / "final").mkdir(parents=True)
+            return StageRun(0, str(Path(args["output_dir"]) / "final"), 1.0)
+
+    def fake_curriculum(cfg, store, start, probe, out, seed):
+        curriculum.append((str(store), str(start), str(out), seed))
+        out.mkdir(parents=True)
+        return {"curve": [{"step": 0, "auc": {"market": 0.5}}, {"step": 5, "auc": {"market": 0.9}}]}
+
+    monkeypatch.setattr(driver, "_sft", lambda: FakeSFT)
+    monkeypatch.setattr(driver, "stage2_curriculum", fake_curriculum)
+    runs, store = tmp_path / "runs", tmp_path / "store"
+    cfg = replace(MINIMAL, stage2_compare_steps=5, diagnostic=False, seeds=1, stage_seed=2)
+    models, curves, _ = demo.train_chains(cfg, {1: "d1", 2: "d2", 3: "d3"}, store, tmp_path / "base", tmp_path,
+                                          demo.Timer())
+    assert sorted(curriculum) == [(str(store), str(runs / n / "final"), str(runs / n / "compared"), 2)
+                                  for n in ("s12", "s2")]
+    assert starts["s123"][0] == str(runs / "s12" / "compared") and starts["s23"][0] == str(runs / "s2" / "compared")
+    assert starts["s3"][0] == str(tmp_path / "base") and {s for _, s in starts.values()} == {2}
+    assert models["2+3"] == runs / "s23" / "final"
+    # no probe here, so no rows curve: the curriculum's points follow step 0 (its own step 0 is dropped)
+    assert curves == {n: [{"step": 5, "auc": {"market": 0.9}}] for n in ("s12", "s2")}
+
+
 def test_chains_share_prefixes_and_hand_each_stage_its_predecessor(monkeypatch, tmp_path):
     calls = []
 
@@ -259,7 +293,9 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     from chatreid.retrieval import ReIDEngine
 
     out, work, rep = tmp_path / "model", tmp_path / "work", tmp_path / "report.md"
-    summary = demo.build(MINIMAL, out, work, rep)
+    # with stage 2's comparison curriculum, so that it runs for real too
+    summary = demo.build(replace(MINIMAL, stage2_compare_steps=2, stage2_compare_match=2, pretrain_describe=2),
+                         out, work, rep)
 
     # fresh worlds: every model is evaluated on worlds of their own, drawn with seeds that neither the
     # stage data nor the pretraining use, so no evaluated image was ever trained on
