@@ -257,3 +257,35 @@ def test_generic_pretraining_runs_only_the_generic_levels_with_text_rows(store, 
     assert [lv["steps"] for lv in result["levels"]] == [2, 2, 4]
     with pytest.raises(ValueError, match="describe must be"):
         compare.CompareConfig(describe=3, match=3, batch=6)
+
+
+def test_hard_positives_show_the_person_in_other_clothes_where_they_have_them(tmp_path):
+    """hard_positives=1: every camera-level positive of a person with two outfits is in the other
+    outfit; at 0 most positives keep the clothes (another camera, same outfit)."""
+    from chatreid.data.builder import build
+    from chatreid.data.store import ImageStore
+    from chatreid.data.synthpeds.layouts import generate
+
+    generate("ltcc", tmp_path / "ltcc", 12, seed=5, images_per_id=8, overwrite=True)
+    build([("synthpeds", str(tmp_path / "ltcc"), {})], tmp_path / "store", overwrite=True)
+    sampler = compare.PairSampler(ImageStore.load(str(tmp_path / "store")))
+    clothes = dict(zip(sampler.image_id, sampler.clothes))
+    outfits = {ident: {sampler.clothes[i] for i in images} for ident, images in sampler.by_id.items()}
+    assert any(len(v) > 1 for v in outfits.values()) and any(len(v) == 1 for v in outfits.values())
+
+    def changed_share(hard: float) -> float:
+        rng, changed, eligible = random.Random(0), 0, 0
+        for _ in range(300):
+            ident = rng.choice(sampler.ids)
+            first = rng.choice(sampler.by_id[ident])
+            other = sampler.other_view(rng, ident, first, hard)
+            assert other != first and other in sampler.by_id[ident]
+            if len(outfits[ident]) > 1:
+                eligible += 1
+                changed += clothes[sampler.image_id[other]] != clothes[sampler.image_id[first]]
+        return changed / eligible
+
+    assert changed_share(1.0) == 1.0
+    assert changed_share(0.0) < 0.8
+    with pytest.raises(ValueError, match="hard_positives"):
+        compare.CompareConfig(hard_positives=1.5)

@@ -84,6 +84,7 @@ class DemoConfig:
     stage2_compare_steps: int = 0
     stage2_compare_lr: float = 1e-3
     stage2_compare_match: int = 6  # caption-matching rows per curriculum batch (text against image)
+    stage2_hard_positives: float = 0.0  # CompareConfig.hard_positives: positives in other clothes or light
     # pre-filter head the VLM re-ranks: the ImageNet pre-filter's top 10 holds too few of the
     # matches (a perfect re-ranker of it reaches market mAP 23.6; of its top 100, 61.0)
     top_k: int = 100

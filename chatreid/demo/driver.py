@@ -175,7 +175,8 @@ def stage2_curriculum(cfg: DemoConfig, store: Path, start: Path, probe, out: Pat
 
     compare = CompareConfig(steps=cfg.stage2_compare_steps, batch=cfg.pretrain_batch, lr=cfg.stage2_compare_lr,
                             describe=cfg.pretrain_describe, match=cfg.stage2_compare_match, mode="reid",
-                            hard_negatives=0.5, eval_every=cfg.curve_every, seed=seed)
+                            hard_negatives=0.5, hard_positives=cfg.stage2_hard_positives,
+                            eval_every=cfg.curve_every, seed=seed)
     return compare_train(start, store, compare, probe, out, splits=("train",))
 
 

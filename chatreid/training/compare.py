@@ -10,7 +10,8 @@ Re-ID pairs:
     jitter     the same image, shifted by up to 3 px, brightness within 10%
     augment    the same image, cropped, colour-cast, brightened or darkened, mirrored, blurred
     camera     another image of the same identity (another camera where there is one; across
-               modalities and clothes where the store has them)
+               modalities and clothes where the store has them, and with ``hard_positives``
+               preferably so)
 
 A level advances once the training loss (an exponential average) falls below ``advance_loss``,
 or after ``max_level_steps``; about a quarter of each batch's pairs replay the easier levels.
@@ -77,6 +78,10 @@ class CompareConfig:
     # share of the camera level's negatives drawn from people dressed in the same upper and lower
     # colours: the pre-filter's candidates look alike, and random people are easy to tell apart
     hard_negatives: float = 0.5
+    # share of the camera level's positives drawn, where the person has them, in other clothes or
+    # the other modality (the store's clothes_id, modality): another camera alone mostly shows the
+    # same clothes in the same light, so "dressed alike" would pass for "same person"
+    hard_positives: float = 0.0
     describe: int = 0            # caption rows per batch (the describing skill), beside the pairs
     match: int = 0               # caption-matching rows per batch (does this sentence fit this picture?)
     grey: float = 0.0            # share of pairs whose second image is also turned grey (both answers alike)
@@ -90,7 +95,7 @@ class CompareConfig:
                 raise ValueError(f"CompareConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.mode not in MODES:
             raise ValueError(f"CompareConfig.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("replay", "positive_prob", "hard_negatives", "grey"):
+        for name in ("replay", "positive_prob", "hard_negatives", "grey", "hard_positives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CompareConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.describe < 0 or self.match < 0 or self.describe + self.match >= self.batch:
@@ -164,6 +169,7 @@ class PairSampler:
         meta = store.metadata()
         self.by_id: dict[tuple[str, int], list[int]] = {}
         self.image_id, self.camid = meta["image_id"], meta["camid"]
+        self.clothes, self.modality = meta["clothes_id"], meta["modality"]
         self.captions = meta["captions"]
         for i, (ds, sp, pid) in enumerate(zip(meta["dataset"], meta["split"], meta["pid"])):
             if sp in splits and pid >= 0 and (datasets is None or ds in datasets):
@@ -177,18 +183,24 @@ class PairSampler:
             raise ValueError(f"image store: splits {list(splits)} need at least two identities with two or more "
                              f"images in each dataset to draw pairs (found {len(self.ids)} identities)")
 
-    def other_view(self, rng: random.Random, ident: tuple[str, int], first: int) -> int:
-        """Another image of ``ident``, from another camera where it has one."""
+    def other_view(self, rng: random.Random, ident: tuple[str, int], first: int, hard: float = 0.0) -> int:
+        """Another image of ``ident``, from another camera where it has one; with probability
+        ``hard``, in other clothes or the other modality where it has such."""
         images = [i for i in self.by_id[ident] if i != first]
+        if hard and rng.random() < hard:
+            changed = [i for i in images if (self.clothes[i] or "") != (self.clothes[first] or "")
+                       or self.modality[i] != self.modality[first]]
+            if changed:
+                return rng.choice(changed)
         other_cam = [i for i in images if self.camid[i] != self.camid[first]]
         return rng.choice(other_cam or images)
 
-    def positive(self, rng: random.Random, level: str) -> tuple[str, str]:
+    def positive(self, rng: random.Random, level: str, hard: float = 0.0) -> tuple[str, str]:
         ident = rng.choice(self.ids)
         first = rng.choice(self.by_id[ident])
         a = self.image_id[first]
         if level == "camera":
-            return a, self.image_id[self.other_view(rng, ident, first)]
+            return a, self.image_id[self.other_view(rng, ident, first, hard)]
         return a, a if level == "duplicate" else f"{a}#{level}:{rng.randrange(1 << 30)}"
 
     def negative(self, rng: random.Random, level: str, hard: bool = False) -> tuple[str, str]:
@@ -234,7 +246,7 @@ class PairSampler:
             lv = cfg.levels[level if level == 0 or rng.random() >= cfg.replay else rng.randrange(level)]
             same = rng.random() < cfg.positive_prob
             hard = lv == "camera" and rng.random() < cfg.hard_negatives
-            a, b = self.positive(rng, lv) if same else self.negative(rng, lv, hard)
+            a, b = self.positive(rng, lv, cfg.hard_positives) if same else self.negative(rng, lv, hard)
             if cfg.grey and rng.random() < cfg.grey:  # positives and negatives alike
                 b = f"{b}#{GREY}:0"
             rows.append(pair_row(*((a, b) if rng.random() < 0.5 else (b, a)), same))
