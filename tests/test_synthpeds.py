@@ -242,6 +242,42 @@ def test_captions_are_true_to_the_view_and_modality():
         captions(person.traits, outfit, "front", "visible", np.random.default_rng(0), n=1)
 
 
+def test_every_caption_names_build_and_height_and_visible_ones_skin_tone():
+    from chatreid.data.synthpeds.captions import BUILD_AFTER, BUILD_BEFORE, HEIGHT_AFTER, HEIGHT_BEFORE
+    from chatreid.data.synthpeds.world import height_class, skin_name
+
+    def says(caption, words):
+        return any(re.search(rf"\b{re.escape(w)}\b", caption) for w in words)
+
+    for pid in range(1, 13):
+        person = sample_identity(5, pid)
+        t, outfit = person.traits, person.outfits[0]
+        build = BUILD_BEFORE[t.build] + BUILD_AFTER[t.build] + [f"{t.build} build"]
+        height = HEIGHT_BEFORE[height_class(t.height)] + HEIGHT_AFTER[height_class(t.height)]
+        if t.build == height_class(t.height) == "average":
+            build, height = build + ["average height and build"], height + ["average height and build"]
+        for modality in ("visible", "infrared"):
+            # n=5: one caption of each of the five templates
+            for c in captions(t, outfit, "front", modality, np.random.default_rng(pid), n=5):
+                assert says(c, build) and says(c, height), c
+                if modality == "visible":
+                    assert re.search(rf"\b{skin_name(t.skin)} (skin|complexion)\b", c), c
+                else:
+                    assert not re.search(r"skin|complexion", c), c
+
+
+def test_images_junk_crops_included_are_those_the_captions_change_left_alone(tmp_path):
+    # Captions share each image's generator with its rendering and a junk image's cropping: new
+    # wording that drew from it would move every junk crop. Pixels recorded before the captions
+    # named build, height and skin tone.
+    layouts.generate("market", tmp_path / "w", 4, seed=1, size=(64, 32), images_per_id=4, junk=3)
+    h = hashlib.sha256()
+    for f in sorted((tmp_path / "w").rglob("*.jpg")):
+        h.update(f.name.encode())
+        h.update(np.asarray(Image.open(f)).tobytes())
+    assert h.hexdigest()[:16] == "b90600fff6d768e5"
+
+
 def test_cli_writes_refuses_to_overwrite_and_overwrites(tmp_path, capsys):
     out = tmp_path / "w"
     assert cli(["synth", "--layout", "market", "--ids", "4", "--images-per-id", "4", "--seed", "1",

@@ -22,6 +22,14 @@ VOCAB: dict[str, tuple] = {
     "handbag": (False, True),
     "upper_color": ("black", "white", "red", "purple", "yellow", "gray", "blue", "green"),
     "lower_color": ("black", "white", "pink", "purple", "yellow", "gray", "blue", "green", "brown"),
+    # Beyond Market-1501: the traits that survive a change of clothes (SynthPeds annotates them;
+    # a real benchmark without them leaves the keys out). Height and build are coarse classes of
+    # the body, skin tone runs lightest first, hair colour is hair_style's companion.
+    "height": ("short", "average", "tall"),
+    "build": ("slim", "average", "heavy"),
+    "skin": ("pale", "fair", "olive", "tan", "brown", "dark"),
+    "hair_color": ("black", "dark brown", "brown", "blond", "red", "gray", "white"),
+    "glasses": (False, True),
 }
 
 # The names of the 27 binary/ordinal fields of market_attribute.mat, in the file's order of
@@ -83,6 +91,14 @@ def phrases(attributes: dict) -> dict[str, str]:
                       "old": "an elderly person"}[a["age"]]
     if "hair" in a:
         out["hair"] = f"{a['hair']} hair"
+    if "hair_color" in a:
+        out["hair_color"] = f"{a['hair_color']} hair"
+    if "height" in a:
+        out["height"] = {"short": "short stature", "average": "average height", "tall": "tall stature"}[a["height"]]
+    if "build" in a:
+        out["build"] = article(f"{a['build']} build")
+    if "skin" in a:
+        out["skin"] = f"{a['skin']} skin"
     if "sleeve" in a:
         out["sleeve"] = f"{a['sleeve']} sleeves"
     if "upper_color" in a:
@@ -94,12 +110,18 @@ def phrases(attributes: dict) -> dict[str, str]:
         for k in ("lower_type", "lower_length", "lower_color"):
             if k in a:
                 out[k] = text
-    for acc in ("hat", "backpack", "bag", "handbag"):
+    for acc in ("hat", "glasses", "backpack", "bag", "handbag"):
         if acc in a:
-            noun = {"hat": "a hat", "backpack": "a backpack", "bag": "a bag", "handbag": "a handbag"}[acc]
-            verb = "wearing" if acc == "hat" else "carrying"
+            noun = {"hat": "a hat", "glasses": "glasses", "backpack": "a backpack", "bag": "a bag",
+                    "handbag": "a handbag"}[acc]
+            verb = "wearing" if acc in ("hat", "glasses") else "carrying"
             out[acc] = f"{verb} {noun}" if a[acc] else f"not {verb} {noun}"
     return out
+
+
+def article(phrase: str) -> str:
+    """"a slim build", "an average build"."""
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
 
 def to_text(attributes: dict) -> str:

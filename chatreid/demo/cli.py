@@ -1,12 +1,12 @@
 """``python -m chatreid.demo``: ``build`` (the demo model and its report), ``report`` (the
-report again, from a finished build's summary) and ``ceilings`` (a world's ground-truth ceilings
-and chance, ``chatreid.demo.ceilings``)."""
+report again, from a finished build's summary), ``ceilings`` (a world's ground-truth ceilings
+and chance, ``chatreid.demo.ceilings``) and ``attributes`` (a model's stage-1 attribute answers
+on a world, ``chatreid.demo.attributes``). Every error is one line on stderr and exit status 2
+(``chatreid.usage``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +15,13 @@ from chatreid.demo.config import CONFIGS, LAYOUTS, DemoConfig, override
 from chatreid.demo.driver import DEFAULT_OUT, DEFAULT_REPORT, DEFAULT_WORK, build, final_loss
 from chatreid.demo.report import write_report
 from chatreid.demo.separation import scored_pairs, yes_separation
+from chatreid.usage import ArgumentParser, user_error
+
+PROG = "python -m chatreid.demo"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m chatreid.demo", description=DOC.split("\n\n")[0])
+    ap = ArgumentParser(prog=PROG, description=DOC.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the demo model and docs/demo-report.md")
     b.add_argument("--out", default=str(DEFAULT_OUT), help="where the demo model goes (default %(default)s)")
@@ -39,19 +42,39 @@ def main(argv=None) -> int:
                    help="a SynthPeds world folder (chatreid synth); repeatable")
     c.add_argument("--protocol", help="metric protocol (default: the layout's, e.g. cc for ltcc)")
     c.add_argument("--trials", type=int, help="SYSU: gallery trials to average over (default all 10)")
+    a = sub.add_parser("attributes", help="a model's stage-1 attribute answers on held-out images of a SynthPeds world")
+    a.add_argument("--model", required=True, help="a model folder (e.g. models/chatreid-demo)")
+    a.add_argument("--world", required=True, help="a SynthPeds world folder (chatreid synth) none of its build trained on")
+    a.add_argument("--images", type=int, default=60, help="images asked (default %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="which images (default %(default)s)")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except (RuntimeError, ValueError, KeyError, OSError) as err:
+        return user_error(f"{PROG} {args.cmd}", err)
+
+
+def _run(args) -> int:
+    if args.cmd == "attributes":
+        from chatreid.demo.attributes import attribute_accuracy, attributes_table
+
+        if not (Path(args.model) / "config.json").is_file():
+            raise FileNotFoundError(f"--model {args.model}: no model here (no config.json)")
+        print(attributes_table(attribute_accuracy(args.model, args.world, n_images=args.images, seed=args.seed)))
+        return 0
     if args.cmd == "ceilings":
         from chatreid.demo.ceilings import ceilings_table, world_ceilings
 
-        try:
-            table = {Path(w).name: world_ceilings(w, args.protocol, args.trials) for w in args.world}
-        except (ValueError, FileNotFoundError) as err:
-            print(f"chatreid.demo ceilings: error: {err}", file=sys.stderr)
-            return 2
-        print(ceilings_table(table))
+        print(ceilings_table({Path(w).name: world_ceilings(w, args.protocol, args.trials) for w in args.world}))
         return 0
     if args.cmd == "report":
-        summary = json.loads((Path(args.work) / "summary.json").read_text())
+        file = Path(args.work) / "summary.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"--work {args.work}: no summary.json here (a finished build writes it)")
+        try:
+            summary = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file}: not valid JSON ({err.msg})") from None
         summary.setdefault("losses", {p.parent.name: final_loss(p)
                                       for p in sorted((Path(args.work) / "runs").glob("s*/final"))})
         if "separation" not in summary:
@@ -60,11 +83,7 @@ def main(argv=None) -> int:
             summary["separation"] = yes_separation(scored_pairs(Path(args.work), roots, cfg))
         write_report(summary, Path(args.report))
         return 0
-    try:
-        cfg = override(replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation), args.set)
-        build(cfg, Path(args.out), Path(args.work), Path(args.report) if args.report else None,
-              reuse_pretraining=args.reuse_pretraining)
-    except (RuntimeError, ValueError, FileNotFoundError) as err:
-        print(f"chatreid.demo: error: {err}", file=sys.stderr)
-        return 1
+    cfg = override(replace(CONFIGS[args.config], seed=args.seed, ablation=not args.no_ablation), args.set)
+    build(cfg, Path(args.out), Path(args.work), Path(args.report) if args.report else None,
+          reuse_pretraining=args.reuse_pretraining)
     return 0

@@ -2,14 +2,21 @@
 
 Captions describe the person as this image shows them: the walking direction follows the view, a
 logo or glasses are mentioned only when the front or side is seen, and infrared captions name no
-colours at all (neither clothing nor hair): the image does not show them.
+colours at all (neither clothing, hair nor skin): the image does not show them. Every caption names
+the body traits that survive a change of clothes: gender and age (the noun), hair, build and
+height, and in visible light skin tone.
+
+The generator passed in is the image's own, shared with its rendering (and, after the captions,
+with a junk image's cropping): the wording of the body traits comes from a child generator
+(``Generator.spawn``), which draws nothing from the parent, so adding them moved no image.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from chatreid.data.synthpeds.world import Outfit, Traits
+from chatreid.data.attributes import article as _a
+from chatreid.data.synthpeds.world import Outfit, Traits, height_class, skin_name
 
 GARMENT = {"t-shirt": ["t-shirt", "short-sleeved shirt", "tee"], "shirt": ["shirt", "button-up shirt", "long-sleeved shirt"],
            "sweater": ["sweater", "jumper", "long-sleeved top"], "jacket": ["jacket", "open jacket"],
@@ -18,18 +25,30 @@ LOWER = {"trousers": ["trousers", "pants", "slacks"], "jeans": ["jeans", "denim 
          "skirt": ["short skirt", "skirt"], "long skirt": ["long skirt", "ankle-length skirt"]}
 SHOES = {"sneakers": ["sneakers", "trainers"], "shoes": ["shoes", "leather shoes"], "boots": ["boots"]}
 HAIR = {"short": "short", "buzz": "very short", "bob": "chin-length", "long": "long", "ponytail": "long"}
+# Body traits in two positions: before a noun ("a tall, slim man") and after a verb ("he is tall
+# and of slim build"). Keyed by the vocabulary's classes (world.height_class, Traits.build).
+BUILD_BEFORE = {"slim": ["slim", "slender", "thin"], "average": ["medium-build", "average-build"],
+                "heavy": ["heavy-set", "stocky", "heavily built"]}
+BUILD_AFTER = {"slim": ["slim", "slender", "of slim build"], "average": ["of average build", "of medium build"],
+               "heavy": ["heavy-set", "stocky", "of heavy build"]}
+HEIGHT_BEFORE = {"short": ["short"], "average": ["medium-height", "average-height"], "tall": ["tall"]}
+HEIGHT_AFTER = {"short": ["short", "rather short"], "average": ["of average height", "of medium height"],
+                "tall": ["tall", "rather tall"]}
+SKIN = ["{} skin", "{} complexion"]
 
 
 def _c(rng, words):
     return words[int(rng.integers(len(words)))]
 
 
+def _w(u: float, words):
+    # One uniform draw per choice whatever the list's length, so that the wording of the other
+    # traits does not depend on this trait's value.
+    return words[int(u * len(words))]
+
+
 def _colour(name: str, rng) -> str:
     return "grey" if name == "gray" and rng.random() < 0.4 else name
-
-
-def _a(phrase: str) -> str:
-    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
 
 def captions(traits: Traits, outfit: Outfit, view: str, modality: str, rng: np.random.Generator,
@@ -42,6 +61,13 @@ def captions(traits: Traits, outfit: Outfit, view: str, modality: str, rng: np.r
     noun = {"young": "boy" if male else "girl", "teenager": "teenage boy" if male else "teenage girl",
             "adult": "man" if male else "woman", "old": "old man" if male else "old woman"}[traits.age]
     he, his = ("he", "his") if male else ("she", "her")
+    He = he.capitalize()
+    u = rng.spawn(1)[0].random(5)
+    height, build = height_class(traits.height), traits.build
+    ht_before, ht_after = _w(u[0], HEIGHT_BEFORE[height]), _w(u[1], HEIGHT_AFTER[height])
+    bd_before, bd_after = _w(u[2], BUILD_BEFORE[build]), _w(u[3], BUILD_AFTER[build])
+    skin = None if ir else _w(u[4], SKIN).format(skin_name(traits.skin))
+    skin_a = skin and (skin if skin.endswith("skin") else _a(skin))  # "fair skin", "a fair complexion"
 
     def col(name):
         return "" if ir else _colour(name, rng) + " "
@@ -79,19 +105,22 @@ def captions(traits: Traits, outfit: Outfit, view: str, modality: str, rng: np.r
 
     acc = ""
     if carried:
-        acc += f" {he.capitalize()} is carrying {join(carried)}."
+        acc += f" {He} is carrying {join(carried)}."
     if worn:
-        acc += f" {he.capitalize()} {_c(rng, ['is wearing', 'wears', 'has on'])} {join(worn)}."
+        acc += f" {He} {_c(rng, ['is wearing', 'wears', 'has on'])} {join(worn)}."
+    and_skin = f" and {skin_a}" if skin else ""
     templates = [
-        lambda: f"The {noun} is wearing {upper}, {lower} and {shoes}. {he.capitalize()} has {hair}.{acc}",
-        lambda: f"A {noun} with {hair} walks {direction}. {he.capitalize()} {_c(rng, ['wears', 'is dressed in'])} "
-                f"{upper} and {lower}.{acc}",
-        lambda: f"This {noun} has {hair} and is dressed in {upper} with {lower} and {shoes}."
-                + (f" {he.capitalize()} carries nothing." if not carried else acc),
-        lambda: f"{_a(noun).capitalize()} in {upper} and {lower} is walking {direction}; {he} has "
-                f"{hair}.{acc}",
-        lambda: f"{he.capitalize()} is {_a(('slim ' if traits.build == 'slim' else 'heavy-set ' if traits.build == 'heavy' else '') + noun)} "
-                f"wearing {lower}, {shoes} and {upper}, with {hair}.{acc}",
+        lambda: f"The {noun} is wearing {upper}, {lower} and {shoes}. {He} has {hair}{and_skin}, "
+                f"and is {ht_after} and {bd_after}.{acc}",
+        lambda: f"{_a(ht_before).capitalize()}, {bd_before} {noun} with {hair} walks {direction}. {He} {_c(rng, ['wears', 'is dressed in'])} "
+                f"{upper} and {lower}." + (f" {He} has {skin_a}." if skin else "") + acc,
+        lambda: f"This {noun} has {hair}{and_skin} and is dressed in {upper} with {lower} and {shoes}. "
+                f"{He} is {ht_after}, with {_a(build + ' build')}."
+                + (f" {He} carries nothing." if not carried else acc),
+        lambda: f"{_a(noun).capitalize()} in {upper} and {lower} is walking {direction}; {he} is {bd_after} "
+                f"and {ht_after}, and has {hair}{and_skin}.{acc}",
+        lambda: f"{He} is {_a(noun) + ' of average height and build' if height == build == 'average' else _a(ht_before + ' ' + bd_before + ' ' + noun)} "
+                f"wearing {lower}, {shoes} and {upper}, with {hair}{and_skin}.{acc}",
     ]
     order = rng.permutation(len(templates))[:n] if n <= len(templates) else rng.integers(0, len(templates), n)
     return [" ".join(templates[int(i)]().split()) for i in order]

@@ -365,7 +365,7 @@ def _write_shot(shot: Shot, layout: str, seed: int, size, cams, n_outfits, peopl
     row = {
         "path": shot.path, "pid": shot.pid, "camid": shot.cam, "clothes_id": f"{who}_{shot.outfit + 1}",
         "modality": cam.modality, "split": shot.split, "layout_split": shot.layout_split,
-        "attributes": attributes(person.traits, outfit, cam.modality), "captions": caps,
+        "attributes": attributes(person.traits, outfit, cam.modality, shown["view"]), "captions": caps,
         "view": shown["view"], "occluder": shown["occluder"], "width": img.width, "height": img.height,
         "traits": described[who]["traits"], "outfit": described[who]["outfits"][shot.outfit], "layout": layout, "seed": seed,
     }

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from chatreid.data.attributes import validate
+from chatreid.data.attributes import VOCAB, validate
 
 # Clothing colours are the attribute vocabulary's colour names; each has a few shades (navy and
 # denim are both "blue") so one name does not mean one RGB value.
@@ -32,10 +32,16 @@ SHADES: dict[str, list[tuple[int, int, int]]] = {
     "pink": [(232, 150, 172), (210, 118, 150)],
     "brown": [(112, 76, 46), (140, 100, 62), (88, 60, 40)],
 }
+# One RGB per skin-tone name of the attribute vocabulary (VOCAB["skin"], lightest first).
 SKIN_TONES = [(250, 222, 200), (236, 198, 166), (214, 170, 130), (184, 134, 96), (142, 96, 64), (98, 66, 46)]
 HAIR_COLOURS = {"black": (24, 20, 18), "dark brown": (58, 38, 26), "brown": (104, 70, 42),
                 "blond": (206, 170, 104), "red": (150, 64, 34), "gray": (150, 148, 146),
                 "white": (222, 220, 216)}
+
+assert len(SKIN_TONES) == len(VOCAB["skin"]) and tuple(HAIR_COLOURS) == VOCAB["hair_color"]
+# Height classes (VOCAB["height"]) of the relative height: children and most teenagers are
+# short; tall is about the top fifth of adult men. Upper bounds, exclusive.
+HEIGHT_BOUNDS = {"short": 0.9, "average": 1.03}
 
 # Outfit styles make colour choices correlated (weights over colour names).
 STYLES = {
@@ -178,11 +184,25 @@ def sample_identity(seed: int, pid: int, n_outfits: int = 1) -> Identity:
     return Identity(pid, traits, outfits)
 
 
-def attributes(traits: Traits, outfit: Outfit, modality: str = "visible") -> dict:
-    """The Market-1501 attributes this person in this outfit truly has.
+def skin_name(skin) -> str:
+    """The vocabulary's name of a skin tone (one of SKIN_TONES)."""
+    return VOCAB["skin"][SKIN_TONES.index(tuple(skin))]
 
-    Infrared images leave out the two colour keys (a missing key means "not annotated"): the
-    colours exist but cannot be seen, and an annotation must be true to the image.
+
+def height_class(height: float) -> str:
+    for name, bound in HEIGHT_BOUNDS.items():
+        if height < bound:
+            return name
+    return "tall"
+
+
+def attributes(traits: Traits, outfit: Outfit, modality: str = "visible", view: str | None = None) -> dict:
+    """The attributes this person in this outfit truly has (Market-1501's and the body traits).
+
+    Infrared images leave out the colour keys (clothing, hair and skin; a missing key means "not
+    annotated"): the colours exist but cannot be seen, and an annotation must be true to the
+    image. Glasses are annotated only for a known ``view`` that shows the face (not "back"), and
+    hair colour not for a bald head.
     """
     a = {
         "gender": traits.gender,
@@ -195,10 +215,17 @@ def attributes(traits: Traits, outfit: Outfit, modality: str = "visible") -> dic
         "backpack": outfit.backpack is not None,
         "bag": outfit.bag is not None,
         "handbag": outfit.handbag is not None,
+        "height": height_class(traits.height),
+        "build": traits.build,
     }
     if modality == "visible":
         a["upper_color"] = outfit.upper_color
         a["lower_color"] = outfit.lower_color
+        a["skin"] = skin_name(traits.skin)
+        if traits.hair_style != "bald":
+            a["hair_color"] = traits.hair_colour
+    if view is not None and view != "back":
+        a["glasses"] = outfit.glasses
     return validate(a, where=f"synthpeds attributes ({modality})")
 
 
