@@ -338,6 +338,13 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     assert summary["results"]["pedes"]["1+2+3"]["top_k"] == summary["text_prefilter"]["head"]
     # ceilings and chance of every evaluation world, in the report
     assert set(summary["ceilings"]) == set(demo.LAYOUTS)
+    # stage 1's attribute answers, of the stage-1 model and the demo model, on held-out market people
+    assert set(summary["attributes"]) == {"stage 1", "1+2+3"}
+    for result in summary["attributes"].values():
+        assert result["images"] == MINIMAL.attribute_images
+        assert all(0.0 <= d["accuracy"] <= 1.0 and 0.0 <= d["majority"] <= 1.0
+                   for d in result["per_attribute"].values())
+    assert "## Attributes: stage 1's answers on held-out people" in rep.read_text()
     assert all(c["random"]["mAP"] <= c["body"]["mAP"] for c in summary["ceilings"].values())
     installed = json.loads((out / "config.json").read_text())
     assert installed == json.loads((work / "runs" / "s123" / "final" / "config.json").read_text())

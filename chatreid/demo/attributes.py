@@ -31,7 +31,7 @@ from chatreid.data.synthpeds.captions import (BUILD_AFTER, BUILD_BEFORE, GARMENT
 from chatreid.data.synthpeds.layouts import load_ground_truth
 from chatreid.data.synthpeds.world import (HEIGHT_BOUNDS, SKIN_TONES, Outfit, Traits, attributes)
 
-# The attributes asked, clothes-invariant first (issue 21's list), then the clothing stage 1
+# The attributes asked: those that survive a change of clothes first, then the clothing stage 1
 # also describes.
 ASKED = ("gender", "age", "hair", "hair_color", "skin", "build", "height", "glasses",
          "upper_color", "lower_color", "lower_type")

@@ -118,6 +118,9 @@ class DemoConfig:
     text_prefilter_epochs: int = 11
     # Evaluation on fresh worlds (their held-out identities; never trained on, never pretrained on)
     eval_ids: dict = field(default_factory=lambda: {"market": 100, "ltcc": 60, "sysu": 60, "pedes": 200})
+    # stage 1's attribute answers and descriptions (chatreid.demo.attributes), on this many held-out
+    # images of the market evaluation world, for the stage-1 model and the demo model (0: not measured)
+    attribute_images: int = 60
     seeds: int = 1  # stage-training seeds of the ablation (one shared base); the demo is seed 0's 1+2+3
     # the first stage seed's offset: builds with --reuse-pretraining and stage_seed 1, 2 ... train
     # further stage seeds of one base side by side (one core each)
@@ -161,7 +164,7 @@ CONFIGS = {
                         pretrain_ids={"market": 30, "sysu": 12, "ltcc": 12},
                         pretrain_images_per_id={"market": 4, "sysu": 6, "ltcc": 6}, pretrain_steps=20,
                         pretrain_batch=8, eval_ids={"market": 16, "ltcc": 24, "sysu": 15, "pedes": 30},
-                        text_prefilter_ids=30, text_prefilter_epochs=1,
+                        text_prefilter_ids=30, text_prefilter_epochs=1, attribute_images=4,
                         seeds=2, curve_every=5, curve_pairs=10),
 }
 

@@ -337,6 +337,16 @@ def evaluate(cfg: DemoConfig, models: dict[str, Path], roots: dict[str, Path], w
     return results
 
 
+def attribute_figures(cfg: DemoConfig, work: Path, models: dict[str, Path], world: Path) -> dict:
+    """Stage 1's attribute answers and descriptions on held-out images of ``world``
+    (``chatreid.demo.attributes``), for the stage-1 model (seed 0) and the demo model."""
+    from chatreid.demo.attributes import attribute_accuracy
+
+    chosen = {"stage 1": work / "runs" / "s1" / "final", "1+2+3": models["1+2+3"]}
+    return {label: attribute_accuracy(path, world, n_images=cfg.attribute_images, seed=cfg.seed)
+            for label, path in chosen.items() if path.is_dir()}
+
+
 def param_count(path: Path) -> int:
     from safetensors import safe_open
 
@@ -463,6 +473,10 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
                        Path(text_prefilter["folder"]) if text_prefilter else None)
     with timer("ground-truth ceilings and chance"):
         ceilings = evaluation_ceilings(cfg, eval_roots)
+    attributes = None
+    if cfg.attribute_images and "market" in eval_roots:
+        with timer("attributes (stage 1 and the demo model)"):
+            attributes = attribute_figures(cfg, work, models, eval_roots["market"])
     params = param_count(models["1+2+3"])
     pairs = scored_pairs(work, eval_roots, cfg)
     main_models = {k: v for k, v in models.items() if "@" not in k}  # the features of seed 0's chains
@@ -470,7 +484,7 @@ def build(cfg: DemoConfig, out: Path = DEFAULT_OUT, work: Path = DEFAULT_WORK,
                "curves": curves, "feature_separation": feature_separation(pairs, main_models), "config": cfg.to_dict(),
                "results": results, "steps_s": timer.steps, "total_s": timer.total,
                "load_start": load_start, "load_end": _load(), "params": params, "ceilings": ceilings,
-               "text_prefilter": text_prefilter}
+               "text_prefilter": text_prefilter, "attributes": attributes}
     install(models["1+2+3"], out, model_card(cfg, params, results), summary,
             Path(text_prefilter["folder"]) if text_prefilter else None)
     if report_path is not None:

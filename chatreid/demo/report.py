@@ -224,6 +224,8 @@ Evaluation sets: {'; '.join(sizes)}. SYSU: {cfg.sysu_trials} of the 10 gallery t
 
 {text_prefilter_section(summary)}
 
+{attributes_section(summary)}
+
 {learning_curves(summary, cfg)}
 
 {separation_section(summary)}
@@ -266,6 +268,24 @@ that an infrared photo does not show, so the sysu ceilings are ceilings of the d
 photos show. `python -m chatreid.demo ceilings --world DIR` computes them for any world.
 
 {ceilings_table(ceilings)}"""
+
+
+def attributes_section(summary: dict) -> str:
+    """Stage 1's attribute answers and descriptions on held-out people, beside the majority class."""
+    figures = summary.get("attributes")
+    if not figures:
+        return ""
+    from chatreid.demo.attributes import attributes_table
+
+    parts = [f"### {label}\n\n{attributes_table(result)}" for label, result in figures.items()]
+    return """## Attributes: stage 1's answers on held-out people
+
+Each attribute asked as a closed choice through stage 1's caption prompt: the candidates are the
+image's caption with only that attribute changed, and the model's answer is the one it finds most
+likely (`chatreid.demo.attributes`; `python -m chatreid.demo attributes --model M --world W`).
+Descriptions are generated greedily and read back attribute by attribute.
+
+""" + "\n".join(parts)
 
 
 def text_prefilter_section(summary: dict) -> str:
