@@ -263,6 +263,37 @@ def test_report_has_a_row_per_model_and_a_dash_where_a_setting_has_no_number():
     assert "| 1+2 (seed 1) | 2 | 2.5 |" in text  # another stage seed's run: its chain and seed, its stage's steps
 
 
+def test_builds_of_later_stage_seeds_join_the_report_as_further_seeds(tmp_path):
+    """merge_seeds (python -m chatreid.demo report --seeds-from WORK): a build that reused the base
+    with stage seed 1 joins as seed 1, with its curves and losses; another recipe, another base or a
+    seed already there is refused."""
+    from chatreid.demo.report import merge_seeds
+
+    def summary(mAP, **cfg):
+        r = {"rank1": 0.5, "mAP": mAP, "mINP": 0.1, "queries": 4, "gallery": 9, "protocol": "market",
+             "top_k": 3, "prefilter": "color_histogram"}
+        out = _summary({"market": {"1+2+3": dict(r), "2+3": dict(r), "3": dict(r), "pre-filter": dict(r, mAP=0.1)}})
+        out["config"] = {**replace(MINIMAL, seeds=1).to_dict(), **cfg}
+        out["pretraining"] = {"curve": [{"step": 0, "auc": {"market": 0.5}}], "levels": [], "seconds": 1.0}
+        out["curves"], out["losses"] = {"s123": [{"step": 5, "auc": {"market": mAP}}]}, {"s123": mAP}
+        return out
+
+    merged = merge_seeds(summary(0.2), [summary(0.4, stage_seed=1), summary(0.6, stage_seed=2)])
+    assert merged["config"]["seeds"] == 3
+    assert [merged["results"]["market"][k]["mAP"] for k in ("1+2+3", "1+2+3@1", "1+2+3@2")] == [0.2, 0.4, 0.6]
+    assert merged["results"]["market"]["pre-filter"]["mAP"] == 0.1 and "pre-filter@1" not in merged["results"]["market"]
+    assert merged["curves"]["s123@2"][0]["auc"]["market"] == 0.6 and merged["losses"]["s123@1"] == 0.4
+    assert "50.0 / 40.0 ±20.0" in demo.report(merged)  # the demo row: mean ± sample sd of mAP over three seeds
+    with pytest.raises(ValueError, match="differs in top_k"):
+        merge_seeds(summary(0.2), [summary(0.4, stage_seed=1, top_k=9)])
+    other_base = summary(0.4, stage_seed=1)
+    other_base["pretraining"]["curve"][0]["auc"]["market"] = 0.6
+    with pytest.raises(ValueError, match="another pretrained base"):
+        merge_seeds(summary(0.2), [other_base])
+    with pytest.raises(ValueError, match="stage seed 0 is already"):
+        merge_seeds(summary(0.2), [summary(0.4)])
+
+
 def test_report_shows_ceilings_and_the_text_prefilter_where_the_summary_has_them():
     r = {"rank1": 0.5, "mAP": 0.25, "mINP": 0.1, "queries": 4, "gallery": 9, "protocol": "t2i", "top_k": 20,
          "prefilter": "color_histogram"}

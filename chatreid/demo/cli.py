@@ -13,11 +13,22 @@ from pathlib import Path
 from chatreid.demo import __doc__ as DOC
 from chatreid.demo.config import CONFIGS, LAYOUTS, DemoConfig, override
 from chatreid.demo.driver import DEFAULT_OUT, DEFAULT_REPORT, DEFAULT_WORK, build, final_loss
-from chatreid.demo.report import write_report
+from chatreid.demo.report import merge_seeds, write_report
 from chatreid.demo.separation import scored_pairs, yes_separation
 from chatreid.usage import ArgumentParser, user_error
 
 PROG = "python -m chatreid.demo"
+
+
+def _summary(work: str) -> dict:
+    """A finished build's summary.json in ``work``."""
+    file = Path(work) / "summary.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"--work {work}: no summary.json here (a finished build writes it)")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: not valid JSON ({err.msg})") from None
 
 
 def main(argv=None) -> int:
@@ -37,6 +48,9 @@ def main(argv=None) -> int:
     r = sub.add_parser("report", help="re-render the report from a finished build's summary.json")
     r.add_argument("--work", default=str(DEFAULT_WORK))
     r.add_argument("--report", default=str(DEFAULT_REPORT))
+    r.add_argument("--seeds-from", action="append", default=[], metavar="WORK",
+                   help="a build that reused --work's pretrained base with later stage seeds (--set stage_seed=K): "
+                        "its chains join the report as further seeds; repeatable")
     c = sub.add_parser("ceilings", help="ground-truth ceilings (body traits, clothes) and chance of a SynthPeds world")
     c.add_argument("--world", required=True, action="append",
                    help="a SynthPeds world folder (chatreid synth); repeatable")
@@ -68,13 +82,9 @@ def _run(args) -> int:
         print(ceilings_table({Path(w).name: world_ceilings(w, args.protocol, args.trials) for w in args.world}))
         return 0
     if args.cmd == "report":
-        file = Path(args.work) / "summary.json"
-        if not file.is_file():
-            raise FileNotFoundError(f"--work {args.work}: no summary.json here (a finished build writes it)")
-        try:
-            summary = json.loads(file.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{file}: not valid JSON ({err.msg})") from None
+        summary = _summary(args.work)
+        if args.seeds_from:
+            summary = merge_seeds(summary, [_summary(w) for w in args.seeds_from])
         summary.setdefault("losses", {p.parent.name: final_loss(p)
                                       for p in sorted((Path(args.work) / "runs").glob("s*/final"))})
         if "separation" not in summary:

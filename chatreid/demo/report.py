@@ -57,6 +57,43 @@ def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
+def merge_seeds(summary: dict, others: list[dict]) -> dict:
+    """``summary`` with the stage seeds of ``others`` added after its own: builds that reused its
+    pretrained base (``--reuse-pretraining``) with later stage seeds (``--set stage_seed=K``), run
+    side by side. Their chains join as further seeds (``1+2+3@1``...), with their curves and losses;
+    the recipe must be the same apart from the stage seed."""
+    cfg = summary["config"]
+    out = json.loads(json.dumps(summary))
+    seen = {cfg["seed"] + cfg.get("stage_seed", 0) + j for j in range(cfg["seeds"])}
+    k = cfg["seeds"]
+    for other in others:
+        theirs = other["config"]
+        differ = sorted(f for f in cfg if f not in ("name", "seeds", "stage_seed") and theirs.get(f) != cfg[f])
+        if differ:
+            raise ValueError(f"a build of another recipe cannot join as a seed: it differs in {', '.join(differ)}")
+        if (other.get("pretraining") or {}).get("curve") != (summary.get("pretraining") or {}).get("curve"):
+            raise ValueError("a build from another pretrained base cannot join as a seed (build it with "
+                             "--reuse-pretraining in a copy of this build's work folder)")
+        for j in range(theirs["seeds"]):
+            seed = theirs["seed"] + theirs.get("stage_seed", 0) + j
+            if seed in seen:
+                raise ValueError(f"stage seed {seed} is already in the report")
+            seen.add(seed)
+            for layout, rows in other["results"].items():
+                for label, r in rows.items():
+                    chain, _, at = label.partition("@")
+                    if chain in CHAINS and int(at or 0) == j:
+                        out["results"].setdefault(layout, {})[seed_label(chain, k)] = r
+            for table in ("curves", "losses"):
+                for run, v in (other.get(table) or {}).items():
+                    name, _, at = run.partition("@")
+                    if int(at or 0) == j:
+                        out.setdefault(table, {})[f"{name}@{k}"] = v
+            k += 1
+    out["config"]["seeds"] = k
+    return out
+
+
 def _seed_runs(results: dict, layout: str, key: str, seeds: int) -> list[dict]:
     """The results of row ``key`` in ``layout`` for each stage seed that has one."""
     by_label = results.get(layout, {})
