@@ -146,14 +146,17 @@ CONFIGS = {
     # three stage seeds and SYSU over all ten gallery trials; under 2 hours on 2 loaded CPU cores
     # (docs/demo-learning.md, round five)
     "ship": DemoConfig("ship", pretrain_steps=12000, seeds=3, sysu_trials=10),
-    # the generic-pretraining recipe (issue 21; docs/demo-learning.md, sixth round): the base
-    # learns only what a general VLM brings (one picture against an edited or grey copy, describing,
-    # caption matching), so the stages must teach Re-ID: a longer stage 2 at a learning rather
-    # than a keeping rate, stage 1 at 8 tokens a crop; sized to be measured on a loaded machine
-    # within an hour (about 20 minutes on 2 unloaded CPU cores, estimated)
-    "generic": DemoConfig("generic", pretrain_mode="generic", pretrain_steps=1000, pretrain_match=6,
+    # the generic recipe (docs/demo-learning.md, rounds six and seven): the base learns only what a
+    # general VLM brings (one picture against an edited or grey copy, describing, caption matching),
+    # so the stages must teach Re-ID. Stage 1 reads 8 tokens a crop; stage 2's rows are followed by
+    # its comparison curriculum on the stage data's people (other cameras, clothes and light), which
+    # is why the stage worlds are as large as the pretraining's
+    "generic": DemoConfig("generic", pretrain_mode="generic", pretrain_steps=2000, pretrain_match=6,
                           pretrain_grey=0.2, pretrain_hard_negatives=0.0, stage1_max_pixels=128 * 64,
-                          steps={1: 400, 2: 800, 3: 150}, lr={1: 1e-4, 2: 2e-4, 3: 3e-5},
+                          ids={"market": 2000, "ltcc": 600, "sysu": 600, "pedes": 300},
+                          images_per_id={"market": 4, "ltcc": 6, "sysu": 6, "pedes": 4},
+                          steps={1: 400, 2: 200, 3: 300}, lr={1: 1e-4, 2: 1e-4, 3: 3e-5},
+                          stage2_compare_steps=2500, stage2_hard_positives=0.5,
                           diagnostic=False, curve_every=200),
     # a quick end-to-end run (a few minutes): the same pipeline with fewer identities, rows and
     # training steps, and a smaller model
