@@ -402,21 +402,21 @@ def demo_query(image):
 
 @pytest.mark.slow
 def test_a_small_build_tells_held_out_people_apart(tmp_path):
-    """The recipe learns: the real model size and pretraining worlds with short stages (about ten
-    minutes on one core), and the P(Yes) AUC on held-out people of the fresh evaluation worlds
-    clears chance by a margin, after the pretraining and at the end of the shipped 1+2+3 chain.
-    (With a fifth of the pretraining people, the duplicate level alone once took its 800-step
-    maximum: the onset of the comparison is not punctual, so the test keeps the default worlds.)"""
-    cfg = replace(demo.CONFIGS["full"], name="learns", ids={"market": 60, "ltcc": 30, "sysu": 30, "pedes": 60},
-                  rows={1: 400, 2: 800, 3: 400}, steps={1: 40, 2: 60, 3: 40},
-                  pretrain_steps=1600, pretrain_hard_negatives=0.0,
+    """The recipe learns: the real model size and pretraining worlds of the generic recipe with
+    short stages (about ten minutes on one core), and the P(Yes) AUC on held-out people of the fresh
+    evaluation worlds clears chance by a margin after the generic pretraining (one picture against
+    edited copies of itself: no two pictures of one person) and at the end of the 1+2+3 chain, whose
+    stage 2 runs a short comparison curriculum."""
+    cfg = replace(demo.CONFIGS["generic"], name="learns", ids={"market": 60, "ltcc": 30, "sysu": 30, "pedes": 60},
+                  images_per_id=None, rows={1: 400, 2: 800, 3: 400}, steps={1: 40, 2: 60, 3: 40},
+                  pretrain_steps=1600, stage2_compare_steps=300,
                   eval_ids={"market": 60, "ltcc": 30, "sysu": 30, "pedes": 40}, seeds=1, ablation=False,
-                  diagnostic=False, curve_every=20, curve_pairs=100, prefilter="color_histogram",
-                  text_prefilter_ids=0)  # the text pre-filter's own training would double the test's time
+                  diagnostic=False, curve_every=200, curve_pairs=100, prefilter="color_histogram",
+                  text_prefilter_ids=0, attribute_images=0)  # each of those would add minutes
     summary = demo.build(cfg, tmp_path / "model", tmp_path / "work", None)
     after_pretraining = summary["pretraining"]["curve"][-1]["auc"]["market"]
     shipped = summary["curves"]["s123"][-1]["auc"]["market"]
-    assert after_pretraining >= 0.65 and shipped >= 0.6, (after_pretraining, shipped)
+    assert after_pretraining >= 0.6 and shipped >= 0.6, (after_pretraining, shipped)
 
 
 def test_a_finished_pretraining_is_reused_only_under_the_same_settings(tmp_path):
