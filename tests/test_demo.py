@@ -369,6 +369,9 @@ def test_build_end_to_end_on_a_minimal_configuration(tmp_path):
     assert summary["results"]["pedes"]["1+2+3"]["top_k"] == summary["text_prefilter"]["head"]
     # ceilings and chance of every evaluation world, in the report
     assert set(summary["ceilings"]) == set(demo.LAYOUTS)
+    # under the protocol each world was evaluated with (ltcc: cloth-changing, not the LTCC default)
+    assert {l: c["protocol"] for l, c in summary["ceilings"].items()} == {
+        l: r["1+2+3"]["protocol"] for l, r in summary["results"].items()}
     # stage 1's attribute answers, of the stage-1 model and the demo model, on held-out market people
     assert set(summary["attributes"]) == {"stage 1", "1+2+3"}
     for result in summary["attributes"].values():

@@ -82,7 +82,7 @@ def evaluation_ceilings(cfg: DemoConfig, roots: dict[str, Path]) -> dict:
     under the protocol and trials its evaluation used."""
     from chatreid.demo.ceilings import world_ceilings
 
-    return {layout: world_ceilings(root, trials=cfg.sysu_trials if layout == "sysu" else None)
+    return {layout: world_ceilings(root, PROTOCOL.get(layout), trials=cfg.sysu_trials if layout == "sysu" else None)
             for layout, root in roots.items()}
 
 
