@@ -143,10 +143,15 @@ def stated(text: str) -> dict:
     return out
 
 
+def judged(text: str, truth: dict) -> dict[str, bool]:
+    """{attribute: right?} for each attribute the description states that the ground truth annotates."""
+    return {k: truth[k] == v for k, v in stated(text).items() if k in truth}
+
+
 def check_description(text: str, truth: dict) -> tuple[int, int]:
     """(attributes stated that the ground truth annotates, how many of them are right)."""
-    said = {k: v for k, v in stated(text).items() if k in truth}
-    return len(said), sum(truth[k] == v for k, v in said.items())
+    said = judged(text, truth)
+    return len(said), sum(said.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,11 +261,10 @@ def attribute_accuracy(model_dir, world_root, n_images: int = 60, seed: int = 0,
         examples = []
         for row in rows:
             text = engine.describe(images.image(row["path"]), max_new_tokens=max_new_tokens)
-            for k, v in stated(text).items():
-                if k in row["attributes"]:
-                    said.setdefault(k, [0, 0])
-                    said[k][0] += 1
-                    said[k][1] += row["attributes"][k] == v
+            for k, right in judged(text, row["attributes"]).items():
+                said.setdefault(k, [0, 0])
+                said[k][0] += 1
+                said[k][1] += right
             if len(examples) < 3:
                 examples.append({"path": row["path"], "text": text})
         n_stated = sum(v[0] for v in said.values())
